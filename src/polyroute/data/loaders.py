@@ -1,0 +1,341 @@
+"""Read outcomes from files, with errors that name the file, the line and the field.
+
+Two shapes are understood:
+
+* **wide** (the llmrouter-bench JSONL): one prompt per line with a ``scores`` object
+  ``{model: quality}`` and optionally ``costs`` / ``latencies`` objects of the same shape;
+* **long**: one row per (prompt, model) with ``prompt_id, prompt, model, quality`` and optional
+  ``cost, latency, task`` columns, as JSONL, CSV or Parquet.
+
+Prices come from a models file (``models.json``). A cell without a recorded cost is charged by the
+rule in SOURCE.md, which is why every model that lacks per-row costs must have a price.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes, rule_cost
+from polyroute.errors import DataError
+
+_LONG_REQUIRED = ("prompt_id", "prompt", "model", "quality")
+
+
+# -- models file -------------------------------------------------------------------------------
+def load_models(path: str | Path) -> dict[str, ModelInfo]:
+    """Read a models file: ``{name: {input_price_per_mtok, output_price_per_mtok, ...}}``.
+
+    A list of objects each carrying a ``name`` is accepted too.
+    """
+    path = Path(path)
+    raw = _read_json_file(path)
+    if isinstance(raw, list):
+        items: list[tuple[Any, Any]] = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict) or "name" not in entry:
+                raise DataError(f"{path}: entry {i} must be an object with a 'name' field")
+            items.append((entry["name"], entry))
+    elif isinstance(raw, dict):
+        items = list(raw.items())
+    else:
+        raise DataError(f"{path}: expected a JSON object mapping model names to prices")
+    if not items:
+        raise DataError(f"{path}: the models file lists no models")
+    models: dict[str, ModelInfo] = {}
+    for name, entry in items:
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: model {name!r}: expected an object with prices")
+        for key in ("input_price_per_mtok", "output_price_per_mtok"):
+            if key not in entry:
+                raise DataError(f"{path}: model {name!r}: missing field {key!r}")
+        models[str(name)] = ModelInfo(
+            str(name),
+            _as_price(entry["input_price_per_mtok"], path, name, "input_price_per_mtok"),
+            _as_price(entry["output_price_per_mtok"], path, name, "output_price_per_mtok"),
+        )
+    return models
+
+
+def _as_price(value: Any, path: Path, name: Any, key: str) -> float:
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: model {name!r}: {key} must be a number, got {value!r}") from None
+    if not math.isfinite(price) or price < 0:
+        raise DataError(f"{path}: model {name!r}: {key} must be >= 0, got {value!r}")
+    return price
+
+
+def _read_json_file(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with _open_text(path) as fh:
+            return json.loads(fh.read())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+def load_outcomes(
+    path: str | Path,
+    models: str | Path | Mapping[str, ModelInfo] | None = None,
+    *,
+    output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+) -> Outcomes:
+    """Load an outcomes file in any supported format (chosen by extension and content).
+
+    ``models`` is a models file or an already-loaded mapping; when omitted, a ``models.json``
+    next to the data file is used if present. ``output_tokens`` is the per-answer output length
+    assumed by the cost rule for cells without a recorded cost.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if output_tokens < 0:
+        raise DataError(f"output_tokens must be >= 0, got {output_tokens}")
+    prices = _resolve_models(path, models)
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".parquet" in suffixes:
+        rows = _parquet_rows(path)
+        return _from_long(rows, path, prices, output_tokens, unit="row")
+    if ".csv" in suffixes:
+        return _from_long(_csv_rows(path), path, prices, output_tokens, unit="row")
+    if ".jsonl" in suffixes or ".json" in suffixes or ".ndjson" in suffixes:
+        records = list(_jsonl_records(path))
+        if not records:
+            raise DataError(f"{path}: the file holds no records")
+        if "scores" in records[0][1]:
+            return _from_wide(records, path, prices, output_tokens)
+        return _from_long(records, path, prices, output_tokens, unit="line")
+    raise DataError(f"{path}: unknown format; use .jsonl, .csv or .parquet (optionally .gz)")
+
+
+def _resolve_models(
+    path: Path, models: str | Path | Mapping[str, ModelInfo] | None
+) -> dict[str, ModelInfo]:
+    if models is None:
+        sibling = path.parent / "models.json"
+        return load_models(sibling) if sibling.is_file() else {}
+    if isinstance(models, Mapping):
+        return dict(models)
+    return load_models(models)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")  # noqa: SIM115 - callers use it in a with-block
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}: line {lineno}: expected a JSON object")
+            yield lineno, obj
+
+
+def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        # Data rows start on line 2; a quoted newline would shift this, which we accept.
+        rows = [(i + 2, {k: v for k, v in row.items() if v not in ("", None)}) for i, row in
+                enumerate(reader)]
+    if not rows:
+        raise DataError(f"{path}: the file holds no rows")
+    return rows
+
+
+def _parquet_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a declared dependency
+        raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    rows = [(i + 1, {k: v for k, v in r.items() if v is not None}) for i, r in
+            enumerate(table.to_pylist())]
+    if not rows:
+        raise DataError(f"{path}: the file holds no rows")
+    return rows
+
+
+def _number(value: Any, where: str, field: str, lo: float | None = None,
+            hi: float | None = None) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: field {field!r}: expected a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise DataError(f"{where}: field {field!r}: expected a finite number, got {value!r}")
+    if lo is not None and x < lo or hi is not None and x > hi:
+        bounds = f"[{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+        raise DataError(f"{where}: field {field!r}: value {x:g} is outside {bounds}")
+    return x
+
+
+def _from_wide(records: list[tuple[int, dict[str, Any]]], path: Path,
+               prices: dict[str, ModelInfo], output_tokens: int) -> Outcomes:
+    order: dict[str, int] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for lineno, rec in records:
+        where = f"{path}: line {lineno}"
+        for key in ("prompt_id", "prompt", "scores"):
+            if key not in rec:
+                raise DataError(f"{where}: missing field {key!r}")
+        if not isinstance(rec["scores"], dict) or not rec["scores"]:
+            raise DataError(f"{where}: field 'scores' must be a non-empty object")
+        pid = str(rec["prompt_id"])
+        row = {
+            "prompt": str(rec["prompt"]),
+            "task": str(rec.get("task", "")),
+            "scores": {str(m): _number(q, where, f"scores.{m}", 0, 1)
+                       for m, q in rec["scores"].items()},
+            "costs": {str(m): _number(c, where, f"costs.{m}", 0)
+                      for m, c in (rec.get("costs") or {}).items()},
+            "latencies": {str(m): _number(t, where, f"latencies.{m}", 0)
+                          for m, t in (rec.get("latencies") or {}).items()},
+        }
+        if pid in rows:
+            if rows[pid] != row:
+                raise DataError(f"{where}: duplicate prompt_id {pid!r} with different contents "
+                                f"(first seen on line {order[pid]})")
+            continue
+        order[pid] = lineno
+        rows[pid] = row
+    cells = [
+        (pid, r["prompt"], r["task"], m, q, r["costs"].get(m), r["latencies"].get(m), order[pid])
+        for pid, r in rows.items() for m, q in r["scores"].items()
+    ]
+    return _assemble(cells, path, prices, output_tokens, unit="line")
+
+
+def _from_long(records: list[tuple[int, dict[str, Any]]], path: Path,
+               prices: dict[str, ModelInfo], output_tokens: int, unit: str) -> Outcomes:
+    if not records:
+        raise DataError(f"{path}: the file holds no records")
+    cells = []
+    for lineno, rec in records:
+        where = f"{path}: {unit} {lineno}"
+        for key in _LONG_REQUIRED:
+            if key not in rec:
+                raise DataError(f"{where}: missing field {key!r}")
+        cost = rec.get("cost")
+        lat = rec.get("latency")
+        cells.append((
+            str(rec["prompt_id"]), str(rec["prompt"]), str(rec.get("task", "")), str(rec["model"]),
+            _number(rec["quality"], where, "quality", 0, 1),
+            None if cost is None else _number(cost, where, "cost", 0),
+            None if lat is None else _number(lat, where, "latency", 0),
+            lineno,
+        ))
+    return _assemble(cells, path, prices, output_tokens, unit=unit)
+
+
+def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], output_tokens: int,
+              unit: str) -> Outcomes:
+    """Pivot validated cells into matrices, checking cross-row consistency."""
+    prompt_index: dict[str, int] = {}
+    prompt_meta: list[tuple[str, str, int]] = []
+    model_index: dict[str, int] = {}
+    for pid, text, task, model, _q, _c, _l, lineno in cells:
+        if pid not in prompt_index:
+            prompt_index[pid] = len(prompt_meta)
+            prompt_meta.append((text, task, lineno))
+        else:
+            first_text, first_task, first_line = prompt_meta[prompt_index[pid]]
+            if text != first_text:
+                raise DataError(f"{path}: {unit} {lineno}: prompt_id {pid!r} has a different "
+                                f"prompt text than on {unit} {first_line}")
+            if task and first_task and task != first_task:
+                raise DataError(f"{path}: {unit} {lineno}: prompt_id {pid!r} has task {task!r} "
+                                f"but {first_task!r} on {unit} {first_line}")
+        model_index.setdefault(model, len(model_index))
+    n, m = len(prompt_meta), len(model_index)
+    quality = np.full((n, m), np.nan)
+    cost = np.full((n, m), np.nan)
+    latency = np.full((n, m), np.nan)
+    seen_line = np.zeros((n, m), dtype=int)
+    for pid, _text, _task, model, q, c, lat, lineno in cells:
+        i, j = prompt_index[pid], model_index[model]
+        if seen_line[i, j]:
+            if quality[i, j] != q:
+                raise DataError(f"{path}: {unit} {lineno}: prompt_id {pid!r} × model {model!r} "
+                                f"has quality {q:g} but {quality[i, j]:g} on {unit} "
+                                f"{seen_line[i, j]}")
+            continue
+        seen_line[i, j] = lineno
+        quality[i, j] = q
+        if c is not None:
+            cost[i, j] = c
+        if lat is not None:
+            latency[i, j] = lat
+
+    models: list[ModelInfo] = []
+    for name, j in model_index.items():
+        needs_rule = bool(np.any(~np.isnan(quality[:, j]) & np.isnan(cost[:, j])))
+        if name in prices:
+            models.append(prices[name])
+        elif needs_rule:
+            first = int(seen_line[:, j][seen_line[:, j] > 0].min())
+            raise DataError(f"{path}: {unit} {first}: model {name!r} has no recorded cost and no "
+                            f"price in the models file; add it to models.json")
+        else:
+            models.append(ModelInfo(name, 0.0, 0.0))
+    texts = [t for t, _task, _l in prompt_meta]
+    for j, info in enumerate(models):
+        missing = ~np.isnan(quality[:, j]) & np.isnan(cost[:, j])
+        for i in np.flatnonzero(missing):
+            cost[i, j] = rule_cost(texts[i], info, output_tokens)
+    # Unknown quality cells keep the rule cost too, so that cost is defined wherever a router
+    # might send a prompt.
+    for j, info in enumerate(models):
+        for i in np.flatnonzero(np.isnan(cost[:, j])):
+            cost[i, j] = rule_cost(texts[i], info, output_tokens)
+    return Outcomes(
+        prompt_ids=tuple(prompt_index),
+        prompts=tuple(texts),
+        tasks=tuple(task for _t, task, _l in prompt_meta),
+        models=tuple(models),
+        quality=quality,
+        cost=cost,
+        latency=None if np.all(np.isnan(latency)) else latency,
+        source=str(path),
+    )
+
+
+def save_long_jsonl(outcomes: Outcomes, path: str | Path) -> Path:
+    """Write outcomes in the long JSONL format (one line per known cell); the inverse of loading."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, pid in enumerate(outcomes.prompt_ids):
+            for j, name in enumerate(outcomes.model_names):
+                q = outcomes.quality[i, j]
+                if np.isnan(q):
+                    continue
+                row: dict[str, Any] = {"prompt_id": pid, "prompt": outcomes.prompts[i],
+                                       "task": outcomes.tasks[i], "model": name,
+                                       "quality": float(q), "cost": float(outcomes.cost[i, j])}
+                if outcomes.latency is not None and not np.isnan(outcomes.latency[i, j]):
+                    row["latency"] = float(outcomes.latency[i, j])
+                fh.write(json.dumps(row) + "\n")
+    return path

@@ -1,0 +1,44 @@
+"""Prompt features: which text to embed, how, and the cache in front of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from polyroute.features.base import FittableFeaturizer, Featurizer
+from polyroute.features.cache import CachedFeaturizer, default_cache_path
+from polyroute.features.sentence import DEFAULT_MODEL, SentenceTransformerFeaturizer
+from polyroute.features.text import chat_to_text, focus_text
+from polyroute.features.tfidf import TfidfFeaturizer
+
+#: Names accepted wherever a featurizer is chosen; anything else is a sentence-transformers model.
+FEATURIZER_ALIASES = {"minilm": DEFAULT_MODEL, "default": DEFAULT_MODEL}
+
+
+def make_featurizer(spec: str = "minilm") -> Featurizer:
+    """Build a featurizer by name: ``minilm`` (default), ``tfidf``, or a sentence-transformers
+    model name or local path."""
+    if spec == "tfidf":
+        return TfidfFeaturizer()
+    return SentenceTransformerFeaturizer(FEATURIZER_ALIASES.get(spec, spec))
+
+
+def load_saved_featurizer(spec: str, directory: Path) -> Featurizer:
+    """The featurizer a saved router was trained with (fitted state read from ``directory``)."""
+    if spec == "tfidf":
+        return TfidfFeaturizer.load(directory)
+    return make_featurizer(spec)
+
+
+__all__ = [
+    "CachedFeaturizer",
+    "DEFAULT_MODEL",
+    "Featurizer",
+    "FittableFeaturizer",
+    "SentenceTransformerFeaturizer",
+    "TfidfFeaturizer",
+    "chat_to_text",
+    "default_cache_path",
+    "focus_text",
+    "load_saved_featurizer",
+    "make_featurizer",
+]

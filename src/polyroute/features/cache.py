@@ -1,0 +1,90 @@
+"""An on-disk embedding cache keyed by (featurizer id, SHA-256 of the text).
+
+Wrapping is done here once, for any featurizer, so that re-running an evaluation never re-embeds
+and the gateway answers repeated prompts without touching the encoder. SQLite keeps it in one file
+that several processes can share (WAL mode).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from polyroute.features.base import Featurizer
+
+_CHUNK = 500
+
+
+def default_cache_path() -> Path:
+    """``$POLYROUTE_CACHE_DIR/embeddings.sqlite``, else ``~/.cache/polyroute/embeddings.sqlite``."""
+    root = os.environ.get("POLYROUTE_CACHE_DIR") or Path.home() / ".cache" / "polyroute"
+    return Path(root) / "embeddings.sqlite"
+
+
+class CachedFeaturizer:
+    """Wraps a featurizer; embeddings already in the cache are read, the rest computed and stored."""
+
+    def __init__(self, inner: Featurizer, path: str | Path | None = None) -> None:
+        self.inner = inner
+        self.path = Path(path) if path is not None else default_cache_path()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS embeddings "
+                         "(key TEXT PRIMARY KEY, dim INTEGER NOT NULL, vector BLOB NOT NULL)")
+            self._conn = conn
+        return self._conn
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.inner.id}\0{text}".encode()).hexdigest()
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        keys = [self._key(t) for t in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            conn = self._connection()
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start:start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, _dim, blob in conn.execute(
+                        f"SELECT key, dim, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        todo = list(dict.fromkeys(k for k in keys if k not in found))
+        if todo:
+            first_text = {}
+            for key, text in zip(keys, texts, strict=True):
+                first_text.setdefault(key, text)
+            vectors = self.inner.encode([first_text[k] for k in todo], progress=progress)
+            rows = [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
+                    for k, v in zip(todo, vectors, strict=True)]
+            with self._lock:
+                conn = self._connection()
+                with conn:
+                    conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+            for k, v in zip(todo, vectors, strict=True):
+                found[k] = np.asarray(v, dtype=np.float32)
+        if not keys:
+            return self.inner.encode([], progress=False)
+        return np.stack([found[k] for k in keys])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

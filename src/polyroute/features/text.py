@@ -1,0 +1,46 @@
+"""What to embed: the part of a request that says what is being asked.
+
+The sentence encoder truncates at 256 word pieces (~1,000 characters), so a long shared prefix
+(a few-shot block, a system prompt, a reading passage) would push the actual question out of view.
+We keep the head (the instruction) and, above all, the tail (the question).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Characters kept from a long text; about the encoder's 256-token window.
+DEFAULT_MAX_CHARS = 1000
+_HEAD_SHARE = 0.25
+
+
+def focus_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Shorten ``text`` to at most ~``max_chars``, keeping a short head and a long tail."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    head = int(max_chars * _HEAD_SHARE)
+    tail = max_chars - head
+    return f"{text[:head]} … {text[-tail:]}"
+
+
+def chat_to_text(messages: Sequence[Mapping[str, Any]], max_user_turns: int = 2) -> str:
+    """The text to route a chat by: the latest user turn(s), not the system prompt.
+
+    ``content`` may be a string or OpenAI's list of parts; only text parts count.
+    """
+    user_texts: list[str] = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            user_texts.append(content)
+        elif isinstance(content, list):
+            parts = [p.get("text", "") for p in content
+                     if isinstance(p, Mapping) and p.get("type") == "text"]
+            user_texts.append("\n".join(parts))
+    if not user_texts:  # fall back to whatever text there is
+        user_texts = [m.get("content") for m in messages if isinstance(m.get("content"), str)]
+    return "\n".join(user_texts[-max_user_turns:])

@@ -1,0 +1,92 @@
+"""A no-model fallback: TF-IDF over word n-grams reduced by truncated SVD (LSA).
+
+It has to be fitted on the training prompts, so its fitted state travels with a saved router.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from polyroute.errors import NotFittedError, RouterError
+from polyroute.features.text import DEFAULT_MAX_CHARS, focus_text
+
+_STATE_JSON = "featurizer.json"
+_STATE_NPZ = "featurizer.npz"
+
+
+class TfidfFeaturizer:
+    """LSA embeddings: TF-IDF (uni+bi-grams, sublinear tf) → ``dim`` SVD components, L2-normed."""
+
+    needs_fit = True
+
+    def __init__(self, dim: int = 256, *, max_features: int = 50_000,
+                 max_chars: int = DEFAULT_MAX_CHARS, random_state: int = 0) -> None:
+        self.dim = dim
+        self.max_features = max_features
+        self.max_chars = max_chars
+        self.random_state = random_state
+        self._vectorizer = None
+        self.components_: np.ndarray | None = None
+
+    @property
+    def id(self) -> str:
+        if self.components_ is None:
+            return "tfidf:unfitted"
+        digest = hashlib.sha256(self.components_.tobytes()).hexdigest()[:12]
+        return f"tfidf:{self.components_.shape[0]}:{digest}"
+
+    def fit(self, texts: Sequence[str]) -> TfidfFeaturizer:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
+                                     max_features=self.max_features)
+        matrix = vectorizer.fit_transform([focus_text(t, self.max_chars) for t in texts])
+        k = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
+        svd = TruncatedSVD(n_components=k, random_state=self.random_state).fit(matrix)
+        self._vectorizer = vectorizer
+        self.components_ = svd.components_.astype(np.float32)
+        return self
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if self._vectorizer is None or self.components_ is None:
+            raise NotFittedError("TfidfFeaturizer must be fitted on training prompts first")
+        if not texts:
+            return np.zeros((0, self.components_.shape[0]), dtype=np.float32)
+        sparse = self._vectorizer.transform([focus_text(t, self.max_chars) for t in texts])
+        dense = np.asarray(sparse @ self.components_.T, dtype=np.float32)
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        return dense / np.maximum(norms, 1e-12)
+
+    def save(self, directory: Path) -> None:
+        if self._vectorizer is None or self.components_ is None:
+            raise NotFittedError("cannot save an unfitted TfidfFeaturizer")
+        vocab = {term: int(i) for term, i in self._vectorizer.vocabulary_.items()}
+        meta = {"kind": "tfidf", "dim": self.dim, "max_features": self.max_features,
+                "max_chars": self.max_chars, "vocabulary": vocab}
+        (directory / _STATE_JSON).write_text(json.dumps(meta))
+        np.savez(directory / _STATE_NPZ, idf=self._vectorizer.idf_.astype(np.float64),
+                 components=self.components_)
+
+    @classmethod
+    def load(cls, directory: Path) -> TfidfFeaturizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        try:
+            meta = json.loads((directory / _STATE_JSON).read_text())
+            arrays = np.load(directory / _STATE_NPZ, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise RouterError(f"{directory}: cannot read the saved TF-IDF featurizer ({exc})") \
+                from None
+        self = cls(meta["dim"], max_features=meta["max_features"], max_chars=meta["max_chars"])
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                     vocabulary=meta["vocabulary"])
+        vectorizer.idf_ = arrays["idf"]
+        self._vectorizer = vectorizer
+        self.components_ = arrays["components"]
+        return self

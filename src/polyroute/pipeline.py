@@ -1,0 +1,123 @@
+"""A trained router ready to use: featurizer + router + cost model, saved as one directory.
+
+This is what ``polyroute train`` writes, ``polyroute route`` reads and the gateway serves. The
+featurizer's id is recorded and checked on load: a router is meaningless in another embedding space.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyroute.data.outcomes import Outcomes
+from polyroute.errors import RouterError
+from polyroute.features import CachedFeaturizer, Featurizer, load_saved_featurizer, make_featurizer
+from polyroute.routers import CostModel, Estimates, Router, make_router
+
+PIPELINE_FILE = "polyroute.json"
+FORMAT_VERSION = 1
+
+
+class Pipeline:
+    """Routes texts: embed (cached), estimate quality, predict cost.
+
+    ``featurizer`` is the spec string (``minilm``, ``tfidf`` or a sentence-transformers model);
+    ``cache`` is the embedding cache path (``None`` = default location, ``False`` = no cache).
+    """
+
+    def __init__(self, router: Router | str, featurizer: str = "minilm",
+                 cache: str | Path | None | bool = None,
+                 router_params: dict[str, Any] | None = None) -> None:
+        self.router = make_router(router, **(router_params or {})) if isinstance(router, str) \
+            else router
+        self.featurizer_spec = featurizer
+        self._cache = cache
+        self._featurizer: Featurizer | None = None
+        self.cost_model_: CostModel | None = None
+
+    # -- featurizer ----------------------------------------------------------------------------
+    def _wrap(self, inner: Featurizer) -> Featurizer:
+        if self._cache is False:
+            return inner
+        return CachedFeaturizer(inner, None if self._cache in (None, True) else self._cache)
+
+    @property
+    def featurizer(self) -> Featurizer:
+        if self._featurizer is None:
+            self._featurizer = self._wrap(make_featurizer(self.featurizer_spec))
+        return self._featurizer
+
+    def _inner_featurizer(self) -> Featurizer:
+        f = self.featurizer
+        return f.inner if isinstance(f, CachedFeaturizer) else f
+
+    # -- learning and estimating ---------------------------------------------------------------
+    def fit(self, outcomes: Outcomes, *, progress: bool = False) -> Pipeline:
+        inner = self._inner_featurizer()
+        if getattr(inner, "needs_fit", False):
+            inner.fit(list(outcomes.prompts))
+            self._featurizer = self._wrap(inner)
+        features = self.featurizer.encode(list(outcomes.prompts), progress=progress)
+        self.router.fit(outcomes, features)
+        self.cost_model_ = CostModel.fit(outcomes)
+        return self
+
+    def estimate(self, texts: Sequence[str], *, features: np.ndarray | None = None) -> Estimates:
+        """Estimates for ``texts``; pass ``features`` if they were already computed."""
+        if self.cost_model_ is None:
+            raise RouterError("this pipeline is not fitted: call fit() or Pipeline.load()")
+        if features is None:
+            features = self.featurizer.encode(list(texts))
+        est = self.router.estimate(features)
+        if est.cost is None:
+            est = est.with_cost(self.cost_model_.predict(texts), self.cost_model_.cost_scale)
+        return est
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        if self.cost_model_ is None:
+            raise RouterError("this pipeline is not fitted")
+        return tuple(m.name for m in self.cost_model_.models)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        if self.cost_model_ is None:
+            raise RouterError("cannot save an unfitted pipeline")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.router.save(directory)
+        inner = self._inner_featurizer()
+        if getattr(inner, "needs_fit", False):
+            inner.save(directory)
+        meta = {"format_version": FORMAT_VERSION, "router": self.router.name,
+                "featurizer": self.featurizer_spec, "featurizer_id": inner.id,
+                "cost_model": self.cost_model_.to_dict()}
+        (directory / PIPELINE_FILE).write_text(json.dumps(meta, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, cache: str | Path | None | bool = None) -> Pipeline:
+        directory = Path(directory)
+        meta_path = directory / PIPELINE_FILE
+        if not meta_path.is_file():
+            raise RouterError(f"{directory}: not a trained router directory (no {PIPELINE_FILE}); "
+                              f"create one with `polyroute train`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RouterError(f"{meta_path}: corrupt ({exc.msg})") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise RouterError(f"{meta_path}: format version {meta.get('format_version')} is not "
+                              f"supported (expected {FORMAT_VERSION})")
+        pipeline = cls(Router.load(directory), featurizer=meta["featurizer"], cache=cache)
+        inner = load_saved_featurizer(meta["featurizer"], directory)
+        if inner.id != meta["featurizer_id"]:
+            raise RouterError(f"{directory}: router was trained with featurizer "
+                              f"{meta['featurizer_id']!r} but {inner.id!r} was loaded")
+        pipeline._featurizer = pipeline._wrap(inner)
+        pipeline.cost_model_ = CostModel.from_dict(meta["cost_model"])
+        return pipeline
