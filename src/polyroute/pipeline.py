@@ -56,12 +56,19 @@ class Pipeline:
         return f.inner if isinstance(f, CachedFeaturizer) else f
 
     # -- learning and estimating ---------------------------------------------------------------
-    def fit(self, outcomes: Outcomes, *, progress: bool = False) -> Pipeline:
-        inner = self._inner_featurizer()
-        if getattr(inner, "needs_fit", False):
-            inner.fit(list(outcomes.prompts))
-            self._featurizer = self._wrap(inner)
-        features = self.featurizer.encode(list(outcomes.prompts), progress=progress)
+    def fit(self, outcomes: Outcomes, *, features: np.ndarray | None = None,
+            progress: bool = False) -> Pipeline:
+        """Fit featurizer (if it learns), router and cost model on ``outcomes``.
+
+        Pass ``features`` to reuse embeddings computed once for several routers (evaluation);
+        the featurizer is then assumed fitted already.
+        """
+        if features is None:
+            inner = self._inner_featurizer()
+            if getattr(inner, "needs_fit", False):
+                inner.fit(list(outcomes.prompts))
+                self._featurizer = self._wrap(inner)
+            features = self.featurizer.encode(list(outcomes.prompts), progress=progress)
         self.router.fit(outcomes, features)
         self.cost_model_ = CostModel.fit(outcomes)
         return self
