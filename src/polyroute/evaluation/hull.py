@@ -39,7 +39,7 @@ def pareto_hull(points: np.ndarray) -> np.ndarray:
 
 
 def hull_quality_at(hull: np.ndarray, costs: np.ndarray | float) -> np.ndarray:
-    """Quality the hull reaches at each budget: 0 below its cheapest point, flat past its dearest."""
+    """Hull quality at each budget: 0 below its cheapest point, flat past its dearest one."""
     costs = np.atleast_1d(np.asarray(costs, dtype=float))
     if len(hull) == 0:
         return np.zeros_like(costs)

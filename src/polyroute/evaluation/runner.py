@@ -36,6 +36,16 @@ def check_router_names(names: Sequence[str]) -> list[str]:
     return [n for n in names if n != "oracle" and n in known]
 
 
+def warm_cache(outcomes: Outcomes, featurizer: str, cache: Any = None) -> None:
+    """Embed every prompt into the cache up front, with a progress bar, so the evaluation proper
+    only reads. A featurizer that must be fitted (TF-IDF) is skipped: it is fitted per split."""
+    inner = make_featurizer(featurizer)
+    if getattr(inner, "needs_fit", False) or cache is False:
+        return
+    CachedFeaturizer(inner, None if cache in (None, True) else cache).encode(
+        list(outcomes.prompts), progress=True)
+
+
 def embed_split(train: Outcomes, test: Outcomes, featurizer: str, cache: Any = None,
                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Embed train and test prompts (a learned featurizer is fitted on train only)."""

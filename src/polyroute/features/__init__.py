@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polyroute.features.base import FittableFeaturizer, Featurizer
+from polyroute.features.base import Featurizer, FittableFeaturizer
 from polyroute.features.cache import CachedFeaturizer, default_cache_path
 from polyroute.features.sentence import DEFAULT_MODEL, SentenceTransformerFeaturizer
 from polyroute.features.text import chat_to_text, focus_text

@@ -28,7 +28,7 @@ def default_cache_path() -> Path:
 
 
 class CachedFeaturizer:
-    """Wraps a featurizer; embeddings already in the cache are read, the rest computed and stored."""
+    """Wraps a featurizer: cached embeddings are read, the rest computed and stored."""
 
     def __init__(self, inner: Featurizer, path: str | Path | None = None) -> None:
         self.inner = inner

@@ -33,7 +33,8 @@ def calibrate_lambda(estimates: Estimates, share: float,
         names = set(expensive)
         unknown = names - set(estimates.models)
         if unknown:
-            raise PolicyError(f"unknown model(s) in the expensive set: {', '.join(sorted(unknown))}")
+            names_list = ", ".join(sorted(unknown))
+            raise PolicyError(f"unknown model(s) in the expensive set: {names_list}")
         mask = np.array([m in names for m in estimates.models])
     lo, hi = -6.0, 6.0  # log10 λ; the share falls as λ grows
     if expensive_share(estimates, 0.0, mask) <= share:

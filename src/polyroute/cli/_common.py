@@ -1,0 +1,84 @@
+"""Small pieces every sub-command shares: consoles, data arguments, progress."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from polyroute.data import DEFAULT_OUTPUT_TOKENS, Outcomes, load_bundled, load_outcomes
+from polyroute.errors import DataError
+
+#: Results go to stdout; progress and notes go to stderr so stdout stays pipeable.
+out = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, train_test: bool = False) -> None:
+    group = parser.add_argument_group("data (default: the bundled llmrouter-bench data set)")
+    group.add_argument("--data", type=Path, metavar="FILE",
+                       help="outcomes file (.jsonl, .csv or .parquet; wide or long format)")
+    if train_test:
+        group.add_argument("--train", type=Path, metavar="FILE", help="training outcomes file")
+        group.add_argument("--test", type=Path, metavar="FILE", help="test outcomes file")
+    group.add_argument("--models", type=Path, metavar="FILE",
+                       help="models file with prices (default: models.json beside the data)")
+    group.add_argument("--output-tokens", type=int, default=DEFAULT_OUTPUT_TOKENS, metavar="N",
+                       help="output tokens assumed per answer where no cost is recorded "
+                            "(default: %(default)s)")
+    group.add_argument("--sample", type=int, metavar="N",
+                       help="use a seeded random sample of N prompts (quick runs)")
+
+
+def load_data(args: argparse.Namespace, path: Path | None = None) -> Outcomes:
+    """The outcomes named by ``--data`` (or ``path``), else the bundled data set."""
+    path = path or getattr(args, "data", None)
+    if path is None:
+        if args.models is not None:
+            raise DataError("--models needs --data (the bundled data set has its own prices)")
+        outcomes = load_bundled(args.output_tokens)
+    else:
+        outcomes = load_outcomes(path, args.models, output_tokens=args.output_tokens)
+    if getattr(args, "sample", None):
+        outcomes = outcomes.sample(args.sample, random_state=getattr(args, "seed", 0))
+    return outcomes
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--featurizer", default="minilm", metavar="NAME",
+                        help="minilm (default; all-MiniLM-L6-v2), tfidf (no model), or a "
+                             "sentence-transformers model name or local path")
+    parser.add_argument("--cache", type=Path, metavar="PATH",
+                        help="embedding cache file (default: $POLYROUTE_CACHE_DIR or "
+                             "~/.cache/polyroute/embeddings.sqlite)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+
+
+def cache_setting(args: argparse.Namespace) -> Path | bool | None:
+    return False if args.no_cache else args.cache
+
+
+@contextmanager
+def steps(total: int, description: str) -> Iterator:
+    """A progress bar advanced by calling the yielded function with the current step's name."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                        console=err, transient=True)
+    with progress:
+        task = progress.add_task(description, total=total)
+        started = [False]
+
+        def step(name: str) -> None:
+            if started[0]:
+                progress.advance(task)
+            started[0] = True
+            progress.update(task, description=f"{description}: {name}")
+
+        yield step
+        progress.update(task, completed=total)
