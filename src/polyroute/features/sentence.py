@@ -24,6 +24,16 @@ def _bundled_minilm_path() -> str | None:
     return str(path) if (path / "modules.json").is_file() else None
 
 
+def _quiet_transformers() -> None:
+    """Loading weights from disk takes milliseconds; its progress bar is noise on our stderr."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 class SentenceTransformerFeaturizer:
     """Normalised sentence embeddings of the focused prompt text.
 
@@ -52,6 +62,7 @@ class SentenceTransformerFeaturizer:
             location = self.model
             if self.model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
                 location = _bundled_minilm_path() or self.model
+            _quiet_transformers()
             try:
                 self._model = SentenceTransformer(location, device=self.device)
             except (OSError, ValueError) as exc:
