@@ -1,0 +1,55 @@
+"""What gets embedded: the question, not a long shared prefix; the user's turns, not the system."""
+
+from __future__ import annotations
+
+from polyroute.features import chat_to_text, focus_text
+from polyroute.features.text import DEFAULT_MAX_CHARS
+
+
+def test_short_text_is_kept_with_whitespace_normalised() -> None:
+    assert focus_text("  What   is\n2 + 2?\t") == "What is 2 + 2?"
+
+
+def test_long_text_keeps_a_short_head_and_the_question_at_the_end() -> None:
+    prefix = "Example question and answer. " * 200
+    text = "Answer the questions carefully. " + prefix + "Q: What is the capital of Peru?"
+    focused = focus_text(text, max_chars=200)
+    assert len(focused) <= 200 + len(" … ")
+    assert focused.startswith("Answer the questions")
+    assert focused.endswith("Q: What is the capital of Peru?")
+    assert " … " in focused
+    # Most of the budget goes to the tail, where the question is.
+    head, tail = focused.split(" … ")
+    assert len(tail) > 2 * len(head)
+
+
+def test_default_budget_is_about_the_encoder_window() -> None:
+    assert len(focus_text("word " * 5000)) <= DEFAULT_MAX_CHARS + 3
+    assert focus_text("x" * DEFAULT_MAX_CHARS) == "x" * DEFAULT_MAX_CHARS
+
+
+def test_chat_uses_the_latest_user_turns_not_the_system_prompt() -> None:
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant. " * 50},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "second question"},
+        {"role": "assistant", "content": "second answer"},
+        {"role": "user", "content": "third question"},
+    ]
+    assert chat_to_text(messages) == "second question\nthird question"
+    assert chat_to_text(messages, max_user_turns=1) == "third question"
+
+
+def test_chat_content_parts_keep_only_text() -> None:
+    messages = [{"role": "user", "content": [
+        {"type": "text", "text": "Describe this image"},
+        {"type": "image_url", "image_url": {"url": "data:..."}},
+        {"type": "text", "text": "in one line"},
+    ]}]
+    assert chat_to_text(messages) == "Describe this image\nin one line"
+
+
+def test_chat_without_user_turns_falls_back_to_any_text() -> None:
+    assert chat_to_text([{"role": "system", "content": "be brief"}]) == "be brief"
+    assert chat_to_text([]) == ""

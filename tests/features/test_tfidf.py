@@ -1,0 +1,73 @@
+"""The no-model TF-IDF/LSA featurizer: fitted on training prompts, saved beside the router."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polyroute.errors import NotFittedError, RouterError
+from polyroute.features import FittableFeaturizer, TfidfFeaturizer, make_featurizer
+
+
+def test_encode_before_fit_raises() -> None:
+    f = TfidfFeaturizer()
+    assert f.id == "tfidf:unfitted"
+    with pytest.raises(NotFittedError, match="TfidfFeaturizer"):
+        f.encode(["hello"])
+    with pytest.raises(NotFittedError):
+        f.save(Path("."))
+
+
+def test_fit_encode_shapes_and_norms(two_cluster) -> None:
+    texts = list(two_cluster.outcomes.prompts)
+    f = TfidfFeaturizer(dim=16).fit(texts)
+    assert isinstance(f, FittableFeaturizer) and f.needs_fit
+    x = f.encode(texts[:5])
+    assert x.shape == (5, 16) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    assert f.encode([]).shape == (0, 16)
+    assert f.id.startswith("tfidf:16:")
+
+
+def test_dimension_is_capped_by_the_data() -> None:
+    texts = ["the cat sat", "the cat ran", "a dog sat", "a dog ran"]
+    x = TfidfFeaturizer(dim=256).fit(texts).encode(texts)
+    assert x.shape[0] == 4 and 1 <= x.shape[1] <= 3
+
+
+def test_separates_the_two_clusters(two_cluster) -> None:
+    o = two_cluster.outcomes
+    f = TfidfFeaturizer().fit(o.prompts)
+    x = f.encode(o.prompts)
+    math, poetry = x[two_cluster.math_rows], x[two_cluster.poetry_rows]
+    within = float((math @ math.T).mean())
+    across = float((math @ poetry.T).mean())
+    assert within > across + 0.3
+
+
+def test_fit_is_deterministic(two_cluster) -> None:
+    texts = two_cluster.outcomes.prompts
+    a, b = TfidfFeaturizer().fit(texts), TfidfFeaturizer().fit(texts)
+    assert a.id == b.id
+    np.testing.assert_array_equal(a.encode(texts), b.encode(texts))
+
+
+def test_save_load_round_trip(tmp_path: Path, two_cluster, two_cluster_factory) -> None:
+    f = TfidfFeaturizer(dim=32, max_chars=500).fit(two_cluster.outcomes.prompts)
+    f.save(tmp_path)
+    g = TfidfFeaturizer.load(tmp_path)
+    assert g.id == f.id
+    assert (g.dim, g.max_chars) == (32, 500)
+    unseen = list(two_cluster_factory(5, seed=9).outcomes.prompts) + ["entirely new words"]
+    np.testing.assert_allclose(g.encode(unseen), f.encode(unseen), atol=1e-6)
+
+
+def test_load_from_an_empty_directory_is_a_router_error(tmp_path: Path) -> None:
+    with pytest.raises(RouterError, match=str(tmp_path)):
+        TfidfFeaturizer.load(tmp_path)
+
+
+def test_make_featurizer_knows_tfidf() -> None:
+    assert isinstance(make_featurizer("tfidf"), TfidfFeaturizer)
