@@ -160,11 +160,16 @@ class Router:
             state = json.loads((directory / STATE_FILE).read_text())
             npz = np.load(directory / ARRAYS_FILE, allow_pickle=False)
             arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, KeyError) as exc:
+            name, params, learned = state["router"], state["params"], state["learned"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RouterError(f"{directory}: not a saved polyroute router ({exc})") from None
-        klass = get_router_class(state["router"])
-        router = klass(**state["params"])
-        for key, value in state["learned"].items():
+        klass = get_router_class(name)
+        try:
+            router = klass(**_restore_tuples(klass, params))
+        except TypeError as exc:
+            raise RouterError(f"{directory}: saved parameters do not fit {klass.__name__} "
+                              f"({exc})") from None
+        for key, value in learned.items():
             if isinstance(value, dict) and "__arrays__" in value:
                 value = [arrays[f"{key}.{i}"] for i in range(value["__arrays__"])]
             setattr(router, key, value)
@@ -172,6 +177,13 @@ class Router:
             if "." not in key:
                 setattr(router, key, value)
         return router
+
+
+def _restore_tuples(klass: type[Router], params: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no tuples: give back tuples where the constructor's default is one."""
+    sig = inspect.signature(klass.__init__).parameters
+    return {k: tuple(v) if isinstance(v, list) and k in sig
+            and isinstance(sig[k].default, tuple) else v for k, v in params.items()}
 
 
 def _jsonable(value: Any, where: str) -> Any:
