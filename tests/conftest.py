@@ -23,6 +23,7 @@ cache at a temporary directory and keeps Hugging Face offline.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ import numpy as np
 import pytest
 
 from polyroute.data import ModelInfo, Outcomes, rule_cost
+
+# The suite runs on a couple of shared cores: tiny torch/OpenMP problems are many times slower
+# with a thread pool fighting other processes than on one thread. Set before torch is imported;
+# an explicit setting in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 MODELS = (ModelInfo("A", 0.0, 10.0), ModelInfo("B", 0.0, 5.0), ModelInfo("C", 0.0, 0.5))
 MATH_QUALITY = (1.0, 0.0, 0.4)
