@@ -7,7 +7,8 @@ Hierarchy (drawn once, here)::
     ├── ConfigError        bad configuration file or value
     ├── RouterError        unknown router name, bad saved router, featurizer mismatch
     │   └── NotFittedError estimate() before fit()
-    └── PolicyError        impossible preference (negative budget, floor outside [0, 1], ...)
+    ├── PolicyError        impossible preference (negative budget, floor outside [0, 1], ...)
+    └── StoreError         the gateway's state store cannot be opened, or names no such record
 
 The CLI turns any of these into a one-line message and exit code 2; the gateway turns them into an
 OpenAI-shaped error body. Anything else is a bug and is allowed to raise.
@@ -38,3 +39,7 @@ class NotFittedError(RouterError):
 
 class PolicyError(PolyrouteError):
     """A routing preference cannot be honoured as given."""
+
+
+class StoreError(PolyrouteError):
+    """The gateway's state store cannot be opened or used as asked (e.g. unknown request id)."""

@@ -1,0 +1,93 @@
+"""``polyroute logs``: recent gateway requests and spend per model, from the store."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from polyroute.errors import ConfigError
+from polyroute.store import SQLiteStore
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--config", type=Path, metavar="FILE", help="gateway config (its store)")
+    group.add_argument("--store", type=Path, metavar="FILE", help="the SQLite store file")
+
+
+def open_store(args: argparse.Namespace) -> SQLiteStore:
+    """The store named by ``--store`` or by the config's ``store.path``, read-only."""
+    if args.store is not None:
+        return SQLiteStore(args.store, readonly=True)
+    from polyroute.config import load_config
+
+    return SQLiteStore(load_config(args.config).store.path, readonly=True)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("logs", help="show recent gateway requests and spend per model",
+                       description="Read the gateway's store (safe while it runs) and show the "
+                                   "latest requests and what each model cost.")
+    add_store_arguments(p)
+    p.add_argument("-n", "--limit", type=int, default=20, metavar="N",
+                   help="requests to show (default: %(default)s)")
+    p.add_argument("--days", type=float, metavar="D",
+                   help="spend over the last D days only (default: all time)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise ConfigError("--limit must be >= 0")
+    store = open_store(args)
+    try:
+        requests = store.recent_requests(args.limit)
+        since = time.time() - args.days * 86400 if args.days is not None else None
+        spend = store.spend_by_model(since)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"requests": [asdict(r) for r in requests],
+                          "spend": [asdict(s) for s in spend]}, indent=1))
+        return 0
+    _print_tables(requests, spend, args.days)
+    return 0
+
+
+def _print_tables(requests, spend, days: float | None) -> None:
+    from rich.table import Table
+
+    from polyroute.cli._common import out
+
+    table = Table(title=f"latest {len(requests)} request(s)", title_justify="left")
+    for col, justify in [("time (UTC)", "left"), ("request id", "left"), ("key", "left"),
+                         ("asked", "left"), ("model", "left"), ("status", "left"),
+                         ("fallbacks", "right"), ("ms", "right"), ("tokens in/out", "right"),
+                         ("cost $", "right"), ("feedback", "right")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in requests:
+        when = dt.datetime.fromtimestamp(r.ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        tokens = "" if r.prompt_tokens is None else f"{r.prompt_tokens}/{r.completion_tokens}"
+        table.add_row(when, r.id, r.key_id or "-", r.requested_model or "-", r.chosen or "-",
+                      f"{r.status} {r.http_status or ''}".strip(), str(r.fallbacks),
+                      "" if r.latency_ms is None else f"{r.latency_ms:.0f}", tokens,
+                      f"{r.cost:.6f}", "" if r.feedback is None else f"{r.feedback:.2f}")
+    out.print(table)
+    period = "all time" if days is None else f"last {days:g} day(s)"
+    totals = Table(title=f"spend per model ({period})", title_justify="left")
+    for col in ("model", "requests", "tokens in", "tokens out", "cost $"):
+        totals.add_column(col, justify="left" if col == "model" else "right")
+    for s in spend:
+        totals.add_row(s.model, str(s.requests), str(s.prompt_tokens), str(s.completion_tokens),
+                       f"{s.cost:.6f}")
+    if spend:
+        totals.add_row("total", str(sum(s.requests for s in spend)),
+                       str(sum(s.prompt_tokens for s in spend)),
+                       str(sum(s.completion_tokens for s in spend)),
+                       f"{sum(s.cost for s in spend):.6f}", style="bold")
+    out.print(totals)

@@ -1,0 +1,220 @@
+"""``POST /v1/chat/completions``: authenticate, check, route, forward, record.
+
+Every request — answered, refused, failed, cancelled or abandoned by its client — ends in exactly
+one :class:`~polyroute.store.RequestRecord` written in one transaction; a request that reached
+routing also has its start row queued first, so a crash leaves it ``in_progress`` (marked
+``interrupted`` at the next start) rather than unrecorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from polyroute.data.outcomes import ModelInfo, rule_cost
+from polyroute.gateway.body import parse_chat, parse_object, read_body
+from polyroute.gateway.errors import APIError, error_response
+from polyroute.gateway.forward import AllFailed, Answer, forward
+from polyroute.gateway.service import Gateway
+from polyroute.gateway.streaming import RelayResponse, StreamResult
+from polyroute.policies import policy_for
+from polyroute.store import (
+    CLIENT_CLOSED,
+    ERROR,
+    INTERRUPTED,
+    OK,
+    Attempt,
+    Candidate,
+    RequestRecord,
+    RequestStart,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _Recorder:
+    """Collects what is learnt about a request and writes its record exactly once."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.id = uuid.uuid4().hex
+        self.ts = time.time()
+        self.t0 = time.perf_counter()
+        self.key_id: str | None = None
+        self.requested_model: str | None = None
+        self.route: str | None = None
+        self.profile: str | None = None
+        self.stream = False
+        self.policy: str | None = None
+        self.preference: dict[str, Any] | None = None
+        self.text: str | None = None
+        self.candidates: tuple[Candidate, ...] = ()
+        self.attempts: list[Attempt] = []
+        self.chosen: str | None = None
+        self.decision_ms: float | None = None
+        #: A backend produced an answer (charged), as opposed to relaying a refusal.
+        self.answered = False
+        self.done = False
+
+    def headers(self) -> dict[str, str]:
+        h = {"x-polyroute-request-id": self.id}
+        if self.chosen is not None:
+            h["x-polyroute-model"] = self.chosen
+            h["x-polyroute-fallbacks"] = str(sum(1 for a in self.attempts
+                                                 if a.outcome not in ("ok", "passthrough")))
+        if self.profile is not None:
+            h["x-polyroute-profile"] = self.profile
+        return h
+
+    def start(self) -> None:
+        self.gw.store.start_request(RequestStart(self.id, self.ts, self.key_id,
+                                                 self.requested_model, self.profile, self.stream))
+
+    def finish(self, status: str, http_status: int, *, error: str | None = None,
+               usage: dict[str, Any] | None = None, ttfb_ms: float | None = None,
+               ended: float | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        gw = self.gw
+        latency_s = (ended if ended is not None else time.perf_counter()) - self.t0
+        prompt_tokens, completion_tokens, cost, source = self._cost(usage)
+        record = RequestRecord(
+            id=self.id, ts=self.ts, status=status, http_status=http_status, key_id=self.key_id,
+            requested_model=self.requested_model, profile=self.profile, stream=self.stream,
+            policy=self.policy, preference=self.preference,
+            prompt=self.text if gw.config.store.record_prompts else None,
+            candidates=self.candidates, attempts=tuple(self.attempts), chosen=self.chosen,
+            error=error, latency_ms=latency_s * 1000, decision_ms=self.decision_ms,
+            ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            cost=cost, cost_source=source, finished_ts=time.time())
+        try:
+            gw.store.finish_request(record)
+        finally:
+            gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
+            if status != OK:
+                gw.metrics.errors.labels(_error_kind(status, http_status)).inc()
+            if self.chosen is not None:
+                gw.metrics.charged(self.chosen, cost, prompt_tokens, completion_tokens)
+                gw.spend.add(self.key_id, cost)
+
+    def _cost(self, usage: dict[str, Any] | None
+              ) -> tuple[int | None, int | None, float, str | None]:
+        """Backend-reported tokens × the backend's prices; else the predicted cost."""
+        if self.chosen is None or not self.answered:
+            return None, None, 0.0, None
+        cfg = self.gw.backends[self.chosen].config
+        if usage:
+            pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if isinstance(pt, int) and isinstance(ct, int):
+                cost = (pt * cfg.input_price_per_mtok + ct * cfg.output_price_per_mtok) / 1e6
+                return pt, ct, cost, "usage"
+        for c in self.candidates:
+            if c.model == self.chosen and c.estimated_cost is not None:
+                return None, None, float(c.estimated_cost), "estimate"
+        info = ModelInfo(cfg.name, cfg.input_price_per_mtok, cfg.output_price_per_mtok)
+        return None, None, rule_cost(self.text or "", info), "estimate"
+
+
+def _error_kind(status: str, http_status: int) -> str:
+    if status == CLIENT_CLOSED:
+        return "client_closed"
+    if status == INTERRUPTED:
+        return "interrupted"
+    return {400: "bad_request", 401: "auth", 404: "not_found", 413: "too_large",
+            429: "spend_limit", 502: "backend_failed", 503: "backend_unavailable",
+            504: "backend_timeout"}.get(http_status, f"http_{http_status}")
+
+
+async def chat_completions(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    rec = _Recorder(gw)
+    gw.metrics.in_flight.inc()
+    handed_over = False
+    try:
+        response = await _handle(gw, request, rec)
+        handed_over = isinstance(response, RelayResponse)
+        return response
+    except APIError as exc:
+        rec.finish(ERROR, exc.status, error=exc.message)
+        return error_response(exc, rec.headers())
+    except Exception:
+        logger.exception("request %s failed inside the gateway", rec.id)
+        exc = APIError(500, f"internal gateway error (request {rec.id}); see the gateway log")
+        rec.finish(ERROR, 500, error="internal gateway error")
+        return error_response(exc, rec.headers())
+    finally:
+        if not handed_over:
+            gw.metrics.in_flight.dec()
+            # Only reached without a record when the task was cancelled (server shutdown).
+            rec.finish(INTERRUPTED, 499, error="the request was cancelled before it finished")
+
+
+async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
+    key = gw.keys.authenticate(request.headers.get("authorization"))
+    rec.key_id = key.id if key is not None else None
+    raw = await read_body(request, gw.config.server.max_body_bytes)
+    chat = parse_chat(parse_object(raw), request.headers)
+    rec.requested_model, rec.stream, rec.text = chat.model, chat.stream, chat.text
+    route = gw.resolve(chat.model)
+    rec.route = route.name
+    rec.profile = route.name if route.profile is not None else None
+    gw.spend.check(key)
+    rec.start()
+
+    if route.profile is not None:
+        assert route.policy is not None
+        policy = policy_for(chat.preference) if chat.preference is not None else route.policy
+        pref = chat.preference or route.profile.preference()
+        rec.policy, rec.preference = policy.name, dataclasses.asdict(pref)
+        decision = await gw.decider.decide(chat.text, policy, route.allowed)
+        rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
+        gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
+        gw.metrics.decisions.labels(route.name, decision.candidates[0].model).inc()
+    else:
+        assert route.backend is not None
+        rec.candidates = (Candidate(route.backend),)
+
+    try:
+        result = await forward([gw.backends[c.model] for c in rec.candidates], chat.body,
+                               stream=chat.stream, client_wants_usage=chat.wants_usage,
+                               request_id=rec.id, attempts=rec.attempts, metrics=gw.metrics)
+    except AllFailed as exc:
+        headers = {"retry-after": str(math.ceil(exc.retry_after))} if exc.retry_after else None
+        code = {503: "backend_unavailable", 504: "backend_timeout"}.get(exc.status,
+                                                                         "backend_error")
+        raise APIError(exc.status, exc.message, code=code, headers=headers) from None
+    rec.chosen = result.backend.name
+
+    if isinstance(result, Answer):
+        ok = result.status == 200
+        rec.answered = ok
+        rec.finish(OK if ok else ERROR, result.status, usage=result.usage,
+                   error=None if ok else f"backend {rec.chosen} refused the request "
+                                         f"(HTTP {result.status})")
+        return Response(result.content, status_code=result.status,
+                        media_type=result.content_type, headers=rec.headers())
+
+    rec.answered = True
+
+    def on_done(ending: StreamResult) -> None:
+        try:
+            if ending.completed:
+                status = OK
+            elif ending.client_closed:
+                status = CLIENT_CLOSED
+            else:
+                status = ERROR
+            rec.finish(status, 200, error=ending.error, usage=ending.usage,
+                       ttfb_ms=ending.ttfb_ms, ended=ending.ended)
+        finally:
+            gw.metrics.in_flight.dec()
+
+    return RelayResponse(result, rec.headers(), rec.t0, on_done)

@@ -1,0 +1,84 @@
+"""Prometheus metrics, each app with its own ``CollectorRegistry``.
+
+Why a registry per app: the default global registry would make two gateways in one process (tests,
+benchmarks) share and double-register counters; a registry owned by the app is created and dropped
+with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from polyroute.gateway.breaker import OPEN, CircuitBreaker
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 60.0, 120.0)
+_DECISION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """The gateway's counters and histograms (names follow Prometheus conventions)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("polyroute_requests", "Chat completion requests by route "
+                                "(profile or backend named by the client) and HTTP status",
+                                ["route", "status"], registry=r)
+        self.errors = Counter("polyroute_errors", "Requests that ended in an error, by kind",
+                              ["kind"], registry=r)
+        self.backend_requests = Counter("polyroute_backend_requests", "Tries of each backend by "
+                                        "outcome (ok, passthrough, timeout, http_500, cooldown…)",
+                                        ["backend", "outcome"], registry=r)
+        self.fallbacks = Counter("polyroute_fallbacks", "Times a candidate failed or was skipped "
+                                 "and the next candidate was tried", ["backend"], registry=r)
+        self.backend_latency = Histogram("polyroute_backend_latency_seconds", "Backend time to "
+                                         "a full answer (non-streamed) or first chunk (streamed)",
+                                         ["backend"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.request_latency = Histogram("polyroute_request_latency_seconds", "Whole request "
+                                         "time in the gateway, to the last byte", ["stream"],
+                                         buckets=_LATENCY_BUCKETS, registry=r)
+        self.decision_latency = Histogram("polyroute_decision_seconds", "Routing decision time "
+                                          "(embedding + router + policy, queueing included)",
+                                          buckets=_DECISION_BUCKETS, registry=r)
+        self.decisions = Counter("polyroute_routing_decisions", "First-choice model of each "
+                                 "routing decision", ["route", "model"], registry=r)
+        self.spend = Counter("polyroute_spend_dollars", "Dollars charged per backend",
+                             ["backend"], registry=r)
+        self.tokens = Counter("polyroute_tokens", "Tokens per backend", ["backend", "kind"],
+                              registry=r)
+        self.feedback = Counter("polyroute_feedback", "Feedback scores received", registry=r)
+        self.cooldown = Gauge("polyroute_backend_cooldown", "1 while a backend's circuit breaker "
+                              "is open", ["backend"], registry=r)
+        self.in_flight = Gauge("polyroute_in_flight_requests", "Requests being handled",
+                               registry=r)
+
+    def backend_outcome(self, backend: str, outcome: str, seconds: float | None = None, *,
+                        fallback: bool = False) -> None:
+        self.backend_requests.labels(backend, outcome).inc()
+        if seconds is not None:
+            self.backend_latency.labels(backend).observe(seconds)
+        if fallback:
+            self.fallbacks.labels(backend).inc()
+
+    def finished(self, route: str, status: int, seconds: float, stream: bool) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.request_latency.labels("true" if stream else "false").observe(seconds)
+
+    def charged(self, backend: str, cost: float, prompt_tokens: int | None,
+                completion_tokens: int | None) -> None:
+        if cost > 0:
+            self.spend.labels(backend).inc(cost)
+        if prompt_tokens:
+            self.tokens.labels(backend, "prompt").inc(prompt_tokens)
+        if completion_tokens:
+            self.tokens.labels(backend, "completion").inc(completion_tokens)
+
+    def render(self, breakers: Iterable[tuple[str, CircuitBreaker]] = ()) -> bytes:
+        for name, breaker in breakers:
+            self.cooldown.labels(name).set(1.0 if breaker.state == OPEN else 0.0)
+        return generate_latest(self.registry)

@@ -1,0 +1,295 @@
+"""Routing decisions for the gateway: load the router, batch prompts, apply the policy.
+
+Why a single worker thread: embedding and kNN are CPU-bound and would block the event loop; one
+thread that takes every prompt waiting at that moment and embeds them together turns concurrent
+requests into one batched encoder call (far cheaper per prompt than many parallel ones on two
+cores) and adds no waiting when traffic is light — a lone request is processed immediately. It
+also serialises online learning with estimation, so a router with ``learns_online`` never sees a
+``learn_one`` in the middle of an ``estimate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from polyroute.config import BackendConfig, GatewayConfig, RouterConfig
+from polyroute.data import load_outcomes
+from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo
+from polyroute.errors import ConfigError
+from polyroute.pipeline import Pipeline
+from polyroute.policies import Policy, decisions
+from polyroute.routers import CostModel, Estimates
+from polyroute.store import Candidate
+
+logger = logging.getLogger(__name__)
+
+
+# -- loading and checking ------------------------------------------------------------------------
+def load_pipeline(config: RouterConfig) -> Pipeline:
+    """The configured router: loaded from ``path`` or trained from ``train.data``."""
+    cache = config.embedding_cache
+    cache_arg = None if cache is True else cache
+    if config.path is not None:
+        pipe = Pipeline.load(config.path, cache=cache_arg)
+        if config.featurizer is not None and config.featurizer != pipe.featurizer_spec:
+            raise ConfigError(f"router.featurizer is {config.featurizer!r} but the router in "
+                              f"{config.path} was trained with {pipe.featurizer_spec!r}; remove "
+                              f"router.featurizer or retrain")
+    else:
+        assert config.train is not None
+        t = config.train
+        outcomes = load_outcomes(t.data, t.models)
+        pipe = Pipeline(t.router, featurizer=config.featurizer or "minilm", cache=cache_arg,
+                        router_params=t.params).fit(outcomes)
+        if t.save_to is not None:
+            pipe.save(t.save_to)
+    if type(pipe.router).evaluation_only:
+        raise ConfigError(f"router {pipe.router.name!r} reads the true outcomes and can only be "
+                          f"used in evaluation")
+    return pipe
+
+
+def check_backends(router_models: Sequence[str], config: GatewayConfig) -> list[str]:
+    """Warnings about router models without a backend and backends the router does not know.
+
+    Raises :class:`ConfigError` if no configured backend is a model the router knows.
+    """
+    names = set(config.backend_names)
+    known = [m for m in router_models if m in names]
+    if not known:
+        raise ConfigError(f"no backend is named after a model the router knows: the router "
+                          f"estimates {', '.join(router_models)}; backends are "
+                          f"{', '.join(config.backend_names)} (a backend's name must be the "
+                          f"model name used in the training outcomes)")
+    warnings = []
+    dropped = [m for m in router_models if m not in names]
+    if dropped:
+        warnings.append(f"router models without a backend (never chosen): {', '.join(dropped)}")
+    unknown = [b for b in config.backend_names if b not in set(router_models)]
+    if unknown:
+        warnings.append(f"backends the router does not know (reachable only by naming them as "
+                        f"the model): {', '.join(unknown)}")
+    for name, profile in config.effective_profiles().items():
+        if profile.models is not None and not set(profile.models) & set(known):
+            raise ConfigError(f"profiles.{name}.models: none of {', '.join(profile.models)} is "
+                              f"a model the router knows")
+    return warnings
+
+
+def _repriced(pipe: Pipeline, models: Sequence[str],
+              backends: dict[str, BackendConfig]) -> CostModel | None:
+    """A cost model with the backends' prices, or None if they equal the training prices.
+
+    The router's cost model learned each model's mean output *cost* at training prices; the
+    expected output length it implies is re-priced at the configured price.
+    """
+    cm = pipe.cost_model_
+    assert cm is not None
+    index = {m.name: j for j, m in enumerate(cm.models)}
+    infos, out_cost, changed = [], [], False
+    for name in models:
+        old, b = cm.models[index[name]], backends[name]
+        new = ModelInfo(name, b.input_price_per_mtok, b.output_price_per_mtok)
+        changed |= (old.input_price_per_mtok, old.output_price_per_mtok) != \
+            (new.input_price_per_mtok, new.output_price_per_mtok)
+        learned = cm.output_cost[index[name]]
+        tokens = learned / (old.output_price_per_mtok / 1e6) if old.output_price_per_mtok > 0 \
+            else DEFAULT_OUTPUT_TOKENS
+        infos.append(new)
+        out_cost.append(tokens * new.output_price_per_mtok / 1e6)
+    return CostModel(tuple(infos), tuple(out_cost), cm.cost_scale) if changed else None
+
+
+# -- deciding ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoutingResult:
+    candidates: tuple[Candidate, ...]
+    policy: str
+    decision_ms: float
+
+
+@dataclass
+class _Decide:
+    text: str
+    policy: Policy
+    allowed: tuple[str, ...] | None
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future | None
+    enqueued: float
+
+
+@dataclass
+class _Learn:
+    text: str
+    model: str
+    quality: float
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+
+
+_STOP = object()
+
+
+def _resolve(future: asyncio.Future, result: object, exc: BaseException | None) -> None:
+    if future.done():  # the request was cancelled meanwhile
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+class Decider:
+    """Turns (text, policy) into ranked candidates among the servable models."""
+
+    def __init__(self, pipeline: Pipeline, backends: Sequence[BackendConfig],
+                 max_batch: int = 32) -> None:
+        self.pipeline = pipeline
+        by_name = {b.name: b for b in backends}
+        router_models = list(pipeline.models)
+        self.models: tuple[str, ...] = tuple(m for m in router_models if m in by_name)
+        if not self.models:
+            raise ConfigError("no configured backend is a model the router knows")
+        self._cols = np.array([router_models.index(m) for m in self.models])
+        self._cost_model = _repriced(pipeline, self.models, by_name)
+        self.max_batch = max_batch
+        self.learns_online = bool(type(pipeline.router).learns_online)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="polyroute-decider",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def warm_up(self) -> None:
+        """Load the encoder and touch every code path once, so the first request is not slow."""
+        from polyroute.policies import TradeoffPolicy
+
+        self.decide_now(["warm-up: what is two plus two?"], TradeoffPolicy(0.0))
+
+    # -- the work --------------------------------------------------------------------------------
+    def estimates(self, texts: Sequence[str]) -> Estimates:
+        """Estimates restricted to servable models, priced at the backends' prices."""
+        est = self.pipeline.estimate(list(texts))
+        cols = self._cols
+        assert est.cost is not None
+        cost = est.cost[:, cols] if self._cost_model is None else \
+            self._cost_model.predict(texts)
+        return Estimates(models=self.models, quality=est.quality[:, cols], cost=cost,
+                         uncertainty=None if est.uncertainty is None else est.uncertainty[:, cols],
+                         cost_scale=est.cost_scale)
+
+    def decide_now(self, texts: Sequence[str], policy: Policy,
+                   allowed: tuple[str, ...] | None = None) -> list[tuple[Candidate, ...]]:
+        """Synchronous decisions (benchmarks, warm-up); each prompt decided on its own."""
+        est = self.estimates(texts)
+        return [self._rank(est, i, policy, allowed) for i in range(len(texts))]
+
+    def _rank(self, est: Estimates, row: int, policy: Policy,
+              allowed: tuple[str, ...] | None) -> tuple[Candidate, ...]:
+        one = est.subset(np.array([row]))
+        if allowed is not None:
+            keep = [j for j, m in enumerate(one.models) if m in allowed]
+            one = Estimates(models=tuple(one.models[j] for j in keep),
+                            quality=one.quality[:, keep],
+                            cost=None if one.cost is None else one.cost[:, keep],
+                            uncertainty=None if one.uncertainty is None else
+                            one.uncertainty[:, keep], cost_scale=one.cost_scale)
+        d = decisions(one, policy)[0]
+        return tuple(Candidate(m, d.estimated_quality[m], d.estimated_cost[m])
+                     for m in d.candidates)
+
+    async def decide(self, text: str, policy: Policy,
+                     allowed: tuple[str, ...] | None = None) -> RoutingResult:
+        """Ranked candidates for one prompt, computed on the worker thread."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        started = time.perf_counter()
+        self._queue.put(_Decide(text, policy, allowed, loop, future, started))
+        candidates = await future
+        return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000)
+
+    async def learn(self, text: str, model: str, quality: float) -> bool:
+        """Feed one observed outcome to a router that ``learns_online``; False if it cannot."""
+        if not self.learns_online or model not in self.pipeline.models:
+            return False
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Learn(text, model, quality, loop, future))
+        await future
+        return True
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._process(batch)
+            if stop:
+                return
+
+    def _process(self, batch: list) -> None:
+        """Runs consecutive decide jobs as one batch; learn jobs in their place in the order."""
+        run: list[_Decide] = []
+        for job in batch:
+            if isinstance(job, _Decide):
+                run.append(job)
+                continue
+            self._decide_batch(run)
+            run = []
+            self._learn(job)
+        self._decide_batch(run)
+
+    def _decide_batch(self, jobs: list[_Decide]) -> None:
+        jobs = [j for j in jobs if j.future is None or not j.future.done()]
+        if not jobs:
+            return
+        try:
+            est = self.estimates([j.text for j in jobs])
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request, which raises
+            for j in jobs:
+                j.loop.call_soon_threadsafe(_resolve, j.future, None, exc)
+            return
+        for i, j in enumerate(jobs):
+            try:
+                result, error = self._rank(est, i, j.policy, j.allowed), None
+            except Exception as exc:  # noqa: BLE001 - raised again in the request's task
+                result, error = None, exc
+            j.loop.call_soon_threadsafe(_resolve, j.future, result, error)
+
+    def _learn(self, job: _Learn) -> None:
+        try:
+            row = self.pipeline.featurizer.encode([job.text])[0]
+            self.pipeline.router.learn_one(row, job.model, job.quality)
+        except Exception as exc:  # noqa: BLE001 - raised again in the feedback request's task
+            job.loop.call_soon_threadsafe(_resolve, job.future, None, exc)
+            return
+        job.loop.call_soon_threadsafe(_resolve, job.future, True, None)

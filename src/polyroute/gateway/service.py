@@ -1,0 +1,111 @@
+"""The gateway's parts, built from a config and owned by one app (no module-level state).
+
+Construction does the slow, fallible work — read keys from the environment, load (or train) the
+router, check it against the backends, warm the encoder — so that a bad setup fails before a port
+is opened. ``startup``/``shutdown`` open and release what lives in the event loop: backend
+connection pools, the decision thread and the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
+from polyroute.gateway.auth import KeyRing
+from polyroute.gateway.backends import Backend
+from polyroute.gateway.errors import APIError
+from polyroute.gateway.metrics import Metrics
+from polyroute.gateway.routing import Decider, check_backends, load_pipeline
+from polyroute.gateway.spend import SpendTracker
+from polyroute.pipeline import Pipeline
+from polyroute.policies import Policy, policy_for
+from polyroute.store import KeyRecord, SQLiteStore, Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the client's ``model`` field names: a route profile, or one backend directly."""
+
+    name: str
+    profile: ProfileConfig | None = None
+    policy: Policy | None = None
+    backend: str | None = None
+
+    @property
+    def allowed(self) -> tuple[str, ...] | None:
+        return None if self.profile is None else self.profile.models
+
+
+class Gateway:
+    """Everything one running gateway needs; held by its app as ``app.state.gateway``."""
+
+    def __init__(self, config: GatewayConfig, *, pipeline: Pipeline | None = None,
+                 env: Mapping[str, str] | None = None, warm_up: bool = True) -> None:
+        self.config = config
+        api_keys = backend_api_keys(config, env)
+        self.pipeline = pipeline if pipeline is not None else load_pipeline(config.router)
+        self.warnings = check_backends(self.pipeline.models, config)
+        for warning in self.warnings:
+            logger.warning("%s", warning)
+        self.decider = Decider(self.pipeline, config.backends, config.router.max_batch)
+        if warm_up:
+            self.decider.warm_up()
+        self.backends = {b.name: Backend(b, api_keys[b.name], config.breaker)
+                         for b in config.backends}
+        self.routes: dict[str, Route] = {
+            name: Route(name, profile=p, policy=policy_for(p.preference()))
+            for name, p in config.effective_profiles().items()}
+        for name in self.backends:
+            self.routes[name] = Route(name, backend=name)
+        self.keys = KeyRing(config.keys, required=config.server.require_auth)
+        self.spend = SpendTracker(config.keys)
+        self.metrics = Metrics()
+        self._store: Store | None = None
+        self.draining = False
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the gateway is not started (run the app's lifespan)")
+        return self._store
+
+    @property
+    def profile_names(self) -> list[str]:
+        return [n for n, r in self.routes.items() if r.profile is not None]
+
+    def resolve(self, model: str) -> Route:
+        """The route for the client's ``model`` field; 400 if it names nothing known."""
+        route = self.routes.get(model)
+        if route is None:
+            raise APIError(400, f"unknown model {model!r}: ask for a route profile "
+                                f"({', '.join(self.profile_names)}) or a backend "
+                                f"({', '.join(self.backends)})", code="model_not_found",
+                           param="model")
+        return route
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def startup(self, store: Store | None = None) -> None:
+        self._store = store if store is not None else \
+            SQLiteStore(self.config.store.path, recover=True)
+        self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
+                               for k in self.config.keys])
+        self.spend.load(self._store)
+        for backend in self.backends.values():
+            backend.open()
+        self.decider.start()
+        logger.info("polyroute gateway ready: profiles %s; backends %s",
+                    ", ".join(self.profile_names), ", ".join(self.backends))
+
+    async def shutdown(self) -> None:
+        """Runs after the server has let in-flight requests finish: release and flush."""
+        self.draining = True
+        for backend in self.backends.values():
+            await backend.aclose()
+        self.decider.stop()
+        if self._store is not None:
+            self._store.close()
+        logger.info("polyroute gateway stopped; store flushed")

@@ -1,0 +1,194 @@
+"""Streaming pass-through: upstream server-sent events reach the client as they arrive.
+
+Nothing is buffered beyond the event being received: bytes are forwarded as soon as they complete
+an SSE event (a client cannot use a partial event anyway). Events are inspected only when they
+mention ``usage``, to charge real tokens and to drop the usage-only chunk the gateway asked for
+itself (``stream_options.include_usage``) when the client did not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from polyroute.gateway.errors import error_body
+from polyroute.gateway.forward import OpenStream
+
+logger = logging.getLogger(__name__)
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class SSERelay:
+    """Cuts a byte stream at SSE event boundaries and watches for usage and ``[DONE]``."""
+
+    def __init__(self, strip_usage: bool = False) -> None:
+        self.strip_usage = strip_usage
+        self.usage: dict[str, Any] | None = None
+        self.done = False
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes to forward now: every complete event received so far, none of a partial one."""
+        data = self._pending + chunk if self._pending else chunk
+        cut = _last_boundary(data)
+        if cut == 0:
+            self._pending = data
+            return b""
+        out, self._pending = data[:cut], data[cut:]
+        return self._inspect(out)
+
+    def finish(self) -> bytes:
+        """Whatever remains when the upstream ends (an unterminated last event)."""
+        out, self._pending = self._pending, b""
+        return self._inspect(out) if out else b""
+
+    def _inspect(self, data: bytes) -> bytes:
+        if b"[DONE]" in data:
+            self.done = True
+        if b'"usage"' not in data:
+            return data
+        kept = []
+        for event, sep in _events(data):
+            if b'"usage"' in event and self._usage_event(event):
+                continue
+            kept.append(event + sep)
+        return b"".join(kept)
+
+    def _usage_event(self, event: bytes) -> bool:
+        """Record usage from ``event``; True if it should be dropped (our own usage chunk)."""
+        payload = b"\n".join(line[5:].lstrip() for line in event.splitlines()
+                             if line.startswith(b"data:"))
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            return False
+        if not isinstance(obj, dict) or not isinstance(obj.get("usage"), dict):
+            return False
+        self.usage = obj["usage"]
+        return self.strip_usage and not obj.get("choices")
+
+
+def _last_boundary(data: bytes) -> int:
+    """Index just after the last event terminator in ``data`` (0 if none)."""
+    end = 0
+    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        i = data.rfind(sep)
+        if i >= 0:
+            end = max(end, i + len(sep))
+    return end
+
+
+def _events(data: bytes) -> list[tuple[bytes, bytes]]:
+    """``data`` split into (event, terminator) pairs; a trailing partial event has b"" as its."""
+    out = []
+    pos = 0
+    for m in _EVENT_END.finditer(data):
+        out.append((data[pos:m.start()], m.group()))
+        pos = m.end()
+    if pos < len(data):
+        out.append((data[pos:], b""))
+    return out
+
+
+@dataclass
+class StreamResult:
+    """How a relayed stream ended; handed to the ``on_done`` callback exactly once."""
+
+    completed: bool = False
+    client_closed: bool = False
+    error: str | None = None
+    usage: dict[str, Any] | None = None
+    ttfb_ms: float | None = None
+    ended: float = 0.0
+
+
+class RelayResponse(Response):
+    """An ASGI response that pumps an :class:`OpenStream` to the client.
+
+    It watches for the client leaving (then stops reading upstream at once), closes the upstream
+    and frees the backend slot however it ends, and reports the ending to ``on_done`` — also when
+    the task is cancelled — so that the request is always recorded.
+    """
+
+    def __init__(self, stream: OpenStream, headers: dict[str, str], started: float,
+                 on_done: Callable[[StreamResult], None]) -> None:
+        self.stream = stream
+        self.status_code = 200
+        self.background = None
+        self._started = started
+        self._on_done = on_done
+        self.media_type = None
+        self.init_headers({"content-type": stream.content_type, "cache-control": "no-cache",
+                           "x-accel-buffering": "no", **headers})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        result = StreamResult()
+        relay = SSERelay(self.stream.strip_usage)
+        failed = False
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": self.raw_headers})
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            result.client_closed = True
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(watch)
+                failed = await self._pump(send, relay, result)
+                tg.cancel_scope.cancel()
+        except OSError:
+            result.client_closed = True
+        finally:
+            result.usage = relay.usage
+            result.ended = time.perf_counter()
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.stream.close(failed=failed)
+                finally:
+                    self._on_done(result)
+
+    async def _pump(self, send: Send, relay: SSERelay, result: StreamResult) -> bool:
+        """Forward upstream events; True if the upstream failed mid-stream."""
+        first = relay.feed(self.stream.first)
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            result.ttfb_ms = (time.perf_counter() - self._started) * 1000
+        failed = False
+        try:
+            async for chunk in self.stream.chunks:
+                out = relay.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if result.ttfb_ms is None:
+                        result.ttfb_ms = (time.perf_counter() - self._started) * 1000
+            tail = relay.finish()
+            if tail:
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
+            result.completed = True
+        except httpx.HTTPError as exc:
+            failed = True
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
+            result.error = f"backend {self.stream.backend.name} failed mid-stream ({kind}: " \
+                           f"{type(exc).__name__})"
+            logger.warning("%s", result.error)
+            body = error_body(result.error, type="server_error", code="backend_stream_error")
+            await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n",
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return failed

@@ -1,0 +1,79 @@
+"""The Store interface: the gateway's state (requests, decisions, feedback, keys, spend).
+
+Why an interface: SQLite is right for one gateway process; replicas will need a shared database
+later. The gateway only calls these methods, so a second implementation slots in without touching
+HTTP code. Writes made on the request path (``start_request``, ``finish_request``) must not block:
+implementations queue them and commit in order; ``flush`` waits until all queued writes are
+committed, ``close`` flushes and releases everything.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+
+from polyroute.store.records import (
+    FeedbackExample,
+    FeedbackRecord,
+    FeedbackTarget,
+    KeyRecord,
+    ModelSpend,
+    RequestRecord,
+    RequestStart,
+    RequestSummary,
+)
+
+
+class Store(ABC):
+    """Persistent gateway state. Write methods are safe to call from the event loop."""
+
+    # -- writes (queued, ordered) ----------------------------------------------------------------
+    @abstractmethod
+    def start_request(self, start: RequestStart) -> None:
+        """Record that a request began routing (status ``in_progress``); does not block."""
+
+    @abstractmethod
+    def finish_request(self, record: RequestRecord) -> None:
+        """Record a finished request — row, candidates, attempts, spend — in one transaction."""
+
+    @abstractmethod
+    def add_feedback(self, feedback: FeedbackRecord, *, owner_check: bool = True
+                     ) -> Future[FeedbackTarget]:
+        """Store a feedback score against its request.
+
+        The future fails with :class:`~polyroute.errors.StoreError` if the request is unknown or,
+        with ``owner_check``, was made with another client key.
+        """
+
+    @abstractmethod
+    def sync_keys(self, keys: Sequence[KeyRecord]) -> None:
+        """Make the stored client keys equal to ``keys`` (others are marked inactive)."""
+
+    # -- reads -----------------------------------------------------------------------------------
+    @abstractmethod
+    def get_request(self, request_id: str) -> RequestSummary | None: ...
+
+    @abstractmethod
+    def recent_requests(self, limit: int = 20) -> list[RequestSummary]: ...
+
+    @abstractmethod
+    def spend_by_model(self, since: float | None = None) -> list[ModelSpend]:
+        """Requests, tokens and dollars per model since the unix time ``since`` (all if None)."""
+
+    @abstractmethod
+    def spend_by_key(self, since: float | None = None) -> dict[str, float]:
+        """Dollars spent per client key id since ``since`` (all if None)."""
+
+    @abstractmethod
+    def feedback_examples(self) -> Iterable[FeedbackExample]:
+        """Finished requests that received feedback, oldest first (latest score per request)."""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @abstractmethod
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every write queued so far is committed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release; further writes raise."""

@@ -1,0 +1,134 @@
+"""Schema migrations: an ordered list of functions, applied once each, tracked by user_version.
+
+Why functions rather than SQL files: a migration can transform data as well as DDL, and the list
+order *is* the version history (``PRAGMA user_version`` = number of migrations applied). Never edit
+or reorder a released migration; append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from polyroute.errors import StoreError
+
+
+def _statements(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated DDL inside the caller's transaction (``executescript`` would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+# Spend is aggregated per (client key, model, UTC day): cheap to sum for limits and logs.
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    _statements(conn, """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            finished_ts REAL,
+            key_id TEXT,
+            requested_model TEXT,
+            profile TEXT,
+            stream INTEGER NOT NULL DEFAULT 0,
+            policy TEXT,
+            preference TEXT,
+            prompt TEXT,
+            status TEXT NOT NULL,
+            http_status INTEGER,
+            error TEXT,
+            chosen TEXT,
+            fallbacks INTEGER NOT NULL DEFAULT 0,
+            latency_ms REAL,
+            decision_ms REAL,
+            ttfb_ms REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost REAL NOT NULL DEFAULT 0,
+            cost_source TEXT
+        );
+        CREATE INDEX requests_ts ON requests (ts);
+        CREATE INDEX requests_status ON requests (status);
+
+        CREATE TABLE candidates (
+            request_id TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+            rank INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            estimated_quality REAL,
+            estimated_cost REAL,
+            PRIMARY KEY (request_id, rank)
+        );
+
+        CREATE TABLE attempts (
+            request_id TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            backend TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            http_status INTEGER,
+            error TEXT,
+            latency_ms REAL,
+            PRIMARY KEY (request_id, n)
+        );
+
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+            ts REAL NOT NULL,
+            key_id TEXT,
+            score REAL NOT NULL CHECK (score >= 0 AND score <= 1),
+            comment TEXT
+        );
+        CREATE INDEX feedback_request ON feedback (request_id);
+
+        CREATE TABLE keys (
+            id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            spend_limit REAL,
+            spend_period TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1,
+            updated_ts REAL NOT NULL
+        );
+
+        CREATE TABLE spend (
+            key_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            day TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            PRIMARY KEY (key_id, model, day)
+        );
+    """)
+
+
+#: The schema's history; the version of a database is the number of these applied to it.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial]
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, path: str = "<store>") -> int:
+    """Apply the missing migrations, each in its own transaction; returns the new version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so that each migration and
+    its version bump commit together.
+    """
+    version = schema_version(conn)
+    if version > LATEST_VERSION:
+        raise StoreError(f"{path}: schema version {version} is newer than this polyroute "
+                         f"understands ({LATEST_VERSION}); upgrade polyroute")
+    for i in range(version, LATEST_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[i](conn)
+            conn.execute(f"PRAGMA user_version = {i + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return LATEST_VERSION

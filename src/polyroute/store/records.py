@@ -1,0 +1,163 @@
+"""Plain records the gateway hands to the store and the store hands back to the CLI.
+
+They know nothing of HTTP or SQL: the gateway fills them, a :class:`~polyroute.store.base.Store`
+persists them, ``polyroute logs`` and ``polyroute export-feedback`` read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Request statuses. ``in_progress`` is written when routing starts; every request ends in one of
+#: the others, written in a single transaction.
+IN_PROGRESS = "in_progress"
+OK = "ok"
+ERROR = "error"
+CLIENT_CLOSED = "client_closed"
+INTERRUPTED = "interrupted"
+STATUSES = (IN_PROGRESS, OK, ERROR, CLIENT_CLOSED, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked candidate of a routing decision with the router's estimates."""
+
+    model: str
+    estimated_quality: float | None = None
+    estimated_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one backend. ``outcome`` is ``ok``, ``passthrough`` (a client error relayed
+    as is), ``timeout``, ``connect_error``, ``http_<status>``, ``cooldown`` (skipped by the
+    circuit breaker), ``saturated`` (no free slot) or ``bad_response``."""
+
+    backend: str
+    outcome: str
+    http_status: int | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RequestStart:
+    """What is known when routing begins; recorded so a crash cannot lose the request."""
+
+    id: str
+    ts: float
+    key_id: str | None
+    requested_model: str | None
+    profile: str | None
+    stream: bool
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """Everything about one finished request, written in one transaction."""
+
+    id: str
+    ts: float
+    status: str
+    http_status: int
+    key_id: str | None = None
+    requested_model: str | None = None
+    profile: str | None = None
+    stream: bool = False
+    policy: str | None = None
+    preference: dict[str, Any] | None = None
+    prompt: str | None = None
+    candidates: tuple[Candidate, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    chosen: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    decision_ms: float | None = None
+    ttfb_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float = 0.0
+    #: ``usage`` (backend-reported tokens × prices), ``estimate`` (predicted) or None (no call).
+    cost_source: str | None = None
+    finished_ts: float | None = None
+
+    @property
+    def fallbacks(self) -> int:
+        """Backends tried (or skipped) before the one that answered."""
+        if self.chosen is None:
+            return max(0, len(self.attempts) - 1) if self.attempts else 0
+        return sum(1 for a in self.attempts if a.outcome not in ("ok", "passthrough"))
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    request_id: str
+    score: float
+    ts: float
+    key_id: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackTarget:
+    """The request a feedback was stored against (what online learning needs)."""
+
+    feedback_id: int
+    request_id: str
+    prompt: str | None
+    chosen: str | None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    sha256: str
+    spend_limit: float | None
+    spend_period: str
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """One row of ``polyroute logs``."""
+
+    id: str
+    ts: float
+    key_id: str | None
+    requested_model: str | None
+    profile: str | None
+    status: str
+    http_status: int | None
+    chosen: str | None
+    fallbacks: int
+    latency_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float
+    feedback: float | None = None
+    candidates: tuple[Candidate, ...] = ()
+    attempts: tuple[Attempt, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ModelSpend:
+    """Spend of one model (backend) over a period."""
+
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class FeedbackExample:
+    """A logged request with a feedback score: one (prompt, model, quality) cell for training."""
+
+    request_id: str
+    prompt: str
+    profile: str | None
+    model: str
+    score: float
+    cost: float
+    latency_s: float | None

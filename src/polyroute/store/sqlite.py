@@ -1,0 +1,312 @@
+"""The SQLite store: WAL mode, one transaction per request, every write through one writer thread.
+
+Durability: ``synchronous=NORMAL`` in WAL mode survives a crash of the process (the committed WAL
+is in the OS); only a power cut can lose the last commits. A request's start row is queued before
+routing, so a request in flight when the process dies is found on the next start and marked
+``interrupted`` (``recover=True``) — never lost, never half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from polyroute.errors import StoreError
+from polyroute.store.base import Store
+from polyroute.store.migrations import LATEST_VERSION, migrate, schema_version
+from polyroute.store.records import (
+    IN_PROGRESS,
+    INTERRUPTED,
+    Attempt,
+    Candidate,
+    FeedbackExample,
+    FeedbackRecord,
+    FeedbackTarget,
+    KeyRecord,
+    ModelSpend,
+    RequestRecord,
+    RequestStart,
+    RequestSummary,
+)
+from polyroute.store.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+
+def utc_day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False, timeout=30)
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the store ({exc})") from None
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file.
+
+    ``readonly`` opens an existing store for reading only (``polyroute logs`` while a gateway is
+    running); ``recover`` marks requests left ``in_progress`` by a crashed gateway as
+    ``interrupted`` (only the gateway that owns the file should do this).
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, recover: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._read_lock = threading.Lock()
+        self._writer: Writer | None = None
+        if readonly:
+            if not self.path.is_file():
+                raise StoreError(f"{self.path}: no such store (the gateway creates it on its "
+                                 f"first start)")
+            conn = _connect(self.path, readonly=True)
+            version = schema_version(conn)
+            conn.close()
+            if version != LATEST_VERSION:
+                raise StoreError(f"{self.path}: schema version {version}, expected "
+                                 f"{LATEST_VERSION}; start the gateway once to upgrade it")
+            return
+        if not self.path.parent.is_dir():
+            raise StoreError(f"{self.path}: the directory {self.path.parent} does not exist")
+        conn = _connect(self.path)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn, str(self.path))
+            if recover:
+                n = conn.execute("UPDATE requests SET status = ?, error = ? WHERE status = ?",
+                                 (INTERRUPTED, "the gateway stopped before this request finished",
+                                  IN_PROGRESS)).rowcount
+                if n:
+                    logger.warning("%s: %d request(s) left in progress by a previous run were "
+                                   "marked interrupted", self.path, n)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"{self.path}: cannot prepare the store ({exc})") from None
+        self._writer = Writer(conn)
+
+    # -- writes ----------------------------------------------------------------------------------
+    def _w(self) -> Writer:
+        if self._writer is None:
+            raise StoreError(f"{self.path}: opened read-only")
+        return self._writer
+
+    @property
+    def failed_writes(self) -> int:
+        return self._writer.failed_writes if self._writer else 0
+
+    def start_request(self, start: RequestStart) -> None:
+        row = (start.id, start.ts, start.key_id, start.requested_model, start.profile,
+               int(start.stream), IN_PROGRESS)
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO requests (id, ts, key_id, requested_model, "
+                         "profile, stream, status) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+
+        self._w().submit(job)
+
+    def finish_request(self, record: RequestRecord) -> None:
+        self._w().submit(lambda conn: _write_record(conn, record))
+
+    def add_feedback(self, feedback: FeedbackRecord, *, owner_check: bool = True
+                     ) -> Future[FeedbackTarget]:
+        def job(conn: sqlite3.Connection) -> FeedbackTarget:
+            row = conn.execute("SELECT key_id, prompt, chosen FROM requests WHERE id = ?",
+                               (feedback.request_id,)).fetchone()
+            if row is None or (owner_check and row[0] != feedback.key_id):
+                raise StoreError(f"no request with id {feedback.request_id!r}")
+            cur = conn.execute("INSERT INTO feedback (request_id, ts, key_id, score, comment) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                               (feedback.request_id, feedback.ts, feedback.key_id,
+                                float(feedback.score), feedback.comment))
+            return FeedbackTarget(int(cur.lastrowid), feedback.request_id, row[1], row[2])
+
+        future = self._w().submit(job, wait=True)
+        assert future is not None
+        return future
+
+    def sync_keys(self, keys: Sequence[KeyRecord]) -> None:
+        now = time.time()
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE keys SET active = 0")
+            conn.executemany(
+                "INSERT INTO keys (id, sha256, spend_limit, spend_period, active, updated_ts) "
+                "VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256,"
+                " spend_limit = excluded.spend_limit, spend_period = excluded.spend_period, "
+                "active = 1, updated_ts = excluded.updated_ts",
+                [(k.id, k.sha256, k.spend_limit, k.spend_period, now) for k in keys])
+
+        self._w().submit(job)
+
+    # -- reads -----------------------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A per-thread read connection (WAL readers never block the writer)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, readonly=self.readonly)
+            self._local.conn = conn
+            with self._read_lock:
+                self._read_conns.append(conn)
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: read failed ({exc})") from None
+
+    def get_request(self, request_id: str) -> RequestSummary | None:
+        with self._read() as conn:
+            rows = conn.execute(_SUMMARY_SQL + " WHERE r.id = ?", (request_id,)).fetchall()
+            if not rows:
+                return None
+            summary = _summary(rows[0])
+            cands = tuple(Candidate(m, q, c) for m, q, c in conn.execute(
+                "SELECT model, estimated_quality, estimated_cost FROM candidates "
+                "WHERE request_id = ? ORDER BY rank", (request_id,)))
+            atts = tuple(Attempt(b, o, s, e, lat) for b, o, s, e, lat in conn.execute(
+                "SELECT backend, outcome, http_status, error, latency_ms FROM attempts "
+                "WHERE request_id = ? ORDER BY n", (request_id,)))
+        return replace(summary, candidates=cands, attempts=atts)
+
+    def recent_requests(self, limit: int = 20) -> list[RequestSummary]:
+        with self._read() as conn:
+            rows = conn.execute(_SUMMARY_SQL + " ORDER BY r.ts DESC LIMIT ?",
+                                (int(limit),)).fetchall()
+        return [_summary(r) for r in rows]
+
+    def spend_by_model(self, since: float | None = None) -> list[ModelSpend]:
+        day = utc_day(since) if since is not None else ""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT model, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), "
+                "SUM(cost) FROM spend WHERE day >= ? GROUP BY model ORDER BY SUM(cost) DESC",
+                (day,)).fetchall()
+        return [ModelSpend(m, int(n), int(p), int(c), float(s)) for m, n, p, c, s in rows]
+
+    def spend_by_key(self, since: float | None = None) -> dict[str, float]:
+        day = utc_day(since) if since is not None else ""
+        with self._read() as conn:
+            rows = conn.execute("SELECT key_id, SUM(cost) FROM spend WHERE day >= ? "
+                                "GROUP BY key_id", (day,)).fetchall()
+        return {k: float(c) for k, c in rows if k}
+
+    def feedback_examples(self) -> list[FeedbackExample]:
+        with self._read() as conn:
+            rows = conn.execute("""
+                SELECT r.id, r.prompt, r.profile, r.chosen, f.score, r.cost, r.latency_ms
+                FROM requests r
+                JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE request_id = r.id)
+                WHERE r.chosen IS NOT NULL AND r.prompt IS NOT NULL AND r.status = 'ok'
+                ORDER BY r.ts
+            """).fetchall()
+        return [FeedbackExample(i, p, prof, m, float(s), float(c or 0.0),
+                                None if lat is None else lat / 1000.0)
+                for i, p, prof, m, s, c, lat in rows]
+
+    def count_feedback(self) -> tuple[int, int]:
+        """(feedback rows, requests with feedback that cannot be exported)."""
+        with self._read() as conn:
+            total = conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+            unusable = conn.execute("""
+                SELECT COUNT(DISTINCT f.request_id) FROM feedback f JOIN requests r
+                ON r.id = f.request_id
+                WHERE r.chosen IS NULL OR r.prompt IS NULL OR r.status != 'ok'
+            """).fetchone()[0]
+        return int(total), int(unusable)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> None:
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            conn = self._writer._conn
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                logger.warning("%s: WAL checkpoint at close failed (%s)", self.path, exc)
+            conn.close()
+            self._writer = None
+        with self._read_lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns = []
+            self._local = threading.local()
+
+
+_SUMMARY_SQL = """
+    SELECT r.id, r.ts, r.key_id, r.requested_model, r.profile, r.status, r.http_status, r.chosen,
+           r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
+           (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1)
+    FROM requests r"""
+
+
+def _summary(row: tuple) -> RequestSummary:
+    return RequestSummary(*row[:12], cost=float(row[12] or 0.0), feedback=row[13])
+
+
+def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
+    """The whole record of one request; runs inside the writer's transaction."""
+    finished = r.finished_ts if r.finished_ts is not None else time.time()
+    conn.execute("""
+        INSERT INTO requests (id, ts, finished_ts, key_id, requested_model, profile, stream,
+            policy, preference, prompt, status, http_status, error, chosen, fallbacks,
+            latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET finished_ts = excluded.finished_ts,
+            key_id = excluded.key_id, requested_model = excluded.requested_model,
+            profile = excluded.profile, stream = excluded.stream, policy = excluded.policy,
+            preference = excluded.preference, prompt = excluded.prompt, status = excluded.status,
+            http_status = excluded.http_status, error = excluded.error, chosen = excluded.chosen,
+            fallbacks = excluded.fallbacks, latency_ms = excluded.latency_ms,
+            decision_ms = excluded.decision_ms, ttfb_ms = excluded.ttfb_ms,
+            prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+            cost = excluded.cost, cost_source = excluded.cost_source
+    """, (r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
+          None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
+          r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
+          r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source))
+    conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
+    conn.execute("DELETE FROM attempts WHERE request_id = ?", (r.id,))
+    if r.candidates:
+        conn.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?)",
+                         [(r.id, i, c.model, c.estimated_quality, c.estimated_cost)
+                          for i, c in enumerate(r.candidates)])
+    if r.attempts:
+        conn.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(r.id, i, a.backend, a.outcome, a.http_status, a.error, a.latency_ms)
+                          for i, a in enumerate(r.attempts)])
+    if r.chosen is not None:
+        conn.execute("""
+            INSERT INTO spend VALUES (?, ?, ?, 1, ?, ?, ?)
+            ON CONFLICT (key_id, model, day) DO UPDATE SET requests = requests + 1,
+                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = completion_tokens + excluded.completion_tokens,
+                cost = cost + excluded.cost
+        """, (r.key_id or "", r.chosen, utc_day(r.ts), int(r.prompt_tokens or 0),
+              int(r.completion_tokens or 0), float(r.cost)))
