@@ -7,7 +7,13 @@ import pytest
 
 from polyroute.errors import PolicyError
 from polyroute.evaluation.sweep import operating_points, simulate
-from polyroute.policies import AnswerScorer, CascadeDecision, CascadePolicy, HeuristicScorer
+from polyroute.policies import (
+    AnswerScorer,
+    CascadeDecision,
+    CascadePolicy,
+    HeuristicScorer,
+    decisions,
+)
 from polyroute.routers.base import Estimates
 
 MODELS = ("cheap", "mid", "strong", "dud")
@@ -154,3 +160,9 @@ def test_heuristic_scorer_flags_visible_failures_only() -> None:
 def test_user_errors_raise_policy_error(make) -> None:
     with pytest.raises(PolicyError):
         make()
+
+
+def test_plain_decisions_put_the_chain_first() -> None:
+    # what a gateway that knows only ranked candidates gets: the chain, then the fallbacks
+    d = decisions(EST, CascadePolicy(0.5, max_calls=3))[0]
+    assert d.candidates[:2] == ("mid", "strong") and d.policy == "cascade"
