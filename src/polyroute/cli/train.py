@@ -55,10 +55,11 @@ def parse_params(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     if get_router_class(args.router).evaluation_only:
         raise RouterError(f"{args.router!r} reads the true outcomes; it exists for evaluation only")
-    outcomes = load_data(args)
-    err.print(f"[dim]training {args.router} on {outcomes}[/dim]")
+    # Bad --param values fail here, before the (slow) data load.
     pipe = Pipeline(args.router, featurizer=args.featurizer, cache=cache_setting(args),
                     router_params=parse_params(args.param))
+    outcomes = load_data(args)
+    err.print(f"[dim]training {args.router} on {outcomes}[/dim]")
     pipe.fit(outcomes, progress=True)
     path = pipe.save(args.out)
     out.print(f"saved {pipe.router!r} for models {', '.join(pipe.models)} to {path}")
