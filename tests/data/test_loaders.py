@@ -111,6 +111,17 @@ def test_gzipped_jsonl_loads(tmp_path: Path, prices_file: Path) -> None:
     assert_same_table(load_outcomes(path, prices_file), plain)
 
 
+@pytest.mark.parametrize("name", ["long.csv", "long.jsonl"])
+def test_a_byte_order_mark_is_ignored(tmp_path: Path, prices_file: Path, name: str) -> None:
+    # Spreadsheet programs save "CSV UTF-8" with a BOM before the first header.
+    plain = tmp_path / f"plain-{name}"
+    (write_csv if name.endswith(".csv") else write_jsonl)(plain, long_rows())
+    bom = tmp_path / name
+    bom.write_text(plain.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    assert bom.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert_same_table(load_outcomes(bom, prices_file), load_outcomes(plain, prices_file))
+
+
 def test_cost_follows_the_source_rule_when_not_recorded(tmp_path: Path,
                                                         prices_file: Path) -> None:
     path = write_jsonl(tmp_path / "wide.jsonl", wide_records())
