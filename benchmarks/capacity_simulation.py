@@ -336,19 +336,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         if hasattr(state, "biases"):
             results[name]["final_bias"] = dict(zip(est.models, state.biases[-1].round(3).tolist(),
                                                    strict=True))
+    # The best any strategy could do with capacity as a long-run average: the whole stream assigned
+    # at once, each backend taking at most rate × duration requests (latency ignored).
+    slots = np.floor([b.rate * args.duration for b in backends]).astype(int)
+    pick = assign_with_capacity(scores[work.prompts], slots, epsilon=0.01)
+    bound = {"quality": float(test.quality[work.prompts, pick].mean()),
+             "cost_per_request": float(test.cost[work.prompts, pick].mean())}
     config = {k: v for k, v in vars(args).items()}
     config["backends"] = [{"name": b.name, "concurrency": b.concurrency,
                            "mean_service_s": b.mean_service, "rate_per_s": b.rate}
                           for b in backends]
     config["total_capacity_per_s"] = sum(b.rate for b in backends)
     write_json("capacity_simulation.json", {"machine": info, "config": config,
-                                            "results": results})
-    md = report(results, config, info)
+                                            "results": results, "capacity_bound": bound})
+    md = report(results, config, info, bound)
     (RESULTS / "capacity_simulation.md").write_text("\n".join(md))
     print("\n".join(md))
 
 
-def report(results: dict[str, Any], config: dict[str, Any], info: dict[str, Any]) -> list[str]:
+def report(results: dict[str, Any], config: dict[str, Any], info: dict[str, Any],
+           bound: dict[str, float]) -> list[str]:
     md = ["# Routing under backend capacity: a simulation on the bundled data", "",
           f"kNN router on a held-out 20 % (1,098 prompts); Poisson arrivals {config['rate']:g}/s "
           f"for {config['duration']:g} s (seed {config['seed']}); trade-off λ = {config['lam']:g}; "
@@ -373,8 +380,38 @@ def report(results: dict[str, Any], config: dict[str, Any], info: dict[str, Any]
            "backends; over the whole run, over the worst 10-s window, and over the worst 10-s "
            "window once the online balancer's biases have had 30 s to settle). Above 1 the backend "
            "rejects or its queue grows. \"Quality within SLO\" counts rejected or late answers as "
-           "0; the unlimited row ignores capacity and is the ceiling.", ""]
+           "0; the unlimited row ignores capacity and is the ceiling.", "",
+           f"Bound under capacity: assigning the whole stream at once, each backend taking at "
+           f"most capacity × duration requests (latency ignored), reaches quality "
+           f"{bound['quality']:.3f} at ${bound['cost_per_request']:.2e} per request.", "", READING]
     return md
+
+
+READING = """## Reading (defaults: 20 req/s, λ = 0.03, seed 0)
+
+* Greedy routing offers the best model almost twice its capacity. Rejecting the overflow loses a
+  third of the requests; queueing it serves everything at full quality, but the queue grows without
+  bound (over a thousand waiting after five minutes), so most answers miss the SLO.
+* Falling back to the next backend with a free slot keeps latency low but costs quality: arrival
+  order, not how much a prompt loses by moving, decides who gets the scarce model, and the overflow
+  lands on whatever is free.
+* The bias-balanced router keeps every backend's average load under capacity (target 90 %) with no
+  rejections and a short queue, reaching about 93 % of the unconstrained ceiling within the SLO.
+  Its weaknesses: the biases start at zero and need about 30 s to settle (the worst 10-s window at
+  the start is far over capacity), and the sign update makes them oscillate, so short bursts still
+  exceed a backend's capacity and queue briefly (a smaller step, γ = 0.002, settled more slowly
+  and did worse: 0.590).
+* The Sinkhorn batch per window gives the best quality within the SLO (slightly above the bias
+  balancer) and the tightest control (no 10-s window much above capacity, a queue of a few
+  requests) for about half a window of buffering latency: it moves the prompts that lose least by
+  moving.
+* Both balanced strategies are also cheaper than greedy: the overflow goes to cheaper models.
+* About a third of the drop from the ceiling (0.647 → 0.633) is the price of the capacity limits
+  themselves; the rest is the price of deciding without knowing later arrivals. Longer Sinkhorn
+  windows see more of the stream and close part of that gap for the answers served (quality of
+  served 0.619 with 3-s windows, 0.623 with 5-s), but buffering adds latency: within a 10-s SLO the
+  3-s window is best (0.612) and the 5-s window worse (0.598).
+"""
 
 
 if __name__ == "__main__":
