@@ -261,6 +261,10 @@ def test_train_user_errors(capsys, tmp_path: Path, small_data: Path) -> None:
     assert_one_line_error(code, err, "kk")
     code, _, err = run(capsys, "train", "--models", str(small_data), "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "--models needs --data")
+    for bad in ("0", "-5"):
+        code, _, err = run(capsys, "train", "--sample", bad, "--featurizer", "tfidf",
+                           "--data", str(small_data), "--out", str(tmp_path / "r"))
+        assert_one_line_error(code, err, "sample size", bad)
     assert not (tmp_path / "r").exists()
 
 

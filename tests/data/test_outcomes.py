@@ -90,6 +90,12 @@ def test_sample_is_seeded() -> None:
     assert len(a) == 2 and set(a.prompt_ids) <= set(o.prompt_ids)
 
 
+@pytest.mark.parametrize("n", [0, -5])
+def test_sample_size_must_be_positive(n: int) -> None:
+    with pytest.raises(DataError, match=f"at least 1, got {n}"):
+        small().sample(n)
+
+
 @pytest.mark.parametrize(("changes", "fragment"), [
     ({"prompts": ("x?",)}, "differ in length"),
     ({"quality": np.zeros((2, 2))}, "quality has shape"),

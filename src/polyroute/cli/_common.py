@@ -43,7 +43,7 @@ def load_data(args: argparse.Namespace, path: Path | None = None) -> Outcomes:
         outcomes = load_bundled(args.output_tokens)
     else:
         outcomes = load_outcomes(path, args.models, output_tokens=args.output_tokens)
-    if getattr(args, "sample", None):
+    if getattr(args, "sample", None) is not None:  # --sample 0 is an error, not "everything"
         outcomes = outcomes.sample(args.sample, random_state=getattr(args, "seed", 0))
     return outcomes
 

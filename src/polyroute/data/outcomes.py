@@ -146,6 +146,8 @@ class Outcomes:
 
     def sample(self, n: int, random_state: int | None = 0) -> Outcomes:
         """A seeded random sample of ``n`` rows (all rows if ``n`` >= the table's size)."""
+        if n < 1:
+            raise DataError(f"the sample size must be at least 1, got {n}")
         if n >= self.n_prompts:
             return self
         rng = np.random.default_rng(random_state)
