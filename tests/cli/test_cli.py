@@ -261,6 +261,11 @@ def test_train_user_errors(capsys, tmp_path: Path, small_data: Path) -> None:
     assert_one_line_error(code, err, "kk")
     code, _, err = run(capsys, "train", "--models", str(small_data), "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "--models needs --data")
+    code, _, err = run(capsys, "train", "--sample", "1", "--featurizer", "tfidf", "--data",
+                       str(small_data), "--out", str(tmp_path / "r"))
+    # Fails while training, after the "training ..." note: the error is still one clean line.
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("polyroute: error: cannot fit TF-IDF")
     for bad in ("0", "-5"):
         code, _, err = run(capsys, "train", "--sample", bad, "--featurizer", "tfidf",
                            "--data", str(small_data), "--out", str(tmp_path / "r"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyroute.errors import NotFittedError, RouterError
+from polyroute.errors import DataError, NotFittedError, RouterError
 from polyroute.features import FittableFeaturizer, TfidfFeaturizer, make_featurizer
 
 
@@ -71,3 +71,14 @@ def test_load_from_an_empty_directory_is_a_router_error(tmp_path: Path) -> None:
 
 def test_make_featurizer_knows_tfidf() -> None:
     assert isinstance(make_featurizer("tfidf"), TfidfFeaturizer)
+
+
+@pytest.mark.parametrize("texts", [
+    pytest.param(["only one prompt"], id="one-prompt"),
+    pytest.param(["alpha beta", "gamma delta"], id="no-shared-word"),
+    pytest.param(["hello world", "hello there"], id="one-shared-word"),
+    pytest.param(["x", "x", "x"], id="no-words"),
+])
+def test_too_little_text_is_a_data_error(texts: list[str]) -> None:
+    with pytest.raises(DataError, match=f"on {len(texts)} prompt"):
+        TfidfFeaturizer().fit(texts)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polyroute.errors import NotFittedError, RouterError
+from polyroute.errors import DataError, NotFittedError, RouterError
 from polyroute.features.text import DEFAULT_MAX_CHARS, focus_text
 
 _STATE_JSON = "featurizer.json"
@@ -46,9 +46,14 @@ class TfidfFeaturizer:
 
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
                                      max_features=self.max_features)
-        matrix = vectorizer.fit_transform([focus_text(t, self.max_chars) for t in texts])
-        k = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
-        svd = TruncatedSVD(n_components=k, random_state=self.random_state).fit(matrix)
+        try:
+            matrix = vectorizer.fit_transform([focus_text(t, self.max_chars) for t in texts])
+            k = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
+            svd = TruncatedSVD(n_components=k, random_state=self.random_state).fit(matrix)
+        except ValueError as exc:  # too few prompts, or too few words shared between them
+            raise DataError(f"cannot fit TF-IDF features on {len(texts)} prompt(s) ({exc}); it "
+                            f"needs at least two words that each occur in two or more prompts: "
+                            f"train on more prompts or use the minilm featurizer") from None
         self._vectorizer = vectorizer
         self.components_ = svd.components_.astype(np.float32)
         return self
