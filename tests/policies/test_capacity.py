@@ -42,6 +42,17 @@ def test_sinkhorn_meets_both_marginals() -> None:
         sinkhorn(u, rows, cols, epsilon=0.0)
 
 
+def test_sinkhorn_converges_on_a_degenerate_problem_at_low_temperature() -> None:
+    # a spare-capacity row and a column nobody wants: plain Sinkhorn crawls here at ε = 0.01
+    u = np.array([[0.0, -0.1, -0.9], [0.0, -0.8, -0.9], [0.0, -0.05, -0.9], [0.0, -0.7, -0.9],
+                  [0.0, 0.0, 0.0]])
+    rows, cols = np.array([1.0, 1.0, 1.0, 1.0, 6.0]), np.array([2.0, 4.0, 4.0])
+    plan = sinkhorn(u, rows, cols, epsilon=0.01, max_iter=1000)
+    np.testing.assert_allclose(plan.sum(axis=1), rows, atol=1e-4)
+    np.testing.assert_allclose(plan.sum(axis=0), cols, atol=1e-4)
+    np.testing.assert_array_equal(plan[:4].argmax(axis=1), [1, 0, 1, 0])
+
+
 def test_the_prompts_that_gain_most_keep_the_scarce_model() -> None:
     # everyone prefers a; a holds two prompts; prompts 1 and 3 lose most by moving to b
     u = np.array([[0.9, 0.8, 0.0], [0.9, 0.1, 0.0], [0.9, 0.85, 0.0], [0.9, 0.2, 0.0]])

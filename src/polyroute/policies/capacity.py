@@ -36,8 +36,10 @@ def sinkhorn(utility: np.ndarray, row_mass: np.ndarray, col_mass: np.ndarray, *,
     """Entropic optimal transport maximising Σ plan × utility; masses must have equal sums.
 
     Returns the ``(n, m)`` plan whose rows sum to ``row_mass`` and columns to ``col_mass`` (up to
-    ``tol``). Zero-mass rows or columns get zero plan. Smaller ``epsilon`` = closer to the
-    unregularised optimum, more iterations.
+    ``tol`` of the total mass). Zero-mass rows or columns get zero plan. Smaller ``epsilon`` =
+    closer to the unregularised optimum. Log-domain iterations with ε-scaling (start hot, halve
+    down to ``epsilon``, warm-starting the dual potentials): at a small ``epsilon`` plain Sinkhorn
+    crawls on the degenerate problems capacity limits produce.
     """
     if epsilon <= 0:
         raise PolicyError(f"the Sinkhorn temperature epsilon must be > 0, got {epsilon!r}")
@@ -47,18 +49,26 @@ def sinkhorn(utility: np.ndarray, row_mass: np.ndarray, col_mass: np.ndarray, *,
         raise ValueError(f"row mass {r.sum()} and column mass {c.sum()} differ")
     plan = np.zeros(utility.shape)
     rows, cols = r > 0, c > 0
-    u = utility[np.ix_(rows, cols)] / epsilon
+    u = utility[np.ix_(rows, cols)]
     log_r, log_c = np.log(r[rows]), np.log(c[cols])
-    f = np.zeros(u.shape[0])
+    f = np.zeros(u.shape[0])  # dual potentials, in utility units
     g = np.zeros(u.shape[1])
-    for _ in range(max_iter):
-        f = log_r - logsumexp(u + g[None, :], axis=1)
-        g = log_c - logsumexp(u + f[:, None], axis=0)
-        # columns are exact after the g-step; check the rows
-        err = np.abs(np.exp(logsumexp(u + f[:, None] + g[None, :], axis=1)) - r[rows]).sum()
-        if err <= tol * r.sum():
+    eps = max(epsilon, float(np.ptp(u)) if u.size else epsilon)
+    iterations = 0
+    while True:
+        final = eps <= epsilon
+        for _ in range(max_iter if final else 50):
+            f = eps * (log_r - logsumexp((u + g[None, :]) / eps, axis=1))
+            g = eps * (log_c - logsumexp((u + f[:, None]) / eps, axis=0))
+            iterations += 1
+            # columns are exact after the g-step; check the rows
+            got = np.exp(logsumexp((u + f[:, None] + g[None, :]) / eps, axis=1))
+            if np.abs(got - r[rows]).sum() <= tol * r.sum() or iterations >= max_iter:
+                break
+        if final or iterations >= max_iter:
             break
-    plan[np.ix_(rows, cols)] = np.exp(u + f[:, None] + g[None, :])
+        eps = max(epsilon, eps / 2)
+    plan[np.ix_(rows, cols)] = np.exp((u + f[:, None] + g[None, :]) / eps)
     return plan
 
 
