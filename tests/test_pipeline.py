@@ -122,6 +122,15 @@ def test_loading_a_corrupt_or_foreign_router_file(fitted, tmp_path: Path) -> Non
         Pipeline.load(path)
 
 
+@pytest.mark.parametrize("name", ["router_arrays.npz", "featurizer.npz", "featurizer.json"])
+def test_truncated_files_are_a_router_error(fitted, tmp_path: Path, name: str) -> None:
+    path = fitted.save(tmp_path / "router")
+    data = (path / name).read_bytes()
+    (path / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(RouterError, match="router|featurizer"):
+        Pipeline.load(path)
+
+
 def test_unfitted_pipeline(tmp_path: Path) -> None:
     pipe = Pipeline("knn", featurizer="tfidf")
     with pytest.raises(RouterError, match="not fitted"):

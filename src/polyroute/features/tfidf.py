@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,14 +85,16 @@ class TfidfFeaturizer:
 
         try:
             meta = json.loads((directory / _STATE_JSON).read_text())
-            arrays = np.load(directory / _STATE_NPZ, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            with np.load(directory / _STATE_NPZ, allow_pickle=False) as arrays:
+                idf, components = arrays["idf"], arrays["components"]
+            self = cls(meta["dim"], max_features=meta["max_features"],
+                       max_chars=meta["max_chars"])
+            vocabulary = meta["vocabulary"]
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise RouterError(f"{directory}: cannot read the saved TF-IDF featurizer ({exc})") \
                 from None
-        self = cls(meta["dim"], max_features=meta["max_features"], max_chars=meta["max_chars"])
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
-                                     vocabulary=meta["vocabulary"])
-        vectorizer.idf_ = arrays["idf"]
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary)
+        vectorizer.idf_ = idf
         self._vectorizer = vectorizer
-        self.components_ = arrays["components"]
+        self.components_ = components
         return self

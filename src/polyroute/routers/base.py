@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -161,7 +162,7 @@ class Router:
             npz = np.load(directory / ARRAYS_FILE, allow_pickle=False)
             arrays = {k: npz[k] for k in npz.files}
             name, params, learned = state["router"], state["params"], state["learned"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise RouterError(f"{directory}: not a saved polyroute router ({exc})") from None
         klass = get_router_class(name)
         try:
