@@ -358,11 +358,13 @@ def format_errors(exc: ValidationError, source: str) -> str:
             msg = "unknown key (misspelt, or not supported here)"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "too_short":
+            msg = f"must list at least {err.get('ctx', {}).get('min_length', 1)} item(s)"
         got = ""
-        if err["type"] not in ("missing", "value_error", "extra_forbidden") and \
+        if err["type"] not in ("missing", "value_error", "extra_forbidden", "too_short") and \
                 not isinstance(err.get("input"), (dict, list)):
             got = f" (got {err.get('input')!r})"
-        lines.append(f"  {loc or '<top level>'}: {msg}{got}")
+        lines.append(f"  {loc}: {msg}{got}" if loc else f"  {msg}{got}")
     return "\n".join(lines)
 
 

@@ -206,12 +206,13 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
 
     def on_done(ending: StreamResult) -> None:
         try:
+            # A disconnect seen after the last byte (the client closing) is not an abandonment.
             if ending.completed:
                 status = OK
-            elif ending.client_closed:
-                status = CLIENT_CLOSED
-            else:
+            elif ending.error is not None or not ending.client_closed:
                 status = ERROR
+            else:
+                status = CLIENT_CLOSED
             rec.finish(status, 200, error=ending.error, usage=ending.usage,
                        ttfb_ms=ending.ttfb_ms, ended=ending.ended)
         finally:

@@ -135,6 +135,10 @@ class RequestSummary:
     completion_tokens: int | None
     cost: float
     feedback: float | None = None
+    error: str | None = None
+    stream: bool = False
+    decision_ms: float | None = None
+    ttfb_ms: float | None = None
     candidates: tuple[Candidate, ...] = ()
     attempts: tuple[Attempt, ...] = field(default=())
 

@@ -262,12 +262,15 @@ class SQLiteStore(Store):
 _SUMMARY_SQL = """
     SELECT r.id, r.ts, r.key_id, r.requested_model, r.profile, r.status, r.http_status, r.chosen,
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
-           (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1)
+           (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
+           r.error, r.stream, r.decision_ms, r.ttfb_ms
     FROM requests r"""
 
 
 def _summary(row: tuple) -> RequestSummary:
-    return RequestSummary(*row[:12], cost=float(row[12] or 0.0), feedback=row[13])
+    return RequestSummary(*row[:12], cost=float(row[12] or 0.0), feedback=row[13],
+                          error=row[14], stream=bool(row[15]), decision_ms=row[16],
+                          ttfb_ms=row[17])
 
 
 def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:

@@ -1,0 +1,194 @@
+"""A stand-in OpenAI-compatible backend for tests and the benchmark, served by uvicorn.
+
+It answers ``POST /v1/chat/completions`` (plain or streamed) and can be told, for all requests or
+for the next few, to delay, fail with any status, drop the connection after the headers, or stall
+mid-stream. It records every request it receives, so tests can see what the gateway sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+#: Behaviours: "ok", "500", "429" (or any status), "drop" (headers then close), "drop_mid"
+#: (stream two chunks then close), "delay:<seconds>", "stall_mid" (stream two chunks then hang).
+
+
+@dataclass
+class StandIn:
+    """An ASGI app; ``mode`` applies to every request unless ``script`` holds a one-shot one."""
+
+    name: str
+    mode: str = "ok"
+    chunks: int = 5
+    reply: str | None = None
+    script: deque = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    record: bool = True
+
+    def next(self, *behaviours: str) -> None:
+        """Behaviours for the next requests, one each, before falling back to ``mode``."""
+        self.script.extend(behaviours)
+
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
+            await _json(send, 404, {"error": {"message": "not found", "type": "x"}})
+            return
+        request = json.loads(body)
+        if self.record:
+            self.requests.append(request)
+            self.headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        behaviour = self.script.popleft() if self.script else self.mode
+        if behaviour.startswith("delay:"):
+            if await _client_left_within(float(behaviour.split(":", 1)[1]), receive):
+                return
+            behaviour = "ok"
+        if behaviour.isdigit():
+            await _json(send, int(behaviour), {"error": {
+                "message": f"{self.name} fails with {behaviour}", "type": "server_error",
+                "param": None, "code": None}})
+            return
+        if behaviour == "drop":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", b"1000")]})
+            raise ConnectionAbortedError("stand-in drops the connection")
+        text = self.reply or f"{self.name} answers"
+        if request.get("stream"):
+            await self._stream(send, receive, request, text, behaviour)
+            return
+        usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+        await _json(send, 200, {
+            "id": f"chatcmpl-{self.name}", "object": "chat.completion", "created": int(time.time()),
+            "model": request.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "stop"}],
+            "usage": usage})
+
+    async def _stream(self, send: Any, receive: Any, request: dict, text: str,
+                      behaviour: str) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+
+        def event(obj: dict) -> dict:
+            return {"type": "http.response.body", "body": b"data: " + json.dumps(obj).encode()
+                    + b"\n\n", "more_body": True}
+
+        base = {"id": f"chatcmpl-{self.name}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": request.get("model")}
+        await send(event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"},
+                                                "finish_reason": None}]}))
+        for i in range(self.chunks):
+            if i == 2 and behaviour == "drop_mid":
+                raise ConnectionAbortedError("stand-in drops the stream")
+            if i == 2 and behaviour == "stall_mid":
+                await _client_left_within(3600, receive)
+                return
+            await send(event({**base, "choices": [{"index": 0,
+                                                   "delta": {"content": f"{text} {i}|"},
+                                                   "finish_reason": None}]}))
+        await send(event({**base, "choices": [{"index": 0, "delta": {},
+                                                "finish_reason": "stop"}]}))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            await send(event({**base, "choices": [], "usage": {
+                "prompt_tokens": 10, "completion_tokens": self.chunks,
+                "total_tokens": 10 + self.chunks}}))
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n",
+                    "more_body": False})
+
+
+async def _client_left_within(seconds: float, receive: Any) -> bool:
+    """Sleep ``seconds`` unless the client disconnects first (then True)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    waiter = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
+async def _json(send: Any, status: int, obj: dict) -> None:
+    body = json.dumps(obj).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def free_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (no race between choosing and binding)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this; without it a response written in two parts waits
+    # for the client's delayed ACK (~40 ms per request on Linux).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class ServerThread:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; ``url`` once started."""
+
+    def __init__(self, app: Any, config: uvicorn.Config | None = None, **settings: Any) -> None:
+        self.sock = free_socket()
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = {"log_level": "warning", "lifespan": "on", "access_log": False,
+                    "timeout_graceful_shutdown": 2, **settings}
+        self.server = uvicorn.Server(config or uvicorn.Config(app, **settings))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def start(self, timeout: float = 60.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the server thread died during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+        self.sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

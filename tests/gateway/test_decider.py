@@ -1,0 +1,101 @@
+"""Routing decisions off the event loop: batching, prices, restrictions, router/backend checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conftest import MATH_PROMPT, POETRY_PROMPT, base_config
+from polyroute import Pipeline
+from polyroute.config import validate_config
+from polyroute.errors import ConfigError
+from polyroute.gateway.routing import Decider, check_backends, load_pipeline
+from polyroute.policies import FloorPolicy, TradeoffPolicy
+
+URLS = {n: f"http://127.0.0.1:9/{n}" for n in ("alpha", "beta", "gamma")}
+
+
+@pytest.fixture(scope="module")
+def pipeline(router_dir) -> Pipeline:
+    return Pipeline.load(router_dir, cache=False)
+
+
+def config(router_dir, tmp_path, **changes):
+    raw = base_config(router_dir, tmp_path / "s.sqlite", URLS)
+    raw.update(changes)
+    return validate_config(raw)
+
+
+def test_concurrent_decisions_are_batched_and_equal_single_ones(pipeline, router_dir, tmp_path):
+    cfg = config(router_dir, tmp_path)
+    decider = Decider(pipeline, cfg.backends, max_batch=8)
+    texts = [MATH_PROMPT, POETRY_PROMPT] * 6
+    policy = TradeoffPolicy(0.0)
+    expected = decider.decide_now(texts, policy)
+
+    async def run():
+        return await asyncio.gather(*(decider.decide(t, policy) for t in texts))
+
+    decider.start()
+    try:
+        results = asyncio.run(run())
+    finally:
+        decider.stop()
+    assert [r.candidates for r in results] == expected
+    assert [r.candidates[0].model for r in results[:2]] == ["alpha", "beta"]
+
+
+def test_allowed_models_restrict_the_candidates(pipeline, router_dir, tmp_path):
+    decider = Decider(pipeline, config(router_dir, tmp_path).backends)
+    [ranked] = decider.decide_now([MATH_PROMPT], FloorPolicy(0.9), allowed=("beta", "gamma"))
+    assert {c.model for c in ranked} == {"beta", "gamma"}
+
+
+def test_backend_prices_replace_the_training_prices(pipeline, router_dir, tmp_path):
+    cfg = config(router_dir, tmp_path)
+    same = Decider(pipeline, cfg.backends).estimates([MATH_PROMPT])
+    raw = base_config(router_dir, tmp_path / "s.sqlite", URLS)
+    raw["backends"][0]["output_price_per_mtok"] *= 10  # alpha's output is 10x dearer
+    dearer = Decider(pipeline, validate_config(raw).backends).estimates([MATH_PROMPT])
+    assert dearer.cost[0, 0] > 5 * same.cost[0, 0]
+    assert dearer.cost[0, 1] == pytest.approx(same.cost[0, 1])
+
+
+def test_router_models_without_backend_are_dropped(pipeline, router_dir, tmp_path):
+    raw = base_config(router_dir, tmp_path / "s.sqlite", {**URLS, "delta": "http://x:1"})
+    raw["backends"] = [b for b in raw["backends"] if b["name"] != "gamma"]
+    del raw["profiles"]["polyroute-no-alpha"]
+    cfg = validate_config(raw)
+    warnings = check_backends(pipeline.models, cfg)
+    assert any("gamma" in w for w in warnings) and any("delta" in w for w in warnings)
+    decider = Decider(pipeline, cfg.backends)
+    assert decider.models == ("alpha", "beta")
+    [ranked] = decider.decide_now([MATH_PROMPT], TradeoffPolicy(100.0))
+    assert [c.model for c in ranked][0] != "gamma"
+
+
+def test_router_knowing_no_backend_is_a_config_error(pipeline, router_dir, tmp_path):
+    raw = base_config(router_dir, tmp_path / "s.sqlite", {"delta": "http://x:1"})
+    raw["profiles"] = {}
+    with pytest.raises(ConfigError, match="no backend is named after a model the router knows"):
+        check_backends(pipeline.models, validate_config(raw))
+
+
+def test_featurizer_mismatch_is_a_config_error(router_dir, tmp_path):
+    cfg = config(router_dir, tmp_path, router={"path": str(router_dir), "featurizer": "minilm"})
+    with pytest.raises(ConfigError, match="trained with 'tfidf'"):
+        load_pipeline(cfg.router)
+
+
+def test_router_can_be_trained_at_start_up(tmp_path, router_dir):
+    from conftest import make_outcomes
+    from polyroute.data import save_long_jsonl
+
+    data = save_long_jsonl(make_outcomes(), tmp_path / "outcomes.jsonl")
+    cfg = config(router_dir, tmp_path, router={
+        "train": {"data": str(data), "router": "knn", "params": {"k": 5},
+                  "save_to": str(tmp_path / "trained")}, "featurizer": "tfidf"})
+    pipe = load_pipeline(cfg.router)
+    assert pipe.models == ("alpha", "beta", "gamma")
+    assert (tmp_path / "trained" / "polyroute.json").is_file()

@@ -1,0 +1,154 @@
+"""The real ``polyroute serve`` process: graceful shutdown and crash recovery.
+
+These start the gateway as a subprocess (as an operator would), in front of an in-process
+stand-in backend, and stop it with SIGTERM (in-flight requests finish, the store is flushed) or
+SIGKILL (the request in flight is found ``in_progress`` and marked ``interrupted`` on restart).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from standin import ServerThread, StandIn
+
+from conftest import KEY, MATH_PROMPT
+from polyroute.gateway import hash_key
+from polyroute.store import SQLiteStore
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, what: str, deadline_s: float = 60.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def backend():
+    app = StandIn("alpha")
+    with ServerThread(app) as server:
+        yield app, server.url
+
+
+def _start(tmp_path: Path, router_dir: Path, backend_url: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    config = {
+        "backends": [{"name": name, "base_url": f"{backend_url}/v1", "input_price_per_mtok": 1,
+                      "output_price_per_mtok": 1} for name in ("alpha", "beta", "gamma")],
+        "router": {"path": str(router_dir)},
+        "keys": [{"id": "one", "sha256": hash_key(KEY)}],
+        "store": {"path": "state.sqlite"},
+        "server": {"port": port, "log_level": "warning", "shutdown_timeout": 30},
+    }
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "polyroute", "serve", "--config", str(path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the gateway exited: {proc.stderr.read().decode()}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    _wait(ready, "the gateway to start")
+    return proc, url
+
+
+def _send_in_background(url: str) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def send() -> None:
+        try:
+            box["response"] = httpx.post(
+                f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {KEY}"},
+                json={"model": "polyroute-auto",
+                      "messages": [{"role": "user", "content": MATH_PROMPT}]}, timeout=60)
+        except httpx.TransportError as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread, box
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, router_dir, backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url)
+    try:
+        app.mode = "delay:1.5"
+        thread, box = _send_in_background(url)
+        _wait(lambda: app.calls == 1, "the backend to receive the request")
+        proc.send_signal(signal.SIGTERM)
+        thread.join(60)
+        assert box["response"].status_code == 200
+        assert box["response"].json()["choices"][0]["message"]["content"] == "alpha answers"
+        # uvicorn re-raises the signal once shut down, so the exit status reports SIGTERM.
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+    try:
+        [rec] = store.recent_requests()
+        assert rec.status == "ok" and rec.chosen == "alpha"
+        assert rec.id == box["response"].headers["x-polyroute-request-id"]
+    finally:
+        store.close()
+    # Closed cleanly: the WAL was checkpointed into the database file.
+    assert not (tmp_path / "state.sqlite-wal").exists() or \
+        (tmp_path / "state.sqlite-wal").stat().st_size == 0
+
+
+def test_a_killed_gateway_leaves_no_request_unrecorded(tmp_path, router_dir, backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url)
+    try:
+        app.mode = "delay:60"
+        thread, box = _send_in_background(url)
+        _wait(lambda: app.calls == 1, "the backend to receive the request")
+        reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+        try:
+            _wait(lambda: [r.status for r in reader.recent_requests()] == ["in_progress"],
+                  "the start row to be committed")
+        finally:
+            reader.close()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        thread.join(60)
+        assert "error" in box  # the client saw the connection die
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = SQLiteStore(tmp_path / "state.sqlite", recover=True)  # what the next start does
+    try:
+        [rec] = store.recent_requests()
+        assert rec.status == "interrupted" and rec.key_id == "one"
+        assert rec.error
+    finally:
+        store.close()
