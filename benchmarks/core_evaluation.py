@@ -82,7 +82,8 @@ def main() -> None:
           "AIQ = mean hull quality over 201 budgets between the cheapest and priciest single "
           "model; gain share = share of the oracle's AIQ gain over the zero router.", ""]
     md += table("5-fold cross-validation (mean ± std over folds)", result["cv5"])
-    md += table("Leave-task-out (mean ± std over the 14 held-out tasks)",
+    md += table("Leave-task-out, pooled: each prompt routed by routers that never saw its task "
+                 "(± = std of per-task AIQ over the 14 held-out tasks)",
                 result["leave_task_out"])
     if "cli" in result:
         md += ["### `polyroute evaluate` end to end (bundled data, 8 routers, 80/20 split)", "",

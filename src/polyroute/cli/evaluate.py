@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         with steps(n_tasks * (len(names) + 2), "leave-task-out") as step:
             result = leave_task_out_evaluation(full, names, args.featurizer, cache=cache,
                                                step=step)
-        title = "leave-task-out (mean over held-out tasks)"
+        title = "leave-task-out (every prompt routed by routers that never saw its task)"
     else:
         with steps(len(names) + 2, "evaluating") as step:
             result = evaluate_split(train, test, names, args.featurizer, cache=cache, step=step)

@@ -83,12 +83,12 @@ def score_estimates(estimates: dict[str, Estimates], test: Outcomes,
     return {"reference": vars(ref), "zero_router": zero, "oracle": oracle, "routers": routers}
 
 
-def evaluate_split(train: Outcomes, test: Outcomes, routers: Sequence[str],
-                   featurizer: str = "minilm", *, cache: Any = None,
-                   router_params: dict[str, dict[str, Any]] | None = None,
-                   features: tuple[np.ndarray, np.ndarray] | None = None,
-                   per_task: bool = True, step: Step = _noop) -> dict[str, Any]:
-    """Fit each router on ``train``, estimate ``test``, and score everything on ``test``."""
+def fit_and_estimate(train: Outcomes, test: Outcomes, routers: Sequence[str],
+                     featurizer: str = "minilm", *, cache: Any = None,
+                     router_params: dict[str, dict[str, Any]] | None = None,
+                     features: tuple[np.ndarray, np.ndarray] | None = None,
+                     step: Step = _noop) -> tuple[dict[str, Estimates], dict[str, dict]]:
+    """Fit each router on ``train`` and estimate ``test``; also return fit/estimate timings."""
     names = check_router_names(routers)
     if features is None:
         step("embedding prompts")
@@ -110,6 +110,18 @@ def evaluate_split(train: Outcomes, test: Outcomes, routers: Sequence[str],
         estimates[name] = est
         timings[name] = {"fit_seconds": t1 - t0,
                          "estimate_ms_per_prompt": 1000 * (t2 - t1) / max(1, test.n_prompts)}
+    return estimates, timings
+
+
+def evaluate_split(train: Outcomes, test: Outcomes, routers: Sequence[str],
+                   featurizer: str = "minilm", *, cache: Any = None,
+                   router_params: dict[str, dict[str, Any]] | None = None,
+                   features: tuple[np.ndarray, np.ndarray] | None = None,
+                   per_task: bool = True, step: Step = _noop) -> dict[str, Any]:
+    """Fit each router on ``train``, estimate ``test``, and score everything on ``test``."""
+    estimates, timings = fit_and_estimate(train, test, routers, featurizer, cache=cache,
+                                          router_params=router_params, features=features,
+                                          step=step)
     step("scoring")
     result = score_estimates(estimates, test)
     for name, t in timings.items():
@@ -191,18 +203,53 @@ def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
                               router_params: dict[str, dict[str, Any]] | None = None,
                               tasks: list[str] | None = None,
                               step: Step = _noop) -> dict[str, Any]:
-    """Out-of-distribution check: every task in turn is unseen at training time."""
-    check_router_names(routers)
+    """Out-of-distribution check, as cross-validation grouped by task.
+
+    Every prompt is estimated by routers that never saw a prompt of its task; the pooled
+    estimates are then scored on all held-out prompts together, against the single models on
+    the same prompts (the zero router) and the oracle. ``per_split`` holds each held-out task's
+    own AIQ and ``aiq_std`` their spread, ``per_task`` the full per-task table.
+    """
+    names = check_router_names(routers)
     all_features = _embed_all(outcomes, featurizer, cache, step)
-    results, labels = [], []
+    parts: list[tuple[np.ndarray, dict[str, Estimates], dict[str, dict]]] = []
+    index = {pid: i for i, pid in enumerate(outcomes.prompt_ids)}
     for task, train, test in leave_task_out(outcomes, tasks):
         step(f"held-out task {task}")
         feats = None if all_features is None else _rows(outcomes, all_features, train, test)
-        results.append(evaluate_split(train, test, routers, featurizer, cache=cache,
-                                      router_params=router_params, features=feats,
-                                      per_task=False, step=step))
-        labels.append(task)
-    return combine(results, labels)
+        est, timings = fit_and_estimate(train, test, names, featurizer, cache=cache,
+                                        router_params=router_params, features=feats, step=step)
+        parts.append((np.array([index[p] for p in test.prompt_ids]), est, timings))
+    rows = np.concatenate([r for r, _e, _t in parts])
+    held = outcomes.subset(rows)
+    pooled = {name: _stack([e[name] for _r, e, _t in parts]) for name in names}
+    step("scoring")
+    result = score_estimates(pooled, held)
+    result["per_task"] = per_task_aiq(pooled, held)
+    tasks_done = list(result["per_task"])
+    for key, entry in [("zero_router", result["zero_router"]), ("oracle", result["oracle"]),
+                       *result["routers"].items()]:
+        per = {t: result["per_task"][t][key] for t in tasks_done}
+        entry["per_split"] = per
+        entry["aiq_std"] = float(np.std(list(per.values())))
+        entry["per_task_mean_aiq"] = float(np.mean(list(per.values())))
+    for name in names:
+        for k in ("fit_seconds", "estimate_ms_per_prompt"):
+            result["routers"][name][k] = float(np.mean([t[name][k] for _r, _e, t in parts]))
+    result["splits"] = tasks_done
+    result["protocol"] = "leave-task-out, pooled held-out estimates"
+    return result
+
+
+def _stack(parts: list[Estimates]) -> Estimates:
+    """Row-wise concatenation of estimates for the same models (cost scale of the first)."""
+
+    def cat(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for p in parts]
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+    return Estimates(models=parts[0].models, quality=cat("quality"), cost=cat("cost"),
+                     uncertainty=cat("uncertainty"), cost_scale=parts[0].cost_scale)
 
 
 def _embed_all(outcomes: Outcomes, featurizer: str, cache: Any, step: Step) -> np.ndarray | None:
