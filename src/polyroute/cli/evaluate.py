@@ -25,6 +25,7 @@ from polyroute.evaluation import (
 )
 from polyroute.evaluation.report import leaderboard, per_task_table, plot_curves, write_metrics
 from polyroute.evaluation.runner import check_router_names, warm_cache
+from polyroute.evaluation.sweep import POLICY_SWEEPS
 from polyroute.routers import available_routers
 
 
@@ -40,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--routers", default=",".join(DEFAULT_ROUTERS), metavar="LIST",
                    help=f"comma-separated router names (default: %(default)s); available: "
                         f"{', '.join(available_routers())}")
+    p.add_argument("--policy", default="tradeoff", choices=sorted(POLICY_SWEEPS),
+                   help="policy family swept for every router: tradeoff (one model per prompt), "
+                        "cascade (cheap model first, escalate when its estimate is low; every "
+                        "call charged) or topk (a set of models per prompt, scored by its best "
+                        "member, every member charged) (default: %(default)s)")
     add_cache_arguments(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation instead of "
@@ -79,19 +85,21 @@ def run(args: argparse.Namespace) -> int:
     if args.cv:
         with steps(args.cv * (len(names) + 2), f"{args.cv}-fold CV") as step:
             result = cross_validate(full, names, args.featurizer, n_splits=args.cv,
-                                    random_state=args.seed, cache=cache, step=step)
+                                    random_state=args.seed, cache=cache, policy=args.policy,
+                                    step=step)
         title = f"{args.cv}-fold cross-validation"
     elif args.leave_task_out:
         n_tasks = len(full.task_names)
         with steps(n_tasks * (len(names) + 2), "leave-task-out") as step:
             result = leave_task_out_evaluation(full, names, args.featurizer, cache=cache,
-                                               step=step)
+                                               policy=args.policy, step=step)
         title = "leave-task-out (every prompt routed by routers that never saw its task)"
     else:
         with steps(len(names) + 2, "evaluating") as step:
-            result = evaluate_split(train, test, names, args.featurizer, cache=cache, step=step)
+            result = evaluate_split(train, test, names, args.featurizer, cache=cache,
+                                    policy=args.policy, step=step)
         title = f"held-out test set ({test.n_prompts} prompts)"
-    result["setup"] = {"routers": names, "featurizer": args.featurizer,
+    result["setup"] = {"routers": names, "featurizer": args.featurizer, "policy": args.policy,
                        "mode": "cv" if args.cv else "leave-task-out" if args.leave_task_out
                        else "split", "seed": args.seed,
                        "seconds": round(time.perf_counter() - started, 2)}

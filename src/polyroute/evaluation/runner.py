@@ -14,7 +14,13 @@ import numpy as np
 
 from polyroute.data import Outcomes, kfold, leave_task_out
 from polyroute.evaluation.metrics import Reference, add_gain_share, summarize
-from polyroute.evaluation.sweep import DEFAULT_LAMBDAS, operating_points, single_model_points
+from polyroute.evaluation.sweep import (
+    DEFAULT_LAMBDAS,
+    operating_points,
+    policy_sweep,
+    single_model_points,
+    sweep_points,
+)
 from polyroute.features import CachedFeaturizer, make_featurizer
 from polyroute.pipeline import Pipeline
 from polyroute.routers import Estimates, available_routers, get_router_class
@@ -68,15 +74,21 @@ def _references(test: Outcomes) -> tuple[Reference, dict[str, Any]]:
 
 
 def score_estimates(estimates: dict[str, Estimates], test: Outcomes,
-                    lambdas: Sequence[float] = DEFAULT_LAMBDAS) -> dict[str, Any]:
-    """Zero router, oracle and every router's metrics on ``test`` (rows aligned with estimates)."""
+                    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+                    policy: str = "tradeoff") -> dict[str, Any]:
+    """Zero router, oracle and every router's metrics on ``test`` (rows aligned with estimates).
+
+    Routers are swept over the ``policy`` family (see ``POLICY_SWEEPS``); the oracle always over
+    the trade-off, which is already the best any policy can do with true qualities.
+    """
     ref, zero = _references(test)
     scale = next(iter(estimates.values())).cost_scale if estimates else 1.0
     oracle_est = Estimates(models=test.model_names, quality=np.nan_to_num(test.quality),
                            cost=test.cost, cost_scale=scale)
     oracle = summarize(operating_points(oracle_est, test.quality, test.cost,
                                         knobs=lambdas), ref)
-    routers = {name: summarize(operating_points(est, test.quality, test.cost, knobs=lambdas), ref)
+    policies = policy_sweep(policy)
+    routers = {name: summarize(sweep_points(est, test.quality, test.cost, policies), ref)
                for name, est in estimates.items()}
     for result in (zero, oracle, *routers.values()):
         add_gain_share(result, zero["aiq"], oracle["aiq"])
@@ -117,28 +129,31 @@ def evaluate_split(train: Outcomes, test: Outcomes, routers: Sequence[str],
                    featurizer: str = "minilm", *, cache: Any = None,
                    router_params: dict[str, dict[str, Any]] | None = None,
                    features: tuple[np.ndarray, np.ndarray] | None = None,
-                   per_task: bool = True, step: Step = _noop) -> dict[str, Any]:
+                   per_task: bool = True, policy: str = "tradeoff",
+                   step: Step = _noop) -> dict[str, Any]:
     """Fit each router on ``train``, estimate ``test``, and score everything on ``test``."""
     estimates, timings = fit_and_estimate(train, test, routers, featurizer, cache=cache,
                                           router_params=router_params, features=features,
                                           step=step)
     step("scoring")
-    result = score_estimates(estimates, test)
+    result = score_estimates(estimates, test, policy=policy)
     for name, t in timings.items():
         result["routers"][name].update(t)
     result["n_train"], result["n_test"] = train.n_prompts, test.n_prompts
     if per_task and len(test.task_names) > 1:
-        result["per_task"] = per_task_aiq(estimates, test)
+        result["per_task"] = per_task_aiq(estimates, test, policy)
     return result
 
 
-def per_task_aiq(estimates: dict[str, Estimates], test: Outcomes) -> dict[str, dict[str, float]]:
+def per_task_aiq(estimates: dict[str, Estimates], test: Outcomes,
+                 policy: str = "tradeoff") -> dict[str, dict[str, float]]:
     """AIQ of every router (and the references) on each task's prompts, with per-task budgets."""
     tasks = np.asarray(test.tasks)
     table: dict[str, dict[str, float]] = {}
     for task in test.task_names:
         rows = np.flatnonzero(tasks == task)
-        sub = score_estimates({n: e.subset(rows) for n, e in estimates.items()}, test.subset(rows))
+        sub = score_estimates({n: e.subset(rows) for n, e in estimates.items()},
+                              test.subset(rows), policy=policy)
         row = {"zero_router": sub["zero_router"]["aiq"], "oracle": sub["oracle"]["aiq"]}
         row.update({n: r["aiq"] for n, r in sub["routers"].items()})
         row["n"] = int(len(rows))
@@ -183,9 +198,10 @@ def combine(results: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
 def cross_validate(outcomes: Outcomes, routers: Sequence[str], featurizer: str = "minilm", *,
                    n_splits: int = 5, random_state: int = 0, cache: Any = None,
                    router_params: dict[str, dict[str, Any]] | None = None,
-                   step: Step = _noop) -> dict[str, Any]:
+                   policy: str = "tradeoff", step: Step = _noop) -> dict[str, Any]:
     """k-fold cross-validation; each fold's AIQ uses that fold's own budget range."""
     check_router_names(routers)
+    policy_sweep(policy)  # fail on a bad name before any work
     all_features = _embed_all(outcomes, featurizer, cache, step)
     results, labels = [], []
     for k, (train, test) in enumerate(kfold(outcomes, n_splits, random_state)):
@@ -193,7 +209,7 @@ def cross_validate(outcomes: Outcomes, routers: Sequence[str], featurizer: str =
         feats = None if all_features is None else _rows(outcomes, all_features, train, test)
         results.append(evaluate_split(train, test, routers, featurizer, cache=cache,
                                       router_params=router_params, features=feats,
-                                      per_task=False, step=step))
+                                      per_task=False, policy=policy, step=step))
         labels.append(f"fold{k + 1}")
     return combine(results, labels)
 
@@ -201,7 +217,7 @@ def cross_validate(outcomes: Outcomes, routers: Sequence[str], featurizer: str =
 def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
                               featurizer: str = "minilm", *, cache: Any = None,
                               router_params: dict[str, dict[str, Any]] | None = None,
-                              tasks: list[str] | None = None,
+                              tasks: list[str] | None = None, policy: str = "tradeoff",
                               step: Step = _noop) -> dict[str, Any]:
     """Out-of-distribution check, as cross-validation grouped by task.
 
@@ -224,8 +240,8 @@ def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
     held = outcomes.subset(rows)
     pooled = {name: _stack([e[name] for _r, e, _t in parts]) for name in names}
     step("scoring")
-    result = score_estimates(pooled, held)
-    result["per_task"] = per_task_aiq(pooled, held)
+    result = score_estimates(pooled, held, policy=policy)
+    result["per_task"] = per_task_aiq(pooled, held, policy)
     tasks_done = list(result["per_task"])
     for key, entry in [("zero_router", result["zero_router"]), ("oracle", result["oracle"]),
                        *result["routers"].items()]:

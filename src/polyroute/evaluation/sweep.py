@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from polyroute.policies import TradeoffPolicy
+from polyroute.errors import PolicyError
+from polyroute.policies import CascadePolicy, TopKPolicy, TradeoffPolicy
 from polyroute.routers.base import Estimates
 
 #: λ = 0 (best quality whatever the cost) plus a wide geometric range.
@@ -43,9 +44,36 @@ def operating_points(
     knobs: Sequence[float] = DEFAULT_LAMBDAS,
 ) -> np.ndarray:
     """``(len(knobs), 2)`` array of (mean cost, mean quality) over the prompts, one per knob."""
-    points = np.empty((len(knobs), 2))
-    for i, knob in enumerate(knobs):
-        q, c = simulate(make_policy(knob), estimates, quality, cost)
+    return sweep_points(estimates, quality, cost, [make_policy(k) for k in knobs])
+
+
+def _coarse_lambdas() -> list[float]:
+    return [0.0, *np.geomspace(1e-3, 1e3, 19).tolist()]
+
+
+#: Policy families ``polyroute evaluate --policy`` can sweep; each maps to the list of policy
+#: settings whose operating points make up its curve.
+POLICY_SWEEPS: dict[str, Callable[[], list[Any]]] = {
+    "tradeoff": lambda: [TradeoffPolicy(lam) for lam in DEFAULT_LAMBDAS],
+    "cascade": lambda: [CascadePolicy(t, lam=lam, max_calls=2)
+                        for t in (0.3, 0.5, 0.7, 0.9) for lam in _coarse_lambdas()],
+    "topk": lambda: [TopKPolicy(lam, max_k=3) for lam in DEFAULT_LAMBDAS],
+}
+
+
+def policy_sweep(name: str) -> list[Any]:
+    """The policy settings swept for the family ``name``."""
+    if name not in POLICY_SWEEPS:
+        raise PolicyError(f"unknown policy {name!r}; choose from: {', '.join(POLICY_SWEEPS)}")
+    return POLICY_SWEEPS[name]()
+
+
+def sweep_points(estimates: Estimates, quality: np.ndarray, cost: np.ndarray,
+                 policies: Sequence[Any]) -> np.ndarray:
+    """(mean cost, mean quality) of each policy setting, scored on recorded outcomes."""
+    points = np.empty((len(policies), 2))
+    for i, policy in enumerate(policies):
+        q, c = simulate(policy, estimates, quality, cost)
         with np.errstate(invalid="ignore"):
             points[i] = (np.nanmean(c), np.nanmean(q))
     return points
