@@ -4,7 +4,17 @@ Importing this package registers every built-in router; add a new one by writing
 ``@register("name")`` class and importing it below.
 """
 
-from polyroute.routers import baselines, cluster, knn, linear, mf, mlp  # noqa: F401 (registers)
+from polyroute.routers import (  # noqa: F401 (registers)
+    bandit,
+    baselines,
+    cluster,
+    ensemble,
+    irt,
+    knn,
+    linear,
+    mf,
+    mlp,
+)
 from polyroute.routers.base import Estimates, Router
 from polyroute.routers.cost import CostModel
 from polyroute.routers.registry import available_routers, get_router_class, make_router, register
