@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from polyroute.data.outcomes import Outcomes
+from polyroute.routers._torch import small_problem_threads
 from polyroute.routers.base import Router
 from polyroute.routers.registry import register
 
@@ -37,6 +38,10 @@ class MatrixFactorizationRouter(Router):
         self.random_state = random_state
 
     def _fit(self, outcomes: Outcomes, features: np.ndarray) -> None:
+        with small_problem_threads():
+            self._train(outcomes, features)
+
+    def _train(self, outcomes: Outcomes, features: np.ndarray) -> None:
         import torch
 
         torch.manual_seed(self.random_state)
