@@ -175,6 +175,8 @@ class RouterConfig(_Section):
     embedding_cache: bool | Path = False
     #: Most prompts embedded together when requests arrive at once.
     max_batch: int = Field(32, ge=1, le=1024)
+    #: CPU threads for embedding; `polyroute serve` uses all cores but one (at most 4) if unset.
+    threads: int | None = Field(None, ge=1, le=256)
 
     @model_validator(mode="after")
     def _one_source(self) -> RouterConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from conftest import MATH_PROMPT, POETRY_PROMPT, base_config
@@ -44,6 +45,17 @@ def test_concurrent_decisions_are_batched_and_equal_single_ones(pipeline, router
         decider.stop()
     assert [r.candidates for r in results] == expected
     assert [r.candidates[0].model for r in results[:2]] == ["alpha", "beta"]
+
+
+def test_mixed_lengths_are_embedded_in_groups_in_the_right_order(pipeline, router_dir,
+                                                                 tmp_path):
+    decider = Decider(pipeline, config(router_dir, tmp_path).backends)
+    texts = [MATH_PROMPT, POETRY_PROMPT * 12, POETRY_PROMPT, MATH_PROMPT * 40, "2 + 2?"]
+    together = decider.estimates(texts)
+    for i, text in enumerate(texts):
+        alone = decider.estimates([text])
+        np.testing.assert_allclose(together.quality[i], alone.quality[0], atol=1e-6)
+        np.testing.assert_allclose(together.cost[i], alone.cost[0])
 
 
 def test_allowed_models_restrict_the_candidates(pipeline, router_dir, tmp_path):

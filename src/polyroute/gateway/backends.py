@@ -1,6 +1,6 @@
-"""One OpenAI-compatible upstream: a pooled ``httpx.AsyncClient``, a concurrency limit, a breaker.
+"""One OpenAI-compatible upstream: pooled ``httpx.AsyncClient``s, a concurrency limit, a breaker.
 
-Why one client per backend: each keeps its own keep-alive pool sized to the backend's
+Why pools per backend: each backend keeps its own keep-alive connections sized to its
 ``max_concurrency``, so a slow backend cannot starve the others of connections, and the gateway's
 semaphore (not httpx's pool timeout) decides what happens when a backend is full.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 import anyio
@@ -27,8 +28,31 @@ def is_retryable(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUS
 
 
+#: Connections per pooled client. httpcore's pool walks every connection (and polls each idle
+#: one's socket) each time a request starts or ends, so one pool of 64 connections costs ~8x a
+#: pool of 8 per request; a backend therefore holds several small pools.
+POOL_SIZE = 8
+
+
+class Lease:
+    """One request's slot on a backend: the pooled client to use, returned with :meth:`release`."""
+
+    __slots__ = ("_backend", "_index", "client", "_released")
+
+    def __init__(self, backend: Backend, index: int) -> None:
+        self._backend = backend
+        self._index = index
+        self.client = backend._clients[index]
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._backend._release(self._index)
+
+
 class Backend:
-    """A configured backend; open the client inside the event loop with :meth:`open`."""
+    """A configured backend; open its clients inside the event loop with :meth:`open`."""
 
     def __init__(self, config: BackendConfig, api_key: str | None, breaker: BreakerConfig) -> None:
         self.config = config
@@ -36,50 +60,63 @@ class Backend:
         self.api_key = api_key
         self.breaker = CircuitBreaker(breaker.failure_threshold, breaker.cooldown,
                                       breaker.max_cooldown)
-        self.client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._busy: list[int] = []
         self._slots: asyncio.Semaphore | None = None
         self.in_flight = 0
 
-    def open(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def open(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Create the pooled clients; pass one ``ssl_context`` for all backends (building one
+        per client loads the CA bundle each time, ~15 ms apiece)."""
         cfg = self.config
         headers = {"accept-encoding": "identity", "content-type": "application/json"}
         if self.api_key:
             headers["authorization"] = f"Bearer {self.api_key}"
-        self.client = httpx.AsyncClient(
+        size = min(POOL_SIZE, cfg.max_concurrency)
+        n_pools = -(-cfg.max_concurrency // size)
+        self._clients = [httpx.AsyncClient(
             base_url=cfg.base_url,
             headers=headers,
             timeout=httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout),
-            limits=httpx.Limits(max_connections=cfg.max_concurrency,
-                                max_keepalive_connections=cfg.max_concurrency,
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size,
                                 keepalive_expiry=30.0),
-            transport=transport,
             follow_redirects=False,
             trust_env=False,
-        )
+            verify=ssl_context if ssl_context is not None else True,
+        ) for _ in range(n_pools)]
+        self._busy = [0] * n_pools
         self._slots = asyncio.Semaphore(cfg.max_concurrency)
 
     async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
+        for client in self._clients:
+            await client.aclose()
+        self._clients = []
 
     # -- concurrency -----------------------------------------------------------------------------
-    async def acquire(self) -> bool:
-        """Take a request slot, waiting at most ``queue_timeout``; False if none came free."""
+    async def acquire(self) -> Lease | None:
+        """A request slot, waiting at most ``queue_timeout``; None if none came free.
+
+        The slot's client is the least busy pool, which always has a free connection because
+        at most ``max_concurrency`` slots (= the pools' total size) are out.
+        """
         assert self._slots is not None, "Backend.open() was not called"
-        if not self._slots.locked():
-            await self._slots.acquire()
-        else:
+        if self._slots.locked():
             with anyio.move_on_after(self.config.queue_timeout):
                 await self._slots.acquire()
-                self.in_flight += 1
-                return True
-            return False
-        self.in_flight += 1
-        return True
+                return self._lease()
+            return None
+        await self._slots.acquire()
+        return self._lease()
 
-    def release(self) -> None:
+    def _lease(self) -> Lease:
+        index = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        self.in_flight += 1
+        return Lease(self, index)
+
+    def _release(self, index: int) -> None:
         assert self._slots is not None
+        self._busy[index] -= 1
         self.in_flight -= 1
         self._slots.release()
 
@@ -93,8 +130,3 @@ class Backend:
             options["include_usage"] = True
             upstream["stream_options"] = options
         return json.dumps(upstream, ensure_ascii=False, separators=(",", ":")).encode()
-
-    def build_request(self, content: bytes, request_id: str) -> httpx.Request:
-        assert self.client is not None, "Backend.open() was not called"
-        return self.client.build_request("POST", "chat/completions", content=content,
-                                         headers={"x-request-id": request_id})

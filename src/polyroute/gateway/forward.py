@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import httpx
 
-from polyroute.gateway.backends import Backend, is_retryable
+from polyroute.gateway.backends import Backend, Lease, is_retryable
 from polyroute.gateway.metrics import Metrics
 from polyroute.store import Attempt
 
@@ -49,6 +49,7 @@ class OpenStream:
     content_type: str
     strip_usage: bool
     upstream_ms: float
+    lease: Lease | None = None
     _closed: bool = False
 
     async def close(self, *, failed: bool = False) -> None:
@@ -59,7 +60,8 @@ class OpenStream:
         try:
             await self.response.aclose()
         finally:
-            self.backend.release()
+            if self.lease is not None:
+                self.lease.release()
             if failed:
                 self.backend.breaker.record_failure()
 
@@ -99,7 +101,8 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
             attempts.append(Attempt(backend.name, "cooldown"))
             metrics.backend_outcome(backend.name, "cooldown", fallback=i < last)
             continue
-        if not await backend.acquire():
+        lease = await backend.acquire()
+        if lease is None:
             backend.breaker.release()
             attempts.append(Attempt(backend.name, "saturated",
                                     error=f"all {backend.config.max_concurrency} slots busy"))
@@ -112,10 +115,10 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
         verdict = False
         try:
             if stream:
-                result: Answer | OpenStream = await _open_stream(backend, content, request_id,
-                                                                 add_usage, started)
+                result: Answer | OpenStream = await _open_stream(backend, lease, content,
+                                                                 request_id, add_usage, started)
             else:
-                result = await _complete(backend, content, request_id, started)
+                result = await _complete(backend, lease, content, request_id, started)
             elapsed = (time.perf_counter() - started) * 1000
             status = result.status if isinstance(result, Answer) else 200
             outcome = "ok" if status == 200 else "passthrough"
@@ -134,7 +137,7 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
             verdict = True
         finally:
             if not handed_over:
-                backend.release()
+                lease.release()
             if not verdict:  # cancelled: no verdict on the backend, free a probe it may hold
                 backend.breaker.release()
     raise _all_failed(candidates, attempts)
@@ -161,13 +164,17 @@ def _classify(exc: BaseException, backend: Backend) -> _Failure:
     return _Failure("transport_error", _short(f"{type(exc).__name__}: {exc}"))
 
 
-async def _complete(backend: Backend, content: bytes, request_id: str,
+def _request(lease: Lease, content: bytes, request_id: str) -> httpx.Request:
+    return lease.client.build_request("POST", "chat/completions", content=content,
+                                      headers={"x-request-id": request_id})
+
+
+async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: str,
                     started: float) -> Answer:
-    assert backend.client is not None
-    request = backend.build_request(content, request_id)
+    request = _request(lease, content, request_id)
     try:
         with anyio.fail_after(backend.config.timeout):
-            response = await backend.client.send(request)
+            response = await lease.client.send(request)
     except (httpx.TransportError, TimeoutError) as exc:
         raise _classify(exc, backend) from None
     status = response.status_code
@@ -187,15 +194,14 @@ async def _complete(backend: Backend, content: bytes, request_id: str,
                   (time.perf_counter() - started) * 1000)
 
 
-async def _open_stream(backend: Backend, content: bytes, request_id: str, strip_usage: bool,
-                       started: float) -> Answer | OpenStream:
-    assert backend.client is not None
-    request = backend.build_request(content, request_id)
+async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_id: str,
+                       strip_usage: bool, started: float) -> Answer | OpenStream:
+    request = _request(lease, content, request_id)
     response: httpx.Response | None = None
     committed = False
     try:
         with anyio.fail_after(backend.config.timeout):
-            response = await backend.client.send(request, stream=True)
+            response = await lease.client.send(request, stream=True)
             status = response.status_code
             if status != 200:
                 body = await response.aread()
@@ -215,7 +221,7 @@ async def _open_stream(backend: Backend, content: bytes, request_id: str, strip_
         committed = True
         return OpenStream(backend, response, first, chunks,
                           response.headers.get("content-type", "text/event-stream"),
-                          strip_usage, (time.perf_counter() - started) * 1000)
+                          strip_usage, (time.perf_counter() - started) * 1000, lease)
     except (httpx.TransportError, TimeoutError) as exc:
         raise _classify(exc, backend) from None
     finally:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -136,6 +138,28 @@ class _Learn:
 
 
 _STOP = object()
+#: Texts this short are embedded together whatever their lengths (see ``_estimate_by_length``).
+_SHORT_CHARS = 200
+
+
+def limit_cpu_threads(n: int) -> None:
+    """Cap the process's BLAS/OpenMP and torch threads at ``n``.
+
+    Why: the encoder's thread pool competes with the event loop for the same cores; on a small
+    machine two intra-op threads make every decision wait whenever one core is busy elsewhere
+    (p99 several times p50), while one thread keeps decisions steady.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def default_threads() -> int:
+    """Encoder threads when unset: every core but one (left to the event loop), at most 4."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def _resolve(future: asyncio.Future, result: object, exc: BaseException | None) -> None:
@@ -151,7 +175,7 @@ class Decider:
     """Turns (text, policy) into ranked candidates among the servable models."""
 
     def __init__(self, pipeline: Pipeline, backends: Sequence[BackendConfig],
-                 max_batch: int = 32) -> None:
+                 max_batch: int = 32, threads: int | None = None) -> None:
         self.pipeline = pipeline
         by_name = {b.name: b for b in backends}
         router_models = list(pipeline.models)
@@ -161,6 +185,7 @@ class Decider:
         self._cols = np.array([router_models.index(m) for m in self.models])
         self._cost_model = _repriced(pipeline, self.models, by_name)
         self.max_batch = max_batch
+        self.threads = threads
         self.learns_online = bool(type(pipeline.router).learns_online)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -179,15 +204,19 @@ class Decider:
             self._thread = None
 
     def warm_up(self) -> None:
-        """Load the encoder and touch every code path once, so the first request is not slow."""
+        """Load the encoder, cap its CPU threads, and touch every code path once, so the first
+        request is not slow."""
         from polyroute.policies import TradeoffPolicy
 
         self.decide_now(["warm-up: what is two plus two?"], TradeoffPolicy(0.0))
+        if self.threads is not None:
+            limit_cpu_threads(self.threads)
+            self.decide_now(["warm-up: what is two plus two?"], TradeoffPolicy(0.0))
 
     # -- the work --------------------------------------------------------------------------------
     def estimates(self, texts: Sequence[str]) -> Estimates:
         """Estimates restricted to servable models, priced at the backends' prices."""
-        est = self.pipeline.estimate(list(texts))
+        est = self._estimate_by_length(list(texts))
         cols = self._cols
         assert est.cost is not None
         cost = est.cost[:, cols] if self._cost_model is None else \
@@ -195,6 +224,40 @@ class Decider:
         return Estimates(models=self.models, quality=est.quality[:, cols], cost=cost,
                          uncertainty=None if est.uncertainty is None else est.uncertainty[:, cols],
                          cost_scale=est.cost_scale)
+
+    def _estimate_by_length(self, texts: list[str]) -> Estimates:
+        """``pipeline.estimate`` on groups of similar length, rows back in the input order.
+
+        An encoder pads a batch to its longest text: one 250-token prompt among 31 short ones
+        would make the whole batch cost 32 long prompts. Texts are sorted by length and a new
+        group starts whenever a text is more than twice as long as its group's shortest (short
+        texts, under ``_SHORT_CHARS``, all go together).
+        """
+        if len(texts) == 1:
+            return self.pipeline.estimate(texts)
+        order = [int(i) for i in np.argsort([len(t) for t in texts], kind="stable")]
+        groups: list[list[int]] = []
+        for i in order:
+            n = len(texts[i])
+            if groups and n <= max(2 * len(texts[groups[-1][0]]), _SHORT_CHARS):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        if len(groups) == 1:
+            return self.pipeline.estimate(texts)
+        parts = [self.pipeline.estimate([texts[i] for i in g]) for g in groups]
+        flat = np.array([i for g in groups for i in g])
+        inverse = np.empty_like(flat)
+        inverse[flat] = np.arange(len(flat))
+
+        def stack(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)[inverse]
+
+        quality = stack("quality")
+        assert quality is not None
+        return Estimates(models=parts[0].models, quality=quality, cost=stack("cost"),
+                         uncertainty=stack("uncertainty"), cost_scale=parts[0].cost_scale)
 
     def decide_now(self, texts: Sequence[str], policy: Policy,
                    allowed: tuple[str, ...] | None = None) -> list[tuple[Candidate, ...]]:

@@ -14,6 +14,7 @@ import uvicorn
 
 from polyroute.config import GatewayConfig
 from polyroute.gateway.app import create_app
+from polyroute.gateway.routing import default_threads
 from polyroute.pipeline import Pipeline
 
 
@@ -30,7 +31,15 @@ def uvicorn_config(app, config: GatewayConfig, **overrides) -> uvicorn.Config:
 
 def serve(config: GatewayConfig, *, pipeline: Pipeline | None = None,
           env: Mapping[str, str] | None = None, sock: socket.socket | None = None) -> None:
-    """Build the app (failing before binding if anything is wrong) and serve until stopped."""
+    """Build the app (failing before binding if anything is wrong) and serve until stopped.
+
+    The process is the gateway's own, so the encoder's CPU threads are capped here when the
+    config leaves ``router.threads`` unset (``create_app`` alone never changes process-wide
+    thread settings).
+    """
+    if config.router.threads is None:
+        router = config.router.model_copy(update={"threads": default_threads()})
+        config = config.model_copy(update={"router": router})
     app = create_app(config, pipeline=pipeline, env=env)
     server = uvicorn.Server(uvicorn_config(app, config))
     server.run(sockets=[sock] if sock is not None else None)

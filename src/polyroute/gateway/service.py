@@ -12,6 +12,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import httpx
+
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
 from polyroute.gateway.auth import KeyRing
 from polyroute.gateway.backends import Backend
@@ -51,7 +53,8 @@ class Gateway:
         self.warnings = check_backends(self.pipeline.models, config)
         for warning in self.warnings:
             logger.warning("%s", warning)
-        self.decider = Decider(self.pipeline, config.backends, config.router.max_batch)
+        self.decider = Decider(self.pipeline, config.backends, config.router.max_batch,
+                               config.router.threads)
         if warm_up:
             self.decider.warm_up()
         self.backends = {b.name: Backend(b, api_keys[b.name], config.breaker)
@@ -94,8 +97,9 @@ class Gateway:
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
         self.spend.load(self._store)
+        ssl_context = httpx.create_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():
-            backend.open()
+            backend.open(ssl_context)
         self.decider.start()
         logger.info("polyroute gateway ready: profiles %s; backends %s",
                     ", ".join(self.profile_names), ", ".join(self.backends))
