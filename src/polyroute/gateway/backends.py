@@ -37,12 +37,13 @@ POOL_SIZE = 8
 class Lease:
     """One request's slot on a backend: the pooled client to use, returned with :meth:`release`."""
 
-    __slots__ = ("_backend", "_index", "client", "_released")
+    __slots__ = ("_backend", "_index", "client", "url", "_released")
 
     def __init__(self, backend: Backend, index: int) -> None:
         self._backend = backend
         self._index = index
         self.client = backend._clients[index]
+        self.url = backend.completions_url
         self._released = False
 
     def release(self) -> None:
@@ -61,6 +62,8 @@ class Backend:
         self.breaker = CircuitBreaker(breaker.failure_threshold, breaker.cooldown,
                                       breaker.max_cooldown)
         self._clients: list[httpx.AsyncClient] = []
+        #: Parsed once: httpx would otherwise parse and merge the URL on every request.
+        self.completions_url = httpx.URL(config.base_url).join("chat/completions")
         self._busy: list[int] = []
         self._slots: asyncio.Semaphore | None = None
         self.in_flight = 0

@@ -165,7 +165,7 @@ def _classify(exc: BaseException, backend: Backend) -> _Failure:
 
 
 def _request(lease: Lease, content: bytes, request_id: str) -> httpx.Request:
-    return lease.client.build_request("POST", "chat/completions", content=content,
+    return lease.client.build_request("POST", lease.url, content=content,
                                       headers={"x-request-id": request_id})
 
 

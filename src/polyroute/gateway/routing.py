@@ -149,9 +149,12 @@ def limit_cpu_threads(n: int) -> None:
     machine two intra-op threads make every decision wait whenever one core is busy elsewhere
     (p99 several times p50), while one thread keeps decisions steady.
     """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(n)
+    try:  # installed with scikit-learn; optional here
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        logger.debug("threadpoolctl is not installed: BLAS threads are left as they are")
+    else:
+        threadpool_limits(n)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(n)
