@@ -6,8 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
+from gateway_world import MATH_PROMPT, POETRY_PROMPT, base_config
 
-from conftest import MATH_PROMPT, POETRY_PROMPT, base_config
 from polyroute import Pipeline
 from polyroute.config import validate_config
 from polyroute.errors import ConfigError
@@ -101,7 +101,8 @@ def test_featurizer_mismatch_is_a_config_error(router_dir, tmp_path):
 
 
 def test_router_can_be_trained_at_start_up(tmp_path, router_dir):
-    from conftest import make_outcomes
+    from gateway_world import make_outcomes
+
     from polyroute.data import save_long_jsonl
 
     data = save_long_jsonl(make_outcomes(), tmp_path / "outcomes.jsonl")

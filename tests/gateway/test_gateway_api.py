@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT
 
-from conftest import KEY, MATH_PROMPT, POETRY_PROMPT
 from polyroute.gateway import hash_key
 
 

@@ -6,9 +6,8 @@ import json
 import time
 
 import pytest
+from gateway_world import MATH_PROMPT
 from standin import free_socket
-
-from conftest import MATH_PROMPT
 
 
 def _record(gateway, response):

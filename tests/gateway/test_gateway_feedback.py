@@ -7,8 +7,8 @@ import json
 from typing import ClassVar
 
 import numpy as np
+from gateway_world import KEY, MATH_PROMPT, OTHER_KEY, POETRY_PROMPT, make_outcomes
 
-from conftest import KEY, MATH_PROMPT, OTHER_KEY, POETRY_PROMPT, make_outcomes
 from polyroute import Pipeline, load_outcomes
 from polyroute.cli import main
 from polyroute.routers import Router

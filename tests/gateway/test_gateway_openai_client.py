@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-
-from conftest import KEY, MATH_PROMPT, POETRY_PROMPT
+from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import KEY, MATH_PROMPT, POETRY_PROMPT
+from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT
 
 
 def test_router_separates_prompts_it_was_trained_on(gateway, standins):

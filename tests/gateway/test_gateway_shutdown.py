@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from gateway_world import KEY, MATH_PROMPT
 from standin import ServerThread, StandIn
 
-from conftest import KEY, MATH_PROMPT
 from polyroute.gateway import hash_key
 from polyroute.store import SQLiteStore
 

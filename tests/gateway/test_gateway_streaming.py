@@ -6,8 +6,7 @@ import json
 import time
 
 import httpx
-
-from conftest import MATH_PROMPT, POETRY_PROMPT
+from gateway_world import MATH_PROMPT, POETRY_PROMPT
 
 
 def _events(raw: bytes) -> list[str]:

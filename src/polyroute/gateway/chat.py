@@ -79,7 +79,8 @@ class _Recorder:
 
     def finish(self, status: str, http_status: int, *, error: str | None = None,
                usage: dict[str, Any] | None = None, ttfb_ms: float | None = None,
-               ended: float | None = None) -> None:
+               ended: float | None = None, kind: str | None = None) -> None:
+        """Write the record (once) and count it; ``kind`` labels the error metric."""
         if self.done:
             return
         self.done = True
@@ -100,7 +101,7 @@ class _Recorder:
         finally:
             gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
             if status != OK:
-                gw.metrics.errors.labels(_error_kind(status, http_status)).inc()
+                gw.metrics.errors.labels(kind or _error_kind(status, http_status)).inc()
             if self.chosen is not None:
                 gw.metrics.charged(self.chosen, cost, prompt_tokens, completion_tokens)
                 gw.spend.add(self.key_id, cost)
@@ -198,7 +199,8 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         rec.answered = ok
         rec.finish(OK if ok else ERROR, result.status, usage=result.usage,
                    error=None if ok else f"backend {rec.chosen} refused the request "
-                                         f"(HTTP {result.status})")
+                                         f"(HTTP {result.status})",
+                   kind=None if ok else "backend_refused")
         return Response(result.content, status_code=result.status,
                         media_type=result.content_type, headers=rec.headers())
 
@@ -214,7 +216,8 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             else:
                 status = CLIENT_CLOSED
             rec.finish(status, 200, error=ending.error, usage=ending.usage,
-                       ttfb_ms=ending.ttfb_ms, ended=ending.ended)
+                       ttfb_ms=ending.ttfb_ms, ended=ending.ended,
+                       kind="backend_stream_error" if status == ERROR else None)
         finally:
             gw.metrics.in_flight.dec()
 
