@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -401,6 +402,8 @@ def main() -> int:
                        "direct_throughput_rps": base["throughput_rps"],
                        "inside_gateway": inside_gateway(store, r["client_ms"])}
                 summary.append(row)
+    shutil.rmtree(tmp, ignore_errors=True)
+    result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
     for r in runs:
         r.pop("client_ms")
     result["runs"] = runs
@@ -417,7 +420,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         "# Gateway latency",
         "",
-        f"Machine: {m['cpus']} CPUs, load {m['load_average_1min_at_start']:.2f} at start, "
+        f"Machine: {m['cpus']} CPUs, load average {m['load_average_1min_at_start']:.2f} at "
+        f"start and {m.get('load_average_1min_at_end', float('nan')):.2f} at the end (other "
+        f"work on the machine shares the CPUs), "
         f"Python {m['python']}, commit {m['commit']}, {m['date']}. Router: {result['router']}. "
         f"Loopback; the stand-in backend answers instantly; client, gateway and backend share the "
         f"CPUs. Requests: {result['requests']['concurrency_1']} at concurrency 1, "

@@ -69,10 +69,12 @@ def _print_tables(requests, spend, days: float | None) -> None:
                          ("asked", "left"), ("model", "left"), ("status", "left"),
                          ("fallbacks", "right"), ("ms", "right"), ("tokens in/out", "right"),
                          ("cost $", "right"), ("feedback", "right")]:
-        # Ids are copied into POST /v1/feedback: never wrap or shorten them.
+        # Ids are copied into POST /v1/feedback: never wrap or shorten them; fold long model
+        # names rather than cut them.
         table.add_column(col, justify=justify,  # type: ignore[arg-type]
                          no_wrap=col in ("request id", "time (UTC)"),
-                         min_width=32 if col == "request id" else None)
+                         min_width=32 if col == "request id" else None,
+                         overflow="fold")
     for r in requests:
         when = dt.datetime.fromtimestamp(r.ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         tokens = "" if r.prompt_tokens is None else f"{r.prompt_tokens}/{r.completion_tokens}"

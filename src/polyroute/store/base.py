@@ -69,6 +69,11 @@ class Store(ABC):
     def feedback_examples(self) -> Iterable[FeedbackExample]:
         """Finished requests that received feedback, oldest first (latest score per request)."""
 
+    @abstractmethod
+    def count_feedback(self) -> tuple[int, int]:
+        """(feedback rows, requests with feedback that cannot be exported: failed, or their
+        prompt was not recorded)."""
+
     # -- lifecycle -------------------------------------------------------------------------------
     @abstractmethod
     def flush(self, timeout: float | None = None) -> None:
