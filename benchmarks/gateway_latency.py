@@ -146,16 +146,22 @@ def time_decisions(router: Path, models: list[str], long_text: str, n: int) -> d
     warm_s = time.perf_counter() - t0
     policy = TradeoffPolicy(0.5)
 
-    def pct(fn) -> dict[str, float]:
+    def pct(fn, rounds: int = 3) -> dict[str, Any]:
+        """Best of ``rounds`` rounds of ``n`` calls (by p50): other work on a shared machine
+        only ever slows a round down, so the best round is the closest to the code's cost."""
         for _ in range(5):
             fn()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1000)
-        return {"p50_ms": float(np.percentile(times, 50)),
-                "p99_ms": float(np.percentile(times, 99))}
+        results = []
+        for _ in range(rounds):
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - start) * 1000)
+            results.append({"p50_ms": float(np.percentile(times, 50)),
+                            "p99_ms": float(np.percentile(times, 99))})
+        best = min(results, key=lambda r: r["p50_ms"])
+        return {**best, "rounds_p50_ms": [r["p50_ms"] for r in results]}
 
     out: dict[str, Any] = {"warm_up_s": warm_s, "samples": n, "encoder_threads": threads}
     for name, text in (("short", SHORT_PROMPT), ("2000_tokens", long_text)):
@@ -326,7 +332,7 @@ def main() -> int:
     from polyroute.data import load_bundled
     from polyroute.pipeline import Pipeline
 
-    n1, n32, n_dec = (40, 200, 30) if args.quick else (300, 1000, 200)
+    n1, n32, n_dec = (40, 200, 20) if args.quick else (300, 1000, 100)
     router = ensure_router(args.router)
     models = list(Pipeline.load(router, cache=False).models)
     data = load_bundled()
@@ -430,6 +436,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"Produced by `python benchmarks/gateway_latency.py`.",
         "",
         "## Routing decision alone (in-process, one prompt at a time)",
+        "",
+        f"Best of 3 rounds of {d['samples']} calls each (by p50; every round is in the JSON), "
+        f"with {d['encoder_threads']} encoder thread(s) as `polyroute serve` uses here.",
         "",
         "| prompt | chars | embedding p50 | kNN router p50 | policy p50 | decision p50 | "
         "decision p99 |",
