@@ -40,6 +40,8 @@ from polyroute.routers.irt import IRTRouter  # noqa: E402
 
 BUDGETS = (50, 100, 200)
 STRATEGIES = ("fisher", "variance", "random")
+#: A model "matters for routing" if dropping it costs the retrained router this much AIQ.
+MATTERS = 0.005
 
 
 def main() -> None:
@@ -81,6 +83,10 @@ def main() -> None:
     result["seconds"] = round(time.time() - t0, 1)
     rows = list(result["models"].values())
     result["mean"] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    result["matter"] = [m for m, r in result["models"].items()
+                        if r["full_aiq"] - r["without_aiq"] > MATTERS] or list(result["models"])
+    result["mean_matter"] = {k: float(np.mean([result["models"][m][k]
+                                               for m in result["matter"]])) for k in rows[0]}
     write_json("irt_new_model.json", result)
     write_markdown(result)
 
@@ -122,44 +128,54 @@ def hold_out(model: str, train: Outcomes, x_train: np.ndarray, x_test: np.ndarra
     return row
 
 
+def summary_lines(mean: dict[str, float], budgets: list[int]) -> list[str]:
+    """One table: AIQ, gap to the retrained router and Brier for every way of adding."""
+    full = mean["full_aiq"]
+    lines = ["| prompts asked | strategy | AIQ | gap to full | Brier |", "|---|---|---:|---:|---:|",
+             f"| all (retrained with the model) | full | {fmt(full)} | 0 | "
+             f"{fmt(mean['full_brier'])} |"]
+
+    def row(label: str, strategy: str, key: str) -> str:
+        brier = mean.get(f"{key}_brier")
+        return (f"| {label} | {strategy} | {fmt(mean[f'{key}_aiq'])} | "
+                f"{fmt(mean[f'{key}_aiq'] - full, '+.4f')} | {fmt(brier)} |")
+
+    lines.append(row("all (model added, prompt side frozen)", "—", "all_answers"))
+    for budget in budgets:
+        lines += [row(str(budget), s, f"{s}_{budget}") for s in STRATEGIES]
+    lines.append(row("0 (prior mean ability)", "—", "prior_only"))
+    lines.append(row("0 (model never chosen)", "—", "without"))
+    return lines
+
+
 def write_markdown(result: dict) -> None:
-    mean = result["mean"]
+    budgets = result["budgets"]
     lines = ["# Adding a new model to a trained IRT router", "",
              f"Bundled data, one 80/20 split ({result['n_train']} train / {result['n_test']} "
              f"test prompts); each model held out in turn, then added from B answers to training "
              f"prompts. AIQ of the 9-model router on the test prompts; Brier = mean squared "
-             f"error of the added model's estimated quality on the test prompts. Random = mean "
-             f"of {result['seeds']} draws. Machine: {result['machine']['cpus']} CPUs, commit "
-             f"{result['machine']['commit']}, {result['seconds']} s.", "",
-             "## Mean over held-out models", "",
-             "| prompts asked | strategy | AIQ | gap to full | Brier |", "|---|---|---:|---:|---:|"]
-    full = mean["full_aiq"]
-    lines.append(f"| all (retrained with the model) | full | {fmt(full)} | 0 | "
-                 f"{fmt(mean['full_brier'])} |")
-    lines.append(f"| all (model added, prompt side frozen) | — | {fmt(mean['all_answers_aiq'])} | "
-                 f"{fmt(mean['all_answers_aiq'] - full, '+.4f')} | "
-                 f"{fmt(mean['all_answers_brier'])} |")
-    for budget in result["budgets"]:
-        for strategy in STRATEGIES:
-            a = mean[f"{strategy}_{budget}_aiq"]
-            lines.append(f"| {budget} | {strategy} | {fmt(a)} | {fmt(a - full, '+.4f')} | "
-                         f"{fmt(mean[f'{strategy}_{budget}_brier'])} |")
-    lines.append(f"| 0 (prior mean ability) | — | {fmt(mean['prior_only_aiq'])} | "
-                 f"{fmt(mean['prior_only_aiq'] - full, '+.4f')} | "
-                 f"{fmt(mean['prior_only_brier'])} |")
-    lines.append(f"| 0 (model never chosen) | — | {fmt(mean['without_aiq'])} | "
-                 f"{fmt(mean['without_aiq'] - full, '+.4f')} | — |")
-    lines += ["", "## Per held-out model (AIQ)", "",
-              "| model | without | " + " | ".join(f"{s} {b}" for b in result["budgets"]
-                                                  for s in STRATEGIES) + " | all answers | full |",
-              "|---|" + "---:|" * (3 * len(result["budgets"]) + 3)]
-    for model, row in result["models"].items():
-        cells = [fmt(row["without_aiq"])]
-        cells += [fmt(row[f"{s}_{b}_aiq"]) for b in result["budgets"] for s in STRATEGIES]
-        cells += [fmt(row["all_answers_aiq"]), fmt(row["full_aiq"])]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+             f"error of the added model's estimated quality on the test prompts (lower is "
+             f"better). Random = mean of {result['seeds']} draws. Machine: "
+             f"{result['machine']['cpus']} CPUs, commit {result['machine']['commit']}, "
+             f"{result['seconds']} s.", "",
+             "## Mean over all nine held-out models", "", *summary_lines(result["mean"], budgets),
+             "", f"## Mean over the models that matter for routing ({', '.join(result['matter'])})",
+             "", f"Those whose removal costs the retrained router more than {MATTERS} AIQ; for "
+             "the others, routing barely changes whatever is learned about them.", "",
+             *summary_lines(result["mean_matter"], budgets), ""]
+    for metric in ("aiq", "brier"):
+        lines += [f"## Per held-out model ({metric.upper() if metric == 'aiq' else 'Brier'})",
+                  "", "| model | " + " | ".join(f"{s} {b}" for b in budgets for s in STRATEGIES)
+                  + " | all answers | full | without |",
+                  "|---|" + "---:|" * (3 * len(budgets) + 3)]
+        for model, row in result["models"].items():
+            cells = [fmt(row[f"{s}_{b}_{metric}"]) for b in budgets for s in STRATEGIES]
+            cells += [fmt(row[f"all_answers_{metric}"]), fmt(row[f"full_{metric}"]),
+                      fmt(row.get(f"without_{metric}"))]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append("")
     path = Path(__file__).resolve().parent / "results" / "irt_new_model.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
