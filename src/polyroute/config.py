@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -141,14 +141,88 @@ class PolicyConfig(_Section):
         return Preference(lam=self.lam or 0.0, budget=self.budget, floor=self.floor)
 
 
+def _finite_lam(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+class CascadeSpec(_Section):
+    """Call the cheapest model of the prompt's estimated frontier first; escalate to the next
+    one while confidence (router estimate × answer score) stays below ``threshold``."""
+
+    kind: Literal["cascade"]
+    threshold: float = Field(0.7, ge=0, le=1)
+    #: Bounds the chain: its last step is the model the trade-off at this λ picks.
+    lam: float = Field(0.0, ge=0)
+    max_calls: int = Field(2, ge=1, le=8)
+    #: What looks at each answer: ``heuristic`` (empty, refusal, truncated, looping answers
+    #: score low) or ``none`` (the router's estimate alone decides).
+    scorer: Literal["heuristic", "none"] = "heuristic"
+
+    _lam = field_validator("lam")(classmethod(lambda cls, v: _finite_lam(v)))
+
+
+class TopKSpec(_Section):
+    """Ask a set of up to ``max_k`` models in parallel, then have the ``aggregator`` backend
+    merge their answers (a set of one is answered directly)."""
+
+    kind: Literal["topk"]
+    lam: float = Field(0.0, ge=0)
+    max_k: int = Field(3, ge=1, le=8)
+    #: Backend name that merges the candidates' answers.
+    aggregator: str
+    #: 0 = members fail independently, 1 = they fail together (sets grow less).
+    dependence: float = Field(0.0, ge=0, le=1)
+
+    _lam = field_validator("lam")(classmethod(lambda cls, v: _finite_lam(v)))
+
+
+class BalanceConfig(_Section):
+    """Online load balancing: a per-backend bias added to the trade-off scores, lowered by
+    ``gamma`` per request while the backend's load (in flight + waiting for a slot) exceeds
+    ``target`` × its ``max_concurrency``, raised back (up to 0) while below."""
+
+    gamma: float = Field(0.01, gt=0, le=1)
+    target: float = Field(0.9, gt=0, le=1)
+
+
+class TradeoffSpec(_Section):
+    """Trade-off routing at ``lam``, optionally with online load balancing."""
+
+    kind: Literal["tradeoff"]
+    lam: float = Field(0.0, ge=0)
+    balance: BalanceConfig | None = None
+
+    _lam = field_validator("lam")(classmethod(lambda cls, v: _finite_lam(v)))
+
+
+#: A profile's policy, told apart by ``kind``.
+PolicySpec = Annotated[CascadeSpec | TopKSpec | TradeoffSpec, Field(discriminator="kind")]
+
+
 class ProfileConfig(PolicyConfig):
     """A named routing setting clients select with the ``model`` field (e.g. polyroute-cheap).
 
-    Without lam/budget/floor it uses ``default_policy``; ``models`` optionally restricts the
-    candidates to some backends."""
+    Without lam/budget/floor/policy it uses ``default_policy``; ``models`` optionally restricts
+    the candidates to some backends. ``policy`` selects a multi-call or balanced policy
+    (``{kind: cascade | topk | tradeoff, ...}``) instead of the single-knob lam/budget/floor."""
 
     description: str = ""
     models: tuple[str, ...] | None = None
+    policy: PolicySpec | None = None
+
+    @model_validator(mode="after")
+    def _policy_or_knob(self) -> ProfileConfig:
+        if self.policy is not None and any(getattr(self, k) is not None
+                                           for k in ("lam", "budget", "floor")):
+            raise ValueError(f"give either policy (kind {self.policy.kind}) or one of lam, "
+                             f"budget, floor; to set λ for this policy write policy.lam")
+        return self
+
+    @property
+    def is_set(self) -> bool:
+        return self.policy is not None or super().is_set
 
 
 # -- router ------------------------------------------------------------------------------------
@@ -288,6 +362,10 @@ class GatewayConfig(_Section):
                                  f"{', '.join(unknown)}; configured: {', '.join(names)}")
             if profile.models is not None and not profile.models:
                 raise ValueError(f"profiles.{pname}.models: empty list (omit it to allow all)")
+            if isinstance(profile.policy, TopKSpec) and profile.policy.aggregator not in names:
+                raise ValueError(f"profiles.{pname}.policy.aggregator: unknown backend "
+                                 f"{profile.policy.aggregator!r}; configured: "
+                                 f"{', '.join(names)}")
         ids = [k.id for k in self.keys]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:

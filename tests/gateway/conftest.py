@@ -41,6 +41,7 @@ def standins(_standin_servers) -> dict[str, StandIn]:
     """The three stand-in backends, reset to answering normally."""
     for app, _ in _standin_servers.values():
         app.mode, app.chunks, app.reply = "ok", 5, None
+        app.gate.clear()
         app.script.clear()
         app.requests.clear()
         app.headers.clear()

@@ -19,7 +19,8 @@ from typing import Any
 import uvicorn
 
 #: Behaviours: "ok", "500", "429" (or any status), "drop" (headers then close), "drop_mid"
-#: (stream two chunks then close), "delay:<seconds>", "stall_mid" (stream two chunks then hang).
+#: (stream two chunks then close), "delay:<seconds>", "stall_mid" (stream two chunks then hang),
+#: "hold" (answer once ``gate`` is set, or when the client leaves).
 
 
 @dataclass
@@ -34,6 +35,8 @@ class StandIn:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     record: bool = True
+    #: Released "hold" requests: set it to let them answer.
+    gate: threading.Event = field(default_factory=threading.Event)
 
     def next(self, *behaviours: str) -> None:
         """Behaviours for the next requests, one each, before falling back to ``mode``."""
@@ -68,6 +71,10 @@ class StandIn:
         behaviour = self.script.popleft() if self.script else self.mode
         if behaviour.startswith("delay:"):
             if await _client_left_within(float(behaviour.split(":", 1)[1]), receive):
+                return
+            behaviour = "ok"
+        if behaviour == "hold":
+            if await _held_until(self.gate, receive):
                 return
             behaviour = "ok"
         if behaviour.isdigit():
@@ -137,6 +144,14 @@ async def _client_left_within(seconds: float, receive: Any) -> bool:
     finally:
         waiter.cancel()
     return bool(done)
+
+
+async def _held_until(gate: threading.Event, receive: Any) -> bool:
+    """Wait until ``gate`` is set (then False) or the client disconnects (then True)."""
+    while not gate.is_set():
+        if await _client_left_within(0.01, receive):
+            return True
+    return False
 
 
 async def _json(send: Any, status: int, obj: dict) -> None:

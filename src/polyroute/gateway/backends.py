@@ -67,6 +67,13 @@ class Backend:
         self._busy: list[int] = []
         self._slots: asyncio.Semaphore | None = None
         self.in_flight = 0
+        #: Requests waiting for a free slot (part of the load a balancer sees).
+        self.waiting = 0
+
+    @property
+    def load(self) -> int:
+        """Requests holding or waiting for a slot on this backend."""
+        return self.in_flight + self.waiting
 
     def open(self, ssl_context: ssl.SSLContext | None = None) -> None:
         """Create the pooled clients; pass one ``ssl_context`` for all backends (building one
@@ -104,9 +111,13 @@ class Backend:
         """
         assert self._slots is not None, "Backend.open() was not called"
         if self._slots.locked():
-            with anyio.move_on_after(self.config.queue_timeout):
-                await self._slots.acquire()
-                return self._lease()
+            self.waiting += 1
+            try:
+                with anyio.move_on_after(self.config.queue_timeout):
+                    await self._slots.acquire()
+                    return self._lease()
+            finally:
+                self.waiting -= 1
             return None
         await self._slots.acquire()
         return self._lease()

@@ -19,12 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from polyroute.data.outcomes import ModelInfo, rule_cost
+from polyroute.gateway.aggregate import run_topk
 from polyroute.gateway.body import parse_chat, parse_object, read_body
+from polyroute.gateway.cascade import MultiCallResult, run_cascade
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
+from polyroute.gateway.profiles import CASCADE, TOPK, ProfilePlan, rebalance
 from polyroute.gateway.service import Gateway
 from polyroute.gateway.streaming import RelayResponse, StreamResult
-from polyroute.policies import policy_for
+from polyroute.policies import CascadeDecision, SetDecision, policy_for
 from polyroute.store import (
     CLIENT_CLOSED,
     ERROR,
@@ -58,6 +61,10 @@ class _Recorder:
         self.candidates: tuple[Candidate, ...] = ()
         self.attempts: list[Attempt] = []
         self.chosen: str | None = None
+        #: Answers paid for besides the chosen one (cascade steps, set members): (backend, usage).
+        self.extra_calls: list[tuple[str, dict[str, Any] | None]] = []
+        #: Extra response headers describing a multi-call answer.
+        self.extra_headers: dict[str, str] = {}
         self.decision_ms: float | None = None
         #: A backend produced an answer (charged), as opposed to relaying a refusal.
         self.answered = False
@@ -71,6 +78,7 @@ class _Recorder:
                                                  if a.outcome not in ("ok", "passthrough")))
         if self.profile is not None:
             h["x-polyroute-profile"] = self.profile
+        h.update(self.extra_headers)
         return h
 
     def start(self) -> None:
@@ -86,7 +94,12 @@ class _Recorder:
         self.done = True
         gw = self.gw
         latency_s = (ended if ended is not None else time.perf_counter()) - self.t0
-        prompt_tokens, completion_tokens, cost, source = self._cost(usage)
+        charges = self._charges(usage)
+        prompt_tokens, completion_tokens = _sum_tokens([c[1] for c in charges]), \
+            _sum_tokens([c[2] for c in charges])
+        cost = sum(c[3] for c in charges)
+        sources = {c[4] for c in charges if c[4] is not None}
+        source = None if not sources else sources.pop() if len(sources) == 1 else "mixed"
         record = RequestRecord(
             id=self.id, ts=self.ts, status=status, http_status=http_status, key_id=self.key_id,
             requested_model=self.requested_model, profile=self.profile, stream=self.stream,
@@ -103,25 +116,40 @@ class _Recorder:
             if status != OK:
                 gw.metrics.errors.labels(kind or _error_kind(status, http_status)).inc()
             if self.chosen is not None:
-                gw.metrics.charged(self.chosen, cost, prompt_tokens, completion_tokens)
+                for name, pt, ct, c, _ in charges:
+                    gw.metrics.charged(name, c, pt, ct)
                 gw.spend.add(self.key_id, cost)
 
-    def _cost(self, usage: dict[str, Any] | None
+    def _charges(self, usage: dict[str, Any] | None
+                 ) -> list[tuple[str, int | None, int | None, float, str | None]]:
+        """(backend, prompt tokens, completion tokens, cost, source) of every paid call."""
+        out = []
+        if self.chosen is not None:
+            for name, call_usage in self.extra_calls:
+                out.append((name, *self._cost(name, call_usage)))
+            if self.answered:
+                out.append((self.chosen, *self._cost(self.chosen, usage)))
+        return out
+
+    def _cost(self, name: str, usage: dict[str, Any] | None
               ) -> tuple[int | None, int | None, float, str | None]:
         """Backend-reported tokens × the backend's prices; else the predicted cost."""
-        if self.chosen is None or not self.answered:
-            return None, None, 0.0, None
-        cfg = self.gw.backends[self.chosen].config
+        cfg = self.gw.backends[name].config
         if usage:
             pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if isinstance(pt, int) and isinstance(ct, int):
                 cost = (pt * cfg.input_price_per_mtok + ct * cfg.output_price_per_mtok) / 1e6
                 return pt, ct, cost, "usage"
         for c in self.candidates:
-            if c.model == self.chosen and c.estimated_cost is not None:
+            if c.model == name and c.estimated_cost is not None:
                 return None, None, float(c.estimated_cost), "estimate"
         info = ModelInfo(cfg.name, cfg.input_price_per_mtok, cfg.output_price_per_mtok)
         return None, None, rule_cost(self.text or "", info), "estimate"
+
+
+def _sum_tokens(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _error_kind(status: str, http_status: int) -> str:
@@ -170,11 +198,18 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     gw.spend.check(key)
     rec.start()
 
+    plan = None
     if route.profile is not None:
         assert route.policy is not None
+        # A per-request preference replaces the profile's policy with a plain one.
+        plan = route.plan if chat.preference is None else None
         policy = policy_for(chat.preference) if chat.preference is not None else route.policy
         pref = chat.preference or route.profile.preference()
         rec.policy, rec.preference = policy.name, dataclasses.asdict(pref)
+        if plan is not None and route.profile.policy is not None:
+            rec.preference = route.profile.policy.model_dump()
+        if plan is not None:
+            rebalance(plan, gw.backends)
         decision = await gw.decider.decide(chat.text, policy, route.allowed)
         rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
         gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
@@ -183,26 +218,20 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         assert route.backend is not None
         rec.candidates = (Candidate(route.backend),)
 
+    if plan is not None and not chat.stream and plan.mode in (CASCADE, TOPK):
+        return _answered(rec, await _multi_call(gw, rec, chat.text, chat.body, plan.mode,
+                                                decision.plan, plan))
+
     try:
         result = await forward([gw.backends[c.model] for c in rec.candidates], chat.body,
                                stream=chat.stream, client_wants_usage=chat.wants_usage,
                                request_id=rec.id, attempts=rec.attempts, metrics=gw.metrics)
     except AllFailed as exc:
-        headers = {"retry-after": str(math.ceil(exc.retry_after))} if exc.retry_after else None
-        code = {503: "backend_unavailable", 504: "backend_timeout"}.get(exc.status,
-                                                                         "backend_error")
-        raise APIError(exc.status, exc.message, code=code, headers=headers) from None
+        raise _api_error(exc) from None
     rec.chosen = result.backend.name
 
     if isinstance(result, Answer):
-        ok = result.status == 200
-        rec.answered = ok
-        rec.finish(OK if ok else ERROR, result.status, usage=result.usage,
-                   error=None if ok else f"backend {rec.chosen} refused the request "
-                                         f"(HTTP {result.status})",
-                   kind=None if ok else "backend_refused")
-        return Response(result.content, status_code=result.status,
-                        media_type=result.content_type, headers=rec.headers())
+        return _answered(rec, result)
 
     rec.answered = True
 
@@ -222,3 +251,47 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             gw.metrics.in_flight.dec()
 
     return RelayResponse(result, rec.headers(), rec.t0, on_done)
+
+
+def _answered(rec: _Recorder, result: Answer | MultiCallResult) -> Response:
+    """Record and return a complete answer (or a relayed client error); for a multi-call
+    answer, every other paid call is charged too."""
+    if isinstance(result, MultiCallResult):
+        rec.extra_calls = [(a.backend.name, a.usage) for a in result.called
+                           if a is not result.answer]
+        result = result.answer
+    rec.chosen = result.backend.name
+    ok = result.status == 200
+    rec.answered = ok
+    rec.finish(OK if ok else ERROR, result.status, usage=result.usage,
+               error=None if ok else f"backend {rec.chosen} refused the request "
+                                     f"(HTTP {result.status})",
+               kind=None if ok else "backend_refused")
+    return Response(result.content, status_code=result.status,
+                    media_type=result.content_type, headers=rec.headers())
+
+
+async def _multi_call(gw: Gateway, rec: _Recorder, text: str, body: dict[str, Any], mode: str,
+                      decision: CascadeDecision | SetDecision | None,
+                      plan: ProfilePlan) -> MultiCallResult:
+    """Run a cascade or a top-k set; failures become the same errors as plain routing."""
+    try:
+        if mode == CASCADE:
+            assert isinstance(decision, CascadeDecision)
+            result = await run_cascade(gw, decision, plan.scorer, text, body, rec.id,
+                                       rec.attempts)
+            rec.extra_headers["x-polyroute-cascade"] = result.label
+        else:
+            assert isinstance(decision, SetDecision) and plan.aggregator is not None
+            result = await run_topk(gw, decision, plan.aggregator, text, body, rec.id,
+                                    rec.attempts)
+            rec.extra_headers["x-polyroute-set"] = result.label
+    except AllFailed as exc:
+        raise _api_error(exc) from None
+    return result
+
+
+def _api_error(exc: AllFailed) -> APIError:
+    headers = {"retry-after": str(math.ceil(exc.retry_after))} if exc.retry_after else None
+    code = {503: "backend_unavailable", 504: "backend_timeout"}.get(exc.status, "backend_error")
+    return APIError(exc.status, exc.message, code=code, headers=headers)

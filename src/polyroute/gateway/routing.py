@@ -27,7 +27,14 @@ from polyroute.data import load_outcomes
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo
 from polyroute.errors import ConfigError
 from polyroute.pipeline import Pipeline
-from polyroute.policies import Policy, decisions
+from polyroute.policies import (
+    CascadeDecision,
+    CascadePolicy,
+    Policy,
+    SetDecision,
+    TopKPolicy,
+    decisions,
+)
 from polyroute.routers import CostModel, Estimates
 from polyroute.store import Candidate
 
@@ -111,11 +118,16 @@ def _repriced(pipe: Pipeline, models: Sequence[str],
 
 
 # -- deciding ------------------------------------------------------------------------------------
+#: A multi-call policy's per-prompt plan (the cascade's chain, the top-k set); None otherwise.
+Plan = CascadeDecision | SetDecision | None
+
+
 @dataclass(frozen=True)
 class RoutingResult:
     candidates: tuple[Candidate, ...]
     policy: str
     decision_ms: float
+    plan: Plan = None
 
 
 @dataclass
@@ -266,10 +278,10 @@ class Decider:
                    allowed: tuple[str, ...] | None = None) -> list[tuple[Candidate, ...]]:
         """Synchronous decisions (benchmarks, warm-up); each prompt decided on its own."""
         est = self.estimates(texts)
-        return [self._rank(est, i, policy, allowed) for i in range(len(texts))]
+        return [self._rank(est, i, policy, allowed)[0] for i in range(len(texts))]
 
     def _rank(self, est: Estimates, row: int, policy: Policy,
-              allowed: tuple[str, ...] | None) -> tuple[Candidate, ...]:
+              allowed: tuple[str, ...] | None) -> tuple[tuple[Candidate, ...], Plan]:
         one = est.subset(np.array([row]))
         if allowed is not None:
             keep = [j for j, m in enumerate(one.models) if m in allowed]
@@ -279,8 +291,10 @@ class Decider:
                             uncertainty=None if one.uncertainty is None else
                             one.uncertainty[:, keep], cost_scale=one.cost_scale)
         d = decisions(one, policy)[0]
+        plan: Plan = policy.decide(one)[0] if isinstance(policy, (CascadePolicy, TopKPolicy)) \
+            else None
         return tuple(Candidate(m, d.estimated_quality[m], d.estimated_cost[m])
-                     for m in d.candidates)
+                     for m in d.candidates), plan
 
     async def decide(self, text: str, policy: Policy,
                      allowed: tuple[str, ...] | None = None) -> RoutingResult:
@@ -289,8 +303,9 @@ class Decider:
         future = loop.create_future()
         started = time.perf_counter()
         self._queue.put(_Decide(text, policy, allowed, loop, future, started))
-        candidates = await future
-        return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000)
+        candidates, plan = await future
+        return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000,
+                             plan)
 
     async def learn(self, text: str, model: str, quality: float) -> bool:
         """Feed one observed outcome to a router that ``learns_online``; False if it cannot."""

@@ -19,10 +19,11 @@ from polyroute.gateway.auth import KeyRing
 from polyroute.gateway.backends import Backend
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.metrics import Metrics
+from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
 from polyroute.pipeline import Pipeline
-from polyroute.policies import Policy, policy_for
+from polyroute.policies import Policy
 from polyroute.store import KeyRecord, SQLiteStore, Store
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class Route:
     profile: ProfileConfig | None = None
     policy: Policy | None = None
     backend: str | None = None
+    #: How a profile's requests are served (plain, cascade, top-k; balancing state).
+    plan: ProfilePlan | None = None
 
     @property
     def allowed(self) -> tuple[str, ...] | None:
@@ -59,9 +62,10 @@ class Gateway:
             self.decider.warm_up()
         self.backends = {b.name: Backend(b, api_keys[b.name], config.breaker)
                          for b in config.backends}
-        self.routes: dict[str, Route] = {
-            name: Route(name, profile=p, policy=policy_for(p.preference()))
-            for name, p in config.effective_profiles().items()}
+        self.routes: dict[str, Route] = {}
+        for name, p in config.effective_profiles().items():
+            plan = plan_for(p, self.decider.models)
+            self.routes[name] = Route(name, profile=p, policy=plan.policy, plan=plan)
         for name in self.backends:
             self.routes[name] = Route(name, backend=name)
         self.keys = KeyRing(config.keys, required=config.server.require_auth)

@@ -1,0 +1,73 @@
+"""Serve a top-k set: ask every member at once, then have the aggregator merge their answers.
+
+The set comes from :class:`~polyroute.policies.SetDecision` (members best-estimate first). The
+members are called concurrently, each with the usual breaker and slot rules; a member that fails
+is left out. With two or more answers the profile's aggregator backend receives a merge prompt
+(the question and the numbered candidate answers) and its chat completion is returned as the
+answer; with one there is nothing to merge. If the aggregator fails, the best-ranked member's own
+answer is returned rather than failing a request whose answers are already paid for. Non-streamed
+only: the merge needs every answer complete (streamed requests are routed plainly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from polyroute.gateway.cascade import MultiCallResult, answer_text, call_one
+from polyroute.gateway.forward import AllFailed, Answer, forward
+from polyroute.gateway.service import Gateway
+from polyroute.policies import SetDecision
+from polyroute.store import Attempt
+
+MERGE_INSTRUCTIONS = (
+    "You are given a user's request and several candidate answers written by different "
+    "assistants. Write the single best answer to the request: keep what the candidates get "
+    "right, fix or drop what they get wrong, and do not mention the candidates. Reply with the "
+    "answer only.")
+
+
+def merge_messages(question: str, answers: list[str]) -> list[dict[str, str]]:
+    """The aggregator's chat: instructions, then the question and the numbered answers."""
+    parts = [f"Request:\n{question}", "Candidate answers:"]
+    parts += [f"[{i}]\n{text}" for i, text in enumerate(answers, 1)]
+    return [{"role": "system", "content": MERGE_INSTRUCTIONS},
+            {"role": "user", "content": "\n\n".join(parts)}]
+
+
+async def run_topk(gw: Gateway, decision: SetDecision, aggregator: str, text: str,
+                   body: dict[str, Any], request_id: str,
+                   attempts: list[Attempt]) -> MultiCallResult:
+    """Answer with the merged answers of the set; raise :class:`AllFailed` if nobody answered."""
+    members = decision.members
+    results = await asyncio.gather(
+        *(call_one(gw, m, body, request_id, attempts) for m in members), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, AllFailed):
+            raise r
+    got = [r for r in results if isinstance(r, Answer)]
+    answered = [a for a in got if a.status == 200]
+    label = ",".join(members)
+    if not answered:
+        if got:  # a client error relayed by a backend: the request itself is at fault
+            return MultiCallResult(got[0], [], label)
+        if not decision.fallbacks:
+            raise AllFailed(502, "every model of the set failed: "
+                            + "; ".join(f"{a.backend}: {a.outcome}" for a in attempts))
+        result = await forward([gw.backends[m] for m in decision.fallbacks], body, stream=False,
+                               client_wants_usage=False, request_id=request_id,
+                               attempts=attempts, metrics=gw.metrics)
+        assert isinstance(result, Answer)
+        return MultiCallResult(result, [result] if result.status == 200 else [], label)
+    if len(answered) == 1:
+        return MultiCallResult(answered[0], answered, label)
+    merge_body = dict(body)
+    merge_body["messages"] = merge_messages(text, [answer_text(a) for a in answered])
+    merge_body.pop("n", None)
+    try:
+        merged = await call_one(gw, aggregator, merge_body, request_id, attempts)
+    except AllFailed:
+        return MultiCallResult(answered[0], answered, label)
+    if merged.status != 200:
+        return MultiCallResult(answered[0], answered, label)
+    return MultiCallResult(merged, [*answered, merged], label)

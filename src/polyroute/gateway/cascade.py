@@ -1,0 +1,91 @@
+"""Serve a cascade: call the chain's cheap model first, escalate while its answer looks weak.
+
+The chain, per-step priors and thresholds come from :class:`~polyroute.policies.CascadeDecision`
+(computed on the decision thread); here each step is called, its answer scored by the profile's
+:class:`~polyroute.policies.AnswerScorer`, and accepted or escalated with the decision's own
+``accept``/``final`` rules, so the gateway and offline evaluation share one definition of a
+cascade. Every call is recorded as an attempt and charged. Only non-streamed requests cascade: a
+streamed answer cannot be taken back once its bytes reach the client (streamed requests to a
+cascade profile are routed plainly, chain first — see docs/gateway.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from polyroute.gateway.forward import AllFailed, Answer, forward
+from polyroute.gateway.service import Gateway
+from polyroute.policies import AnswerScorer, CascadeDecision
+from polyroute.store import Attempt
+
+
+@dataclass
+class MultiCallResult:
+    """The answer to return and every answer that was paid for (it included)."""
+
+    answer: Answer
+    called: list[Answer] = field(default_factory=list)
+    #: Header value describing the calls (``gamma>alpha`` or ``alpha,beta``).
+    label: str = ""
+
+
+def answer_text(answer: Answer) -> str:
+    """The first choice's message text of a chat completion ('' when there is none)."""
+    try:
+        parsed = json.loads(answer.content)
+        content = parsed["choices"][0]["message"].get("content")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    if isinstance(content, list):  # content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+async def call_one(gw: Gateway, backend: str, body: dict[str, Any], request_id: str,
+                   attempts: list[Attempt]) -> Answer:
+    """One non-streamed call to one backend with the usual breaker and slot rules."""
+    result = await forward([gw.backends[backend]], body, stream=False, client_wants_usage=False,
+                           request_id=request_id, attempts=attempts, metrics=gw.metrics)
+    assert isinstance(result, Answer)
+    return result
+
+
+async def run_cascade(gw: Gateway, decision: CascadeDecision, scorer: AnswerScorer | None,
+                      text: str, body: dict[str, Any], request_id: str,
+                      attempts: list[Attempt]) -> MultiCallResult:
+    """Call the chain until a step is accepted; raise :class:`AllFailed` if nothing answered.
+
+    A chain step that cannot be reached (cooling down, saturated, failing) is skipped — the
+    next, stronger step is the natural replacement. If no step answered, the decision's
+    fallbacks are tried in order as in plain routing. A client error relayed by a backend
+    (e.g. 400 context too long) ends the cascade and is returned as is.
+    """
+    called: list[Answer] = []
+    confidences: list[float] = []
+    steps: list[str] = []
+    for j, model in enumerate(decision.chain):
+        try:
+            answer = await call_one(gw, model, body, request_id, attempts)
+        except AllFailed:
+            continue
+        steps.append(model)
+        if answer.status != 200:
+            return MultiCallResult(answer, called, ">".join(steps))
+        called.append(answer)
+        score = None if scorer is None else scorer.score(text, answer_text(answer))
+        confidences.append(decision.confidence(j, score))
+        if decision.accept(j, score):
+            break
+    if called:
+        return MultiCallResult(called[decision.final(confidences)], called, ">".join(steps))
+    if not decision.fallbacks:
+        raise AllFailed(502, "every model of the cascade failed: "
+                        + "; ".join(f"{a.backend}: {a.outcome}" for a in attempts))
+    result = await forward([gw.backends[m] for m in decision.fallbacks], body, stream=False,
+                           client_wants_usage=False, request_id=request_id, attempts=attempts,
+                           metrics=gw.metrics)
+    assert isinstance(result, Answer)
+    return MultiCallResult(result, [result] if result.status == 200 else [],
+                           result.backend.name)

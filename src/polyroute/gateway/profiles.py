@@ -1,0 +1,85 @@
+"""Turn a route profile's config into what a request needs: a policy and its gateway-side parts.
+
+Why a module of its own: a profile may select a plain single-knob policy (lam / budget / floor), a
+multi-call one (cascade, top-k) that needs an answer scorer or an aggregator backend, or a
+trade-off with online load balancing that owns mutable state (a :class:`BiasBalancer` per
+profile). Building those once here keeps ``service.py`` about lifecycle and ``chat.py`` about the
+request flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from polyroute.config import CascadeSpec, ProfileConfig, TopKSpec, TradeoffSpec
+from polyroute.gateway.backends import Backend
+from polyroute.policies import (
+    AnswerScorer,
+    BalancedPolicy,
+    BiasBalancer,
+    CascadePolicy,
+    HeuristicScorer,
+    Policy,
+    TopKPolicy,
+    TradeoffPolicy,
+    policy_for,
+)
+
+#: How a route's requests are served.
+PLAIN, CASCADE, TOPK = "plain", "cascade", "topk"
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """A profile's policy and the parts its serving mode needs (unused ones are None)."""
+
+    policy: Policy
+    mode: str = PLAIN
+    scorer: AnswerScorer | None = None
+    aggregator: str | None = None
+    balancer: BiasBalancer | None = None
+    balance_target: float = 1.0
+
+
+def plan_for(profile: ProfileConfig, servable: Sequence[str]) -> ProfilePlan:
+    """The plan for ``profile``; ``servable`` are the router's models that have a backend, in the
+    decider's order (a balancer's models must match the estimates the policy will see)."""
+    spec = profile.policy
+    if spec is None:
+        return ProfilePlan(policy_for(profile.preference()))
+    if isinstance(spec, CascadeSpec):
+        scorer = HeuristicScorer() if spec.scorer == "heuristic" else None
+        return ProfilePlan(CascadePolicy(spec.threshold, lam=spec.lam, max_calls=spec.max_calls),
+                           CASCADE, scorer=scorer)
+    if isinstance(spec, TopKSpec):
+        # The aggregator need not be a model the router knows, so its cost is not priced into
+        # the set choice here; its real cost is charged when it is called.
+        return ProfilePlan(TopKPolicy(spec.lam, max_k=spec.max_k, dependence=spec.dependence),
+                           TOPK, aggregator=spec.aggregator)
+    assert isinstance(spec, TradeoffSpec)
+    if spec.balance is None:
+        return ProfilePlan(TradeoffPolicy(spec.lam))
+    allowed = profile.models
+    models = [m for m in servable if allowed is None or m in allowed]
+    balancer = BiasBalancer(models, spec.balance.gamma)
+    return ProfilePlan(BalancedPolicy(balancer, spec.lam), balancer=balancer,
+                       balance_target=spec.balance.target)
+
+
+def rebalance(plan: ProfilePlan, backends: Mapping[str, Backend]) -> None:
+    """One balancer step from the backends' current load, just before a decision.
+
+    Load = requests holding or waiting for a backend's slot; capacity = ``target`` × its
+    ``max_concurrency``. Running per request (not on a timer) means the bias moves only while the
+    profile has traffic, which is when it matters.
+    """
+    balancer = plan.balancer
+    if balancer is None:
+        return
+    load = np.array([backends[m].load for m in balancer.models], dtype=float)
+    capacity = np.array([plan.balance_target * backends[m].config.max_concurrency
+                         for m in balancer.models], dtype=float)
+    balancer.update(load, capacity)
