@@ -25,6 +25,7 @@ import numpy as np
 
 from polyroute.data.outcomes import Outcomes
 from polyroute.errors import RouterError
+from polyroute.routers._torch import train_masked_bce
 from polyroute.routers.base import Router
 from polyroute.routers.registry import register
 
@@ -70,16 +71,8 @@ class IRTRouter(Router):
         import torch
 
         torch.manual_seed(self.random_state)
-        rng = np.random.default_rng(self.random_state)
-        n, m = outcomes.quality.shape
+        m = outcomes.quality.shape[1]
         x = torch.as_tensor(features, dtype=torch.float32)
-        q = torch.as_tensor(np.nan_to_num(outcomes.quality), dtype=torch.float32)
-        known = torch.as_tensor(~np.isnan(outcomes.quality))
-        val = torch.zeros(n, dtype=torch.bool)
-        if n >= 50 and self.validation > 0:
-            val[rng.permutation(n)[: max(1, int(n * self.validation))]] = True
-        train_mask = known & ~val[:, None]
-        val_mask = known & val[:, None]
 
         width = features.shape[1]
         layers: list[torch.nn.Module] = []
@@ -94,33 +87,14 @@ class IRTRouter(Router):
         drop = torch.nn.Dropout(self.dropout)
         params = [*encoder.parameters(), *topic.parameters(), *difficulty.parameters(),
                   ability, skill]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
 
         def logits(train: bool) -> torch.Tensor:
             h = encoder(drop(x) if train else x)
             return topic(h) @ ability.T + skill - difficulty(h)
 
-        best, best_state, waited = float("inf"), None, 0
-        for _ in range(self.epochs):
-            opt.zero_grad()
-            loss = (loss_fn(logits(True), q) * train_mask).sum() / train_mask.sum()
-            loss.backward()
-            opt.step()
-            if val_mask.any():
-                with torch.no_grad():
-                    v = float((loss_fn(logits(False), q) * val_mask).sum() / val_mask.sum())
-                if v < best - 1e-5:
-                    best, waited = v, 0
-                    best_state = [p.detach().clone() for p in params]
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        break
-        if best_state is not None:
-            with torch.no_grad():
-                for p, s in zip(params, best_state, strict=True):
-                    p.copy_(s)
+        train_masked_bce(params, logits, outcomes.quality, epochs=self.epochs, lr=self.lr,
+                         weight_decay=self.weight_decay, validation=self.validation,
+                         patience=self.patience, random_state=self.random_state)
 
         def arr(t: torch.Tensor) -> np.ndarray:
             return t.detach().numpy().astype(np.float64).copy()

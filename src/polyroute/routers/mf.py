@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from polyroute.data.outcomes import Outcomes
-from polyroute.routers._torch import small_problem_threads
+from polyroute.routers._torch import train_masked_bce
 from polyroute.routers.base import Router
 from polyroute.routers.registry import register
 
@@ -38,56 +38,24 @@ class MatrixFactorizationRouter(Router):
         self.random_state = random_state
 
     def _fit(self, outcomes: Outcomes, features: np.ndarray) -> None:
-        with small_problem_threads():
-            self._train(outcomes, features)
-
-    def _train(self, outcomes: Outcomes, features: np.ndarray) -> None:
         import torch
 
         torch.manual_seed(self.random_state)
-        rng = np.random.default_rng(self.random_state)
-        n, m = outcomes.quality.shape
+        m = outcomes.quality.shape[1]
         x = torch.as_tensor(features, dtype=torch.float32)
-        q = torch.as_tensor(np.nan_to_num(outcomes.quality), dtype=torch.float32)
-        known = torch.as_tensor(~np.isnan(outcomes.quality))
-        val = torch.zeros(n, dtype=torch.bool)
-        if n >= 50 and self.validation > 0:
-            val[rng.permutation(n)[: max(1, int(n * self.validation))]] = True
-        train_mask = known & ~val[:, None]
-        val_mask = known & val[:, None]
-
         proj = torch.nn.Linear(features.shape[1], self.dim)
         model_emb = torch.nn.Parameter(torch.randn(m, self.dim) * 0.1)
         bias = torch.nn.Parameter(torch.zeros(m))
         drop = torch.nn.Dropout(self.dropout)
-        params = [*proj.parameters(), model_emb, bias]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
 
         def logits(train: bool) -> torch.Tensor:
             z = proj(drop(x) if train else x)
             return z @ model_emb.T + bias
 
-        best, best_state, waited = float("inf"), None, 0
-        for _ in range(self.epochs):
-            opt.zero_grad()
-            loss = (loss_fn(logits(True), q) * train_mask).sum() / train_mask.sum()
-            loss.backward()
-            opt.step()
-            if val_mask.any():
-                with torch.no_grad():
-                    v = float((loss_fn(logits(False), q) * val_mask).sum() / val_mask.sum())
-                if v < best - 1e-5:
-                    best, waited = v, 0
-                    best_state = [p.detach().clone() for p in params]
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        break
-        if best_state is not None:
-            with torch.no_grad():
-                for p, s in zip(params, best_state, strict=True):
-                    p.copy_(s)
+        train_masked_bce([*proj.parameters(), model_emb, bias], logits, outcomes.quality,
+                         epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                         validation=self.validation, patience=self.patience,
+                         random_state=self.random_state)
         self.proj_weight_ = proj.weight.detach().numpy().T.copy()
         self.proj_bias_ = proj.bias.detach().numpy().copy()
         self.model_embeddings_ = model_emb.detach().numpy().copy()
