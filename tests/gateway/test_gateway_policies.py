@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
-from gateway_world import MATH_PROMPT, POETRY_PROMPT, make_outcomes
+from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT, make_outcomes
 
 from polyroute import Pipeline
 from polyroute.config import validate_config
@@ -151,3 +154,58 @@ def test_policy_config_errors(router_dir, tmp_path, standin_urls):
             validate_config(raw)
     with pytest.raises(ConfigError, match="give either policy"):
         validate_config(dict(base, profiles={"p": {"lam": 1, "policy": {"kind": "tradeoff"}}}))
+
+
+# -- online load balancing -------------------------------------------------------------------------
+def _wait_for(condition, what: str, timeout: float = 20.0) -> None:
+    """Poll until ``condition()`` holds (a state, not a timing threshold)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_balanced_profile_spreads_load_off_a_busy_backend(gateway_factory, standins):
+    gw = gateway_factory(
+        {"profiles": {"polyroute-balanced": {"policy": {
+            "kind": "tradeoff", "lam": 0.0, "balance": {"gamma": 1.0, "target": 0.9}}}}},
+        backends={"alpha": {"max_concurrency": 2, "queue_timeout": 30}})
+    standins["alpha"].mode = "hold"  # alpha, the router's favourite for math, is slow
+    with ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(gw.chat, MATH_PROMPT, "polyroute-balanced") for _ in range(2)]
+        _wait_for(lambda: standins["alpha"].calls == 2, "alpha to hold two requests")
+        # alpha is at its capacity: the balancer's bias sends the next request elsewhere at
+        # once instead of queueing it behind the held ones (or rejecting it).
+        spilled = gw.chat(MATH_PROMPT, "polyroute-balanced")
+        assert spilled.status_code == 200
+        assert spilled.headers["x-polyroute-model"] in ("beta", "gamma")
+        assert spilled.headers["x-polyroute-fallbacks"] == "0"
+        assert standins["alpha"].calls == 2
+        standins["alpha"].gate.set()
+        assert [f.result().headers["x-polyroute-model"] for f in held] == ["alpha", "alpha"]
+    # Once alpha's load is gone the bias recovers and alpha answers math again.
+    assert gw.chat(MATH_PROMPT, "polyroute-balanced").headers["x-polyroute-model"] == "alpha"
+
+
+# -- bandit learning online ----------------------------------------------------------------------
+def test_bandit_router_learns_from_feedback_and_routes_differently(gateway_factory, standins):
+    # n_components below the TF-IDF world's rank (see the report on null-space whitening).
+    pipeline = Pipeline("bandit", featurizer="tfidf", cache=False,
+                        router_params={"n_components": 8}).fit(make_outcomes())
+    gw = gateway_factory({"profiles": {"polyroute-mid": {"lam": 0.5}}}, pipeline=pipeline)
+    # At λ = 0.5, math goes to alpha (≈1.0 − 0.5) rather than cheap, mediocre gamma (≈0.3).
+    before = gw.chat(MATH_PROMPT, model="polyroute-mid")
+    assert before.headers["x-polyroute-model"] == "alpha"
+    gamma_before = {c.model: c.estimated_quality for c in _record(gw, before).candidates}["gamma"]
+    for _ in range(8):  # users of the cheap profile report that gamma answers math perfectly
+        r = gw.chat(MATH_PROMPT, model="polyroute-cheap")
+        assert r.headers["x-polyroute-model"] == "gamma"
+        with gw.client(KEY) as c:
+            fb = c.post("/v1/feedback", json={
+                "request_id": r.headers["x-polyroute-request-id"], "score": 1.0})
+        assert fb.status_code == 200 and fb.json()["learned"] is True
+    after = gw.chat(MATH_PROMPT, model="polyroute-mid")
+    gamma_after = {c.model: c.estimated_quality for c in _record(gw, after).candidates}["gamma"]
+    assert gamma_after > gamma_before + 0.2
+    assert after.headers["x-polyroute-model"] == "gamma"
