@@ -209,3 +209,21 @@ def test_bandit_router_learns_from_feedback_and_routes_differently(gateway_facto
     gamma_after = {c.model: c.estimated_quality for c in _record(gw, after).candidates}["gamma"]
     assert gamma_after > gamma_before + 0.2
     assert after.headers["x-polyroute-model"] == "gamma"
+
+
+def test_answer_text_tells_a_tool_call_from_an_empty_answer():
+    import json
+
+    from polyroute.gateway.cascade import answer_text
+    from polyroute.gateway.forward import Answer
+
+    def answer(message):
+        body = json.dumps({"choices": [{"message": message}]}).encode()
+        return Answer(None, 200, body, "application/json", None, 1.0)  # type: ignore[arg-type]
+
+    assert answer_text(answer({"role": "assistant", "content": "42"})) == "42"
+    assert answer_text(answer({"role": "assistant", "content": ""})) == ""
+    assert answer_text(answer({"role": "assistant", "content": [
+        {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})) == "ab"
+    assert answer_text(answer({"role": "assistant", "content": None,
+                               "tool_calls": [{"id": "t", "type": "function"}]})) is None

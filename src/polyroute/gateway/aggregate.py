@@ -36,12 +36,21 @@ def merge_messages(question: str, answers: list[str]) -> list[dict[str, str]]:
 
 
 async def run_topk(gw: Gateway, decision: SetDecision, aggregator: str, text: str,
-                   body: dict[str, Any], request_id: str,
-                   attempts: list[Attempt]) -> MultiCallResult:
-    """Answer with the merged answers of the set; raise :class:`AllFailed` if nobody answered."""
+                   body: dict[str, Any], request_id: str, attempts: list[Attempt],
+                   paid: list[Answer]) -> MultiCallResult:
+    """Answer with the merged answers of the set; raise :class:`AllFailed` if nobody answered.
+
+    Each answer is appended to ``paid`` as it arrives (a cancelled request is still charged).
+    """
     members = decision.members
-    results = await asyncio.gather(
-        *(call_one(gw, m, body, request_id, attempts) for m in members), return_exceptions=True)
+
+    async def member(model: str) -> Answer:
+        answer = await call_one(gw, model, body, request_id, attempts)
+        if answer.status == 200:
+            paid.append(answer)
+        return answer
+
+    results = await asyncio.gather(*(member(m) for m in members), return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException) and not isinstance(r, AllFailed):
             raise r
@@ -50,7 +59,7 @@ async def run_topk(gw: Gateway, decision: SetDecision, aggregator: str, text: st
     label = ",".join(members)
     if not answered:
         if got:  # a client error relayed by a backend: the request itself is at fault
-            return MultiCallResult(got[0], [], label)
+            return MultiCallResult(got[0], paid, label)
         if not decision.fallbacks:
             raise AllFailed(502, "every model of the set failed: "
                             + "; ".join(f"{a.backend}: {a.outcome}" for a in attempts))
@@ -58,16 +67,19 @@ async def run_topk(gw: Gateway, decision: SetDecision, aggregator: str, text: st
                                client_wants_usage=False, request_id=request_id,
                                attempts=attempts, metrics=gw.metrics)
         assert isinstance(result, Answer)
-        return MultiCallResult(result, [result] if result.status == 200 else [], label)
+        if result.status == 200:
+            paid.append(result)
+        return MultiCallResult(result, paid, label)
     if len(answered) == 1:
-        return MultiCallResult(answered[0], answered, label)
+        return MultiCallResult(answered[0], paid, label)
     merge_body = dict(body)
-    merge_body["messages"] = merge_messages(text, [answer_text(a) for a in answered])
+    merge_body["messages"] = merge_messages(text, [answer_text(a) or "" for a in answered])
     merge_body.pop("n", None)
     try:
         merged = await call_one(gw, aggregator, merge_body, request_id, attempts)
     except AllFailed:
-        return MultiCallResult(answered[0], answered, label)
+        return MultiCallResult(answered[0], paid, label)
     if merged.status != 200:
-        return MultiCallResult(answered[0], answered, label)
-    return MultiCallResult(merged, [*answered, merged], label)
+        return MultiCallResult(answered[0], paid, label)
+    paid.append(merged)
+    return MultiCallResult(merged, paid, label)

@@ -26,18 +26,22 @@ class MultiCallResult:
     """The answer to return and every answer that was paid for (it included)."""
 
     answer: Answer
+    #: Every complete answer paid for, in arrival order (the returned one included).
     called: list[Answer] = field(default_factory=list)
     #: Header value describing the calls (``gamma>alpha`` or ``alpha,beta``).
     label: str = ""
 
 
-def answer_text(answer: Answer) -> str:
-    """The first choice's message text of a chat completion ('' when there is none)."""
+def answer_text(answer: Answer) -> str | None:
+    """The first choice's message text ('' when empty); None when it calls tools instead, so a
+    scorer does not mistake a tool call for an empty answer."""
     try:
-        parsed = json.loads(answer.content)
-        content = parsed["choices"][0]["message"].get("content")
+        message = json.loads(answer.content)["choices"][0]["message"]
+        content = message.get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return ""
+    if not content and (message.get("tool_calls") or message.get("function_call")):
+        return None
     if isinstance(content, list):  # content parts
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return content if isinstance(content, str) else ""
@@ -54,15 +58,16 @@ async def call_one(gw: Gateway, backend: str, body: dict[str, Any], request_id: 
 
 async def run_cascade(gw: Gateway, decision: CascadeDecision, scorer: AnswerScorer | None,
                       text: str, body: dict[str, Any], request_id: str,
-                      attempts: list[Attempt]) -> MultiCallResult:
+                      attempts: list[Attempt], paid: list[Answer]) -> MultiCallResult:
     """Call the chain until a step is accepted; raise :class:`AllFailed` if nothing answered.
 
     A chain step that cannot be reached (cooling down, saturated, failing) is skipped — the
     next, stronger step is the natural replacement. If no step answered, the decision's
     fallbacks are tried in order as in plain routing. A client error relayed by a backend
-    (e.g. 400 context too long) ends the cascade and is returned as is.
+    (e.g. 400 context too long) ends the cascade and is returned as is. Each answer is appended
+    to ``paid`` as it arrives, so a request cancelled half-way is still charged for it.
     """
-    called: list[Answer] = []
+    called = paid
     confidences: list[float] = []
     steps: list[str] = []
     for j, model in enumerate(decision.chain):
@@ -74,7 +79,8 @@ async def run_cascade(gw: Gateway, decision: CascadeDecision, scorer: AnswerScor
         if answer.status != 200:
             return MultiCallResult(answer, called, ">".join(steps))
         called.append(answer)
-        score = None if scorer is None else scorer.score(text, answer_text(answer))
+        content = answer_text(answer)
+        score = None if scorer is None or content is None else scorer.score(text, content)
         confidences.append(decision.confidence(j, score))
         if decision.accept(j, score):
             break
@@ -87,5 +93,6 @@ async def run_cascade(gw: Gateway, decision: CascadeDecision, scorer: AnswerScor
                            client_wants_usage=False, request_id=request_id, attempts=attempts,
                            metrics=gw.metrics)
     assert isinstance(result, Answer)
-    return MultiCallResult(result, [result] if result.status == 200 else [],
-                           result.backend.name)
+    if result.status == 200:
+        called.append(result)
+    return MultiCallResult(result, called, result.backend.name)

@@ -61,8 +61,10 @@ class _Recorder:
         self.candidates: tuple[Candidate, ...] = ()
         self.attempts: list[Attempt] = []
         self.chosen: str | None = None
-        #: Answers paid for besides the chosen one (cascade steps, set members): (backend, usage).
-        self.extra_calls: list[tuple[str, dict[str, Any] | None]] = []
+        #: Complete answers of a multi-call request (cascade steps, set members, the merge), as
+        #: they arrive; all but ``returned`` are charged here, ``returned`` as the chosen one.
+        self.paid: list[Answer] = []
+        self.returned: Answer | None = None
         #: Extra response headers describing a multi-call answer.
         self.extra_headers: dict[str, str] = {}
         self.decision_ms: float | None = None
@@ -115,20 +117,18 @@ class _Recorder:
             gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
             if status != OK:
                 gw.metrics.errors.labels(kind or _error_kind(status, http_status)).inc()
-            if self.chosen is not None:
-                for name, pt, ct, c, _ in charges:
-                    gw.metrics.charged(name, c, pt, ct)
+            for name, pt, ct, c, _ in charges:
+                gw.metrics.charged(name, c, pt, ct)
+            if charges or self.chosen is not None:
                 gw.spend.add(self.key_id, cost)
 
     def _charges(self, usage: dict[str, Any] | None
                  ) -> list[tuple[str, int | None, int | None, float, str | None]]:
         """(backend, prompt tokens, completion tokens, cost, source) of every paid call."""
-        out = []
-        if self.chosen is not None:
-            for name, call_usage in self.extra_calls:
-                out.append((name, *self._cost(name, call_usage)))
-            if self.answered:
-                out.append((self.chosen, *self._cost(self.chosen, usage)))
+        out = [(a.backend.name, *self._cost(a.backend.name, a.usage)) for a in self.paid
+               if a is not self.returned]
+        if self.chosen is not None and self.answered:
+            out.append((self.chosen, *self._cost(self.chosen, usage)))
         return out
 
     def _cost(self, name: str, usage: dict[str, Any] | None
@@ -257,9 +257,7 @@ def _answered(rec: _Recorder, result: Answer | MultiCallResult) -> Response:
     """Record and return a complete answer (or a relayed client error); for a multi-call
     answer, every other paid call is charged too."""
     if isinstance(result, MultiCallResult):
-        rec.extra_calls = [(a.backend.name, a.usage) for a in result.called
-                           if a is not result.answer]
-        result = result.answer
+        result = rec.returned = result.answer
     rec.chosen = result.backend.name
     ok = result.status == 200
     rec.answered = ok
@@ -279,12 +277,12 @@ async def _multi_call(gw: Gateway, rec: _Recorder, text: str, body: dict[str, An
         if mode == CASCADE:
             assert isinstance(decision, CascadeDecision)
             result = await run_cascade(gw, decision, plan.scorer, text, body, rec.id,
-                                       rec.attempts)
+                                       rec.attempts, rec.paid)
             rec.extra_headers["x-polyroute-cascade"] = result.label
         else:
             assert isinstance(decision, SetDecision) and plan.aggregator is not None
             result = await run_topk(gw, decision, plan.aggregator, text, body, rec.id,
-                                    rec.attempts)
+                                    rec.attempts, rec.paid)
             rec.extra_headers["x-polyroute-set"] = result.label
     except AllFailed as exc:
         raise _api_error(exc) from None
