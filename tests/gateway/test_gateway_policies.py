@@ -76,6 +76,17 @@ def test_streamed_request_to_a_cascade_profile_is_routed_plainly(gateway_factory
     assert "x-polyroute-cascade" not in r.headers
 
 
+def test_per_request_preference_on_a_cascade_profile(gateway_factory, standins):
+    gw = gateway_factory({"profiles": {"polyroute-cascade": CASCADE}})
+    standins["gamma"].reply = REFUSAL
+    # A per-request λ keeps the cascade: at λ = 100 the chain ends at gamma (no escalation).
+    r = gw.chat(MATH_PROMPT, model="polyroute-cascade", polyroute={"lam": 100})
+    assert r.headers["x-polyroute-cascade"] == "gamma" and r.headers["x-polyroute-model"] == "gamma"
+    # A floor asks for plain routing: the cheapest model estimated to reach it, unchecked.
+    r = gw.chat(MATH_PROMPT, model="polyroute-cascade", polyroute={"floor": 0.9})
+    assert r.headers["x-polyroute-model"] == "alpha" and "x-polyroute-cascade" not in r.headers
+
+
 # -- top-k ---------------------------------------------------------------------------------------
 class MeanRouter(Router):
     """Every prompt gets the models' mean training quality: alpha and beta 0.5, gamma 0.3, so at

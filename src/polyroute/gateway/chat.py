@@ -24,10 +24,10 @@ from polyroute.gateway.body import parse_chat, parse_object, read_body
 from polyroute.gateway.cascade import MultiCallResult, run_cascade
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
-from polyroute.gateway.profiles import CASCADE, TOPK, ProfilePlan, rebalance
+from polyroute.gateway.profiles import CASCADE, TOPK, ProfilePlan, rebalance, with_preference
 from polyroute.gateway.service import Gateway
 from polyroute.gateway.streaming import RelayResponse, StreamResult
-from polyroute.policies import CascadeDecision, SetDecision, policy_for
+from polyroute.policies import CascadeDecision, Preference, SetDecision, policy_for
 from polyroute.store import (
     CLIENT_CLOSED,
     ERROR,
@@ -200,15 +200,16 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
 
     plan = None
     if route.profile is not None:
-        assert route.policy is not None
-        # A per-request preference replaces the profile's policy with a plain one.
-        plan = route.plan if chat.preference is None else None
-        policy = policy_for(chat.preference) if chat.preference is not None else route.policy
+        assert route.policy is not None and route.plan is not None
+        # A per-request λ keeps the profile's kind; a budget or floor routes plainly.
+        plan = with_preference(route.profile, route.plan, chat.preference)
+        policy = plan.policy if plan is not None else policy_for(chat.preference or Preference())
         pref = chat.preference or route.profile.preference()
         rec.policy, rec.preference = policy.name, dataclasses.asdict(pref)
         if plan is not None and route.profile.policy is not None:
             rec.preference = route.profile.policy.model_dump()
-        if plan is not None:
+            if chat.preference is not None:
+                rec.preference["lam"] = chat.preference.lam
             rebalance(plan, gw.backends)
         decision = await gw.decider.decide(chat.text, policy, route.allowed)
         rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms

@@ -10,7 +10,7 @@ request flow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from polyroute.policies import (
     CascadePolicy,
     HeuristicScorer,
     Policy,
+    Preference,
     TopKPolicy,
     TradeoffPolicy,
     policy_for,
@@ -67,6 +68,31 @@ def plan_for(profile: ProfileConfig, servable: Sequence[str]) -> ProfilePlan:
     balancer = BiasBalancer(models, spec.balance.gamma)
     return ProfilePlan(BalancedPolicy(balancer, spec.lam), balancer=balancer,
                        balance_target=spec.balance.target)
+
+
+def with_preference(profile: ProfileConfig, plan: ProfilePlan,
+                    preference: Preference | None) -> ProfilePlan | None:
+    """The plan for one request that may carry its own preference.
+
+    A per-request λ keeps the profile's kind (a cascade stays a cascade, a balanced profile keeps
+    its balancer) with that λ; a budget or floor asks for plain single-model routing, so it
+    returns None (the caller routes plainly), as does any preference on a plain profile.
+    """
+    spec = profile.policy
+    if preference is None:
+        return plan
+    if spec is None or preference.budget is not None or preference.floor is not None:
+        return None
+    lam = preference.lam
+    if isinstance(spec, CascadeSpec):
+        return replace(plan, policy=CascadePolicy(spec.threshold, lam=lam,
+                                                  max_calls=spec.max_calls))
+    if isinstance(spec, TopKSpec):
+        return replace(plan, policy=TopKPolicy(lam, max_k=spec.max_k,
+                                               dependence=spec.dependence))
+    if plan.balancer is not None:
+        return replace(plan, policy=BalancedPolicy(plan.balancer, lam))
+    return replace(plan, policy=TradeoffPolicy(lam))
 
 
 def rebalance(plan: ProfilePlan, backends: Mapping[str, Backend]) -> None:
