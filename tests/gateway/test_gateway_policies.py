@@ -67,6 +67,17 @@ def test_cascade_skips_an_unavailable_step(gateway_factory, standins):
     assert r.headers["x-polyroute-fallbacks"] == "1"
 
 
+def test_cascade_that_cannot_answer_is_an_openai_error(gateway_factory, standins):
+    gw = gateway_factory({"profiles": {"polyroute-cascade": {**CASCADE,
+                                                             "models": ["gamma", "alpha"]}}})
+    standins["gamma"].mode = standins["alpha"].mode = "500"
+    r = gw.chat(MATH_PROMPT, model="polyroute-cascade")
+    assert r.status_code == 502
+    error = r.json()["error"]
+    assert error["code"] == "backend_error" and "gamma" in error["message"]
+    assert _record(gw, r).cost == 0
+
+
 def test_streamed_request_to_a_cascade_profile_is_routed_plainly(gateway_factory, standins):
     gw = gateway_factory({"profiles": {"polyroute-cascade": CASCADE}})
     standins["gamma"].reply = REFUSAL

@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 from polyroute.gateway.cascade import MultiCallResult, answer_text, call_one
-from polyroute.gateway.forward import AllFailed, Answer, forward
+from polyroute.gateway.forward import AllFailed, Answer, all_failed, forward
 from polyroute.gateway.service import Gateway
 from polyroute.policies import SetDecision
 from polyroute.store import Attempt
@@ -61,8 +61,7 @@ async def run_topk(gw: Gateway, decision: SetDecision, aggregator: str, text: st
         if got:  # a client error relayed by a backend: the request itself is at fault
             return MultiCallResult(got[0], paid, label)
         if not decision.fallbacks:
-            raise AllFailed(502, "every model of the set failed: "
-                            + "; ".join(f"{a.backend}: {a.outcome}" for a in attempts))
+            raise all_failed([gw.backends[m] for m in members], attempts)
         result = await forward([gw.backends[m] for m in decision.fallbacks], body, stream=False,
                                client_wants_usage=False, request_id=request_id,
                                attempts=attempts, metrics=gw.metrics)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyroute.gateway.forward import AllFailed, Answer, forward
+from polyroute.gateway.forward import AllFailed, Answer, all_failed, forward
 from polyroute.gateway.service import Gateway
 from polyroute.policies import AnswerScorer, CascadeDecision
 from polyroute.store import Attempt
@@ -87,8 +87,7 @@ async def run_cascade(gw: Gateway, decision: CascadeDecision, scorer: AnswerScor
     if called:
         return MultiCallResult(called[decision.final(confidences)], called, ">".join(steps))
     if not decision.fallbacks:
-        raise AllFailed(502, "every model of the cascade failed: "
-                        + "; ".join(f"{a.backend}: {a.outcome}" for a in attempts))
+        raise all_failed([gw.backends[m] for m in decision.chain], attempts)
     result = await forward([gw.backends[m] for m in decision.fallbacks], body, stream=False,
                            client_wants_usage=False, request_id=request_id, attempts=attempts,
                            metrics=gw.metrics)

@@ -140,10 +140,10 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
                 lease.release()
             if not verdict:  # cancelled: no verdict on the backend, free a probe it may hold
                 backend.breaker.release()
-    raise _all_failed(candidates, attempts)
+    raise all_failed(candidates, attempts)
 
 
-def _all_failed(candidates: Sequence[Backend], attempts: list[Attempt]) -> AllFailed:
+def all_failed(candidates: Sequence[Backend], attempts: list[Attempt]) -> AllFailed:
     tried = [a for a in attempts if a.outcome not in ("cooldown", "saturated")]
     summary = "; ".join(f"{a.backend}: {a.outcome}" + (f" ({a.error})" if a.error else "")
                         for a in attempts)
