@@ -133,3 +133,23 @@ def test_user_errors_are_router_errors(two_cluster):
         make_router("bandit").start(["A", "A"], x)
     with pytest.raises(RouterError, match="not fitted"):
         make_router("bandit").learn_one(x[0], "A", 1.0)
+
+
+def test_rank_deficient_features_do_not_blow_up_new_prompts() -> None:
+    """Whitening must skip directions with no variance (tf-idf spaces are often low-rank)."""
+    from polyroute.data import ModelInfo, Outcomes
+    from polyroute.routers import make_router
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(60, 5)) @ rng.normal(size=(5, 40))).astype(np.float32)  # rank 5
+    q = (rng.random((60, 2)) > 0.5).astype(float)
+    n = len(x)
+    outcomes = Outcomes(tuple(str(i) for i in range(n)), ("p",) * n, ("t",) * n,
+                        (ModelInfo("a", 1, 1), ModelInfo("b", 1, 1)), q, np.ones((n, 2)))
+    router = make_router("bandit", n_components=32).fit(outcomes, x)
+    assert router.projection_.shape[1] == 5
+    unseen = rng.normal(size=(4, 40)).astype(np.float32)
+    est = router.estimate(unseen)
+    # Unclipped posterior means stay in a sane range instead of ±1e4.
+    assert np.all(np.isfinite(est.quality))
+    assert np.abs(router._context(unseen)).max() < 1e3

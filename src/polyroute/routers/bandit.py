@@ -120,6 +120,9 @@ class BanditRouter(Router):
             self.projection_ = np.zeros((x.shape[1], 0))
             return
         _, s, vt = np.linalg.svd(x - self.center_, full_matrices=False)
+        # Directions with (almost) no variance would be blown up by whitening into huge context
+        # values for new prompts: keep only those above a small share of the largest.
+        k = max(1, min(k, int(np.sum(s > 1e-5 * s[0])) if s[0] > 0 else 1))
         scale = s[:k] / np.sqrt(len(x) - 1)
         self.projection_ = vt[:k].T / np.maximum(scale, 1e-12)[None, :]
 
