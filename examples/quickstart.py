@@ -18,5 +18,5 @@ estimates = pipe.estimate(prompts)
 for label, policy in [("best quality", pr.TradeoffPolicy(lam=0.0)),
                       ("balanced", pr.TradeoffPolicy(lam=0.3)),
                       ("floor 0.6", pr.FloorPolicy(0.6))]:
-    for prompt, decision in zip(prompts, pr.decisions(estimates, policy)):
+    for prompt, decision in zip(prompts, pr.decisions(estimates, policy), strict=True):
         print(f"{label:>12}: {decision.model:<34} {prompt[:50]}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,7 +68,7 @@ class Estimates:
                        uncertainty=pick(self.uncertainty))
 
 
-class Router:
+class Router(ABC):
     """Base class of all routers. Subclasses set ``name`` and implement ``_fit``/``_estimate``."""
 
     name: ClassVar[str] = ""
@@ -117,11 +118,13 @@ class Router:
         if not hasattr(self, "models_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
 
+    @abstractmethod
     def _fit(self, outcomes: Outcomes, features: np.ndarray) -> None:
-        raise NotImplementedError
+        """Learn from validated input; set attributes ending in ``_``."""
 
+    @abstractmethod
     def _estimate(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError
+        """(quality, uncertainty or None) for validated features, each ``(n, n_models)``."""
 
     # -- persistence ---------------------------------------------------------------------------
     def _learned_attributes(self) -> dict[str, Any]:
