@@ -27,7 +27,7 @@ from polyroute.routers import Estimates, available_routers, get_router_class
 from polyroute.routers.cost import CostModel
 
 Step = Callable[[str], None]
-DEFAULT_ROUTERS = ("best-single", "random", "knn", "linear", "mlp", "mf", "cluster")
+DEFAULT_ROUTERS = ("best-single", "random", "knn", "linear", "mlp", "mf", "cluster", "ensemble")
 
 
 def _noop(_: str) -> None:
