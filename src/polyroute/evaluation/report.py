@@ -111,6 +111,8 @@ def plot_curves(result: dict[str, Any], path: Path, title: str = "") -> Path:
     ref = result.get("reference")
     if ref:
         ax.axvspan(ref["c_min"] * COST_UNIT, ref["c_max"] * COST_UNIT, color="0.95", zorder=0)
+    right = max([s["cost"] for s in singles.values()] + [float(np.max(zero[:, 0]))])
+    ax.set_xlim(0, right * COST_UNIT * 1.35)  # room for the single models' labels
     ax.set_xlabel(f"mean cost, $ per {COST_UNIT:,} prompts")
     ax.set_ylabel("mean quality")
     ax.set_title(title or "Cost–quality curves (upper hull of each router's operating points)")
