@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyroute import Pipeline, RouterError, TradeoffPolicy, decisions
+from polyroute import DataError, Pipeline, RouterError, TradeoffPolicy, decisions
 from polyroute.data import rule_cost
 from polyroute.features import CachedFeaturizer, TfidfFeaturizer
 from polyroute.pipeline import PIPELINE_FILE
@@ -149,3 +149,40 @@ def test_oracle_pipeline_cannot_be_saved(two_cluster, tmp_path: Path) -> None:
     pipe = Pipeline("oracle", featurizer="tfidf", cache=False).fit(two_cluster.outcomes)
     with pytest.raises(RouterError, match="cannot be saved"):
         pipe.save(tmp_path / "oracle")
+
+
+def test_add_model_from_a_few_answers(two_cluster_factory, tmp_path: Path) -> None:
+    """A model unknown at training time joins from a few answers, with its prices."""
+    world = two_cluster_factory(30)
+    without_b = world.outcomes.select_models(["A", "C"])
+    pipe = Pipeline("irt", featurizer="tfidf", cache=False).fit(without_b)
+    truth = dict(zip(world.outcomes.prompts, world.outcomes.quality[:, 1], strict=True))
+    b_info = world.outcomes.models[1]
+    asked_texts: list[str] = []
+
+    def ask(texts: list[str]) -> list[float]:
+        asked_texts.extend(texts)
+        return [truth[t] for t in texts]
+
+    asked = pipe.add_model(b_info, ask, list(world.outcomes.prompts), budget=20)
+    assert len(asked) == 20 and len(set(asked_texts)) == 20
+    assert pipe.models == ("A", "C", "B")
+    poetry = [t for t, task in zip(world.outcomes.prompts, world.outcomes.tasks, strict=True)
+              if task == "poetry"]
+    est = pipe.estimate(poetry)
+    # B (the only model that writes poetry) is now estimated best there, and priced by its list
+    # price with the output length the other models imply.
+    assert np.mean(est.quality.argmax(axis=1) == 2) > 0.8
+    assert np.all(est.cost[:, 2] > 0)
+    loaded = Pipeline.load(pipe.save(tmp_path / "r"), cache=False)
+    assert loaded.models == ("A", "C", "B")
+    with pytest.raises(DataError, match="already a candidate"):
+        loaded.add_model(b_info, ask, poetry, budget=1)
+    np.testing.assert_allclose(loaded.estimate(poetry).quality, est.quality)
+
+
+def test_add_model_needs_a_router_that_can(two_cluster, tmp_path: Path) -> None:
+    pipe = Pipeline("knn", featurizer="tfidf", cache=False).fit(two_cluster.outcomes)
+    with pytest.raises(RouterError, match="cannot add a model"):
+        pipe.add_model(two_cluster.outcomes.models[0], lambda texts: [1.0] * len(texts),
+                       ["x"], budget=1)

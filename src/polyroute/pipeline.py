@@ -7,13 +7,13 @@ featurizer's id is recorded and checked on load: a router is meaningless in anot
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from polyroute.data.outcomes import Outcomes
+from polyroute.data.outcomes import ModelInfo, Outcomes
 from polyroute.errors import RouterError
 from polyroute.features import CachedFeaturizer, Featurizer, load_saved_featurizer, make_featurizer
 from polyroute.routers import CostModel, Estimates, Router, make_router
@@ -83,6 +83,27 @@ class Pipeline:
         if est.cost is None:
             est = est.with_cost(self.cost_model_.predict(texts), self.cost_model_.cost_scale)
         return est
+
+    def add_model(self, info: ModelInfo, ask: Callable[[list[str]], Sequence[float]],
+                  prompts: Sequence[str], budget: int = 100, **options: Any) -> list[int]:
+        """Add a new candidate model from at most ``budget`` of its answers.
+
+        The router (one with ``adds_models``, e.g. ``irt``) chooses which of ``prompts`` to ask,
+        most informative first; ``ask(texts)`` returns the new model's quality on them (NaN for a
+        failed call). The model's list prices join the cost model. Returns the asked indices.
+        """
+        if self.cost_model_ is None:
+            raise RouterError("fit or load the pipeline before adding a model")
+        if not self.router.adds_models:
+            raise RouterError(f"router {self.router.name!r} cannot add a model from a few "
+                              f"answers; use one that can (e.g. irt) or retrain")
+        cost_model = self.cost_model_.with_model(info)
+        texts = list(prompts)
+        pool = self.featurizer.encode(texts)
+        asked = self.router.add_model(info.name, lambda idx: ask([texts[i] for i in idx]), pool,
+                                      budget, **options)
+        self.cost_model_ = cost_model
+        return [int(i) for i in asked]
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -76,6 +76,8 @@ class Router(ABC):
     learns_online: ClassVar[bool] = False
     #: True for routers that read the true outcomes (the oracle): never saved, never served.
     evaluation_only: ClassVar[bool] = False
+    #: True if ``add_model(name, ask, pool, budget)`` adds a candidate from a few of its answers.
+    adds_models: ClassVar[bool] = False
 
     # -- parameters ----------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from polyroute.data.outcomes import ModelInfo, Outcomes, input_tokens
+from polyroute.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,22 @@ class CostModel:
         model = cls(outcomes.models, tuple(float(v) for v in out), 1.0)
         scale = float(np.max(model.predict(outcomes.prompts).mean(axis=0)))
         return cls(outcomes.models, model.output_cost, scale if scale > 0 else 1.0)
+
+    def with_model(self, info: ModelInfo) -> CostModel:
+        """This cost model plus a new candidate priced by its list prices.
+
+        Its output length is unknown until it has answered; we assume the median output length
+        implied by the other models' learned output costs (the data's own convention).
+        """
+        if info.name in {m.name for m in self.models}:
+            raise DataError(f"model {info.name!r} is already a candidate")
+        lengths = [cost / (m.output_price_per_mtok / 1e6)
+                   for m, cost in zip(self.models, self.output_cost, strict=True)
+                   if m.output_price_per_mtok > 0]
+        tokens = float(np.median(lengths)) if lengths else 0.0
+        return CostModel((*self.models, info),
+                         (*self.output_cost, tokens * info.output_price_per_mtok / 1e6),
+                         self.cost_scale)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         tokens = np.array([input_tokens(t) for t in texts], dtype=float)

@@ -51,6 +51,8 @@ class IRTRouter(Router):
     covariance of known abilities towards a multiple of the identity when it serves as the prior
     of a new model (with few models the raw covariance is singular)."""
 
+    adds_models = True
+
     def __init__(self, dim: int = 16, hidden: int = 0, epochs: int = 400, lr: float = 3e-3,
                  weight_decay: float = 1e-4, dropout: float = 0.2, validation: float = 0.1,
                  patience: int = 30, prior_shrinkage: float = 0.1,
