@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+#: Where results go; POLYROUTE_BENCH_RESULTS redirects a trial run away from the committed ones.
+RESULTS = Path(os.environ.get("POLYROUTE_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 SHARED_DATA = ROOT.parent / "shared" / "data" / "llmrouter-bench"
 
 
@@ -23,6 +24,20 @@ def load_benchmark_data():
     if (SHARED_DATA / "prompts.jsonl").is_file():
         return load_outcomes(SHARED_DATA / "prompts.jsonl", SHARED_DATA / "models.json")
     return load_bundled()
+
+
+def embedded_split(cache: str | None = None, test_size: float = 0.2, seed: int = 0):
+    """The benchmark data, its MiniLM embeddings (cached) and a seeded split with the features of
+    each part: ``(outcomes, train, test, x_train, x_test)``."""
+    from polyroute.data import train_test_split
+    from polyroute.features import CachedFeaturizer, make_featurizer
+
+    outcomes = load_benchmark_data()
+    features = CachedFeaturizer(make_featurizer("minilm"), cache).encode(list(outcomes.prompts))
+    train, test = train_test_split(outcomes, test_size, random_state=seed)
+    index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
+    return (outcomes, train, test, features[[index[p] for p in train.prompt_ids]],
+            features[[index[p] for p in test.prompt_ids]])
 
 
 def machine() -> dict[str, Any]:

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, fmt, machine, write_json  # noqa: E402
+from _common import RESULTS, fmt, load_benchmark_data, machine, write_json  # noqa: E402
 
-from polyroute.data import load_bundled, train_test_split  # noqa: E402
+from polyroute.data import train_test_split  # noqa: E402
 from polyroute.features import CachedFeaturizer, make_featurizer  # noqa: E402
 from polyroute.policies import (  # noqa: E402
     BalancedPolicy,
@@ -50,7 +50,7 @@ from polyroute.policies import (  # noqa: E402
 )
 from polyroute.routers import CostModel, Estimates, make_router  # noqa: E402
 
-CACHE = "/tmp/emb.sqlite"
+CACHE = None  # polyroute's default embedding cache
 BIG = {"llama-3.1-nemotron-51b-instruct", "llama-3.3-nemotron-super-49b-v1",
        "llama3-chatqa-1.5-70b"}
 
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     info = machine()
-    outcomes = load_bundled()
+    outcomes = load_benchmark_data()
     features = CachedFeaturizer(make_featurizer("minilm"), CACHE).encode(list(outcomes.prompts))
     index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
     train, test = train_test_split(outcomes, 0.2, args.seed)

@@ -30,11 +30,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _common import fmt, machine, write_json  # noqa: E402
+from _common import embedded_split, fmt, machine, write_json  # noqa: E402
 
-from polyroute.data import Outcomes, load_bundled, train_test_split  # noqa: E402
+from polyroute.data import Outcomes  # noqa: E402
 from polyroute.evaluation import score_estimates  # noqa: E402
-from polyroute.features import CachedFeaturizer, make_featurizer  # noqa: E402
 from polyroute.routers import CostModel, Estimates, make_router  # noqa: E402
 from polyroute.routers.irt import IRTRouter  # noqa: E402
 
@@ -46,7 +45,7 @@ MATTERS = 0.005
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache", default="/tmp/emb.sqlite", help="embedding cache (SQLite)")
+    parser.add_argument("--cache", help="embedding cache file (default: polyroute's)")
     parser.add_argument("--models", default="", help="comma-separated models to hold out "
                         "(default: every model)")
     parser.add_argument("--seeds", type=int, default=3, help="random draws per budget")
@@ -56,13 +55,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     t0 = time.time()
-    outcomes = load_bundled()
-    features = CachedFeaturizer(make_featurizer("minilm"), args.cache).encode(
-        list(outcomes.prompts))
-    train, test = train_test_split(outcomes, 0.2, random_state=0)
-    index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
-    x_train = features[[index[p] for p in train.prompt_ids]]
-    x_test = features[[index[p] for p in test.prompt_ids]]
+    outcomes, train, test, x_train, x_test = embedded_split(args.cache)
     cost_model = CostModel.fit(train)
     cost = cost_model.predict(test.prompts)
     held_out = [m for m in args.models.split(",") if m] or list(outcomes.model_names)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, fmt, machine, write_json  # noqa: E402
+from _common import RESULTS, fmt, load_benchmark_data, machine, write_json  # noqa: E402
 
-from polyroute.data import Outcomes, kfold, load_bundled, train_test_split  # noqa: E402
+from polyroute.data import Outcomes, kfold, train_test_split  # noqa: E402
 from polyroute.evaluation.hull import hull_quality_at, pareto_hull  # noqa: E402
 from polyroute.evaluation.metrics import Reference, summarize  # noqa: E402
 from polyroute.evaluation.sweep import DEFAULT_LAMBDAS, single_model_points  # noqa: E402
@@ -38,7 +38,7 @@ from polyroute.policies import (  # noqa: E402
 )
 from polyroute.routers import CostModel, Estimates, make_router  # noqa: E402
 
-CACHE = "/tmp/emb.sqlite"
+CACHE = None  # polyroute's default embedding cache
 THRESHOLDS = np.linspace(0.0, 1.0, 21)
 CHAIN_LAMBDAS = (0.0, *np.geomspace(1e-2, 1e2, 12).tolist())
 VERIFIER_ACCURACIES = (0.8, 0.9)
@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         render(json.loads((RESULTS / "policies_curves.json").read_text()))
         return
     info = machine()
-    outcomes = load_bundled()
+    outcomes = load_benchmark_data()
     features = CachedFeaturizer(make_featurizer("minilm"), CACHE).encode(list(outcomes.prompts))
     index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
     results: dict[str, Any] = {}

@@ -23,9 +23,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _common import RESULTS, fmt, machine, write_json  # noqa: E402
+from _common import RESULTS, fmt, load_benchmark_data, machine, write_json  # noqa: E402
 
-from polyroute.data import load_bundled  # noqa: E402
 from polyroute.evaluation import cross_validate, leave_task_out_evaluation  # noqa: E402
 
 ROUTERS = ("best-single", "knn", "linear", "mlp", "mf", "cluster", "irt", "ensemble", "bandit")
@@ -58,7 +57,7 @@ def summarise(result: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache", default="/tmp/emb.sqlite", help="embedding cache (SQLite)")
+    parser.add_argument("--cache", help="embedding cache file (default: polyroute's)")
     parser.add_argument("--routers", default=",".join(ROUTERS))
     parser.add_argument("--protocols", default="cv5,leave_task_out")
     parser.add_argument("--markdown-only", action="store_true",
@@ -76,7 +75,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     routers = [r for r in args.routers.split(",") if r]
-    outcomes = load_bundled()
+    outcomes = load_benchmark_data()
     out: dict = {"machine": machine(), "data": repr(outcomes), "routers": routers}
     t0 = time.time()
 
