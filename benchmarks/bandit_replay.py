@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _common import embedded_split, fmt, machine, write_json  # noqa: E402
+from _common import RESULTS, embedded_split, fmt, machine, write_json  # noqa: E402
 
 from polyroute.evaluation import score_estimates  # noqa: E402
 from polyroute.routers import CostModel, Estimates, make_router  # noqa: E402
@@ -167,7 +167,7 @@ def write_markdown(result: dict) -> None:
             cells += [fmt(v["regret_vs_oracle"][i]), fmt(v["regret_vs_offline"][i], "+.4f")]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     lines += ["", "Cumulative regret = n × the mean shown.", ""]
-    path = Path(__file__).resolve().parent / "results" / "bandit_replay.md"
+    path = RESULTS / "bandit_replay.md"
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _common import embedded_split, fmt, machine, write_json  # noqa: E402
+from _common import RESULTS, embedded_split, fmt, machine, write_json  # noqa: E402
 
 from polyroute.data import Outcomes  # noqa: E402
 from polyroute.evaluation import score_estimates  # noqa: E402
@@ -167,7 +167,7 @@ def write_markdown(result: dict) -> None:
                       fmt(row.get(f"without_{metric}"))]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
         lines.append("")
-    path = Path(__file__).resolve().parent / "results" / "irt_new_model.md"
+    path = RESULTS / "irt_new_model.md"
     path.write_text("\n".join(lines))
 
 
