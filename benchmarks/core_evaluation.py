@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt, load_benchmark_data, machine, write_json  # noqa: E402
+from _common import RESULTS, ROOT, fmt, load_benchmark_data, machine, write_json  # noqa: E402
 
 from polyroute.evaluation import cross_validate, leave_task_out_evaluation  # noqa: E402
 from polyroute.evaluation.runner import warm_cache  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
         md += ["### `polyroute evaluate` end to end (bundled data, 8 routers, 80/20 split)", "",
                f"- first run (embeds 5,489 prompts): {result['cli']['first_run_seconds']} s",
                f"- cached run: {result['cli']['cached_run_seconds']} s", ""]
-    (ROOT / "benchmarks" / "results" / "core_evaluation.md").write_text("\n".join(md))
+    (RESULTS / "core_evaluation.md").write_text("\n".join(md))
     print("\n".join(md))
 
 
