@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from polyroute.config import CascadeSpec, ProfileConfig, TopKSpec, TradeoffSpec
+from polyroute.config import BackendConfig, CascadeSpec, ProfileConfig, TopKSpec, TradeoffSpec
 from polyroute.gateway.backends import Backend
 from polyroute.policies import (
     AnswerScorer,
@@ -43,11 +43,31 @@ class ProfilePlan:
     aggregator: str | None = None
     balancer: BiasBalancer | None = None
     balance_target: float = 1.0
+    #: Predicted dollars of one aggregation call, charged to every set of two or more.
+    aggregator_cost: float = 0.0
 
 
-def plan_for(profile: ProfileConfig, servable: Sequence[str]) -> ProfilePlan:
+#: Tokens assumed per answer when pricing an aggregation call before any answer exists (the same
+#: output-length convention as the bundled data's cost rule).
+ANSWER_TOKENS = 256
+
+
+def aggregation_cost(spec: TopKSpec, backends: Mapping[str, BackendConfig]) -> float:
+    """Predicted cost of merging ``max_k`` answers on the aggregator backend: its input is the
+    question plus the answers, its output one answer (each ~``ANSWER_TOKENS``)."""
+    backend = backends.get(spec.aggregator)
+    if backend is None:
+        return 0.0
+    tokens_in = (spec.max_k + 1) * ANSWER_TOKENS
+    return (tokens_in * backend.input_price_per_mtok
+            + ANSWER_TOKENS * backend.output_price_per_mtok) / 1e6
+
+
+def plan_for(profile: ProfileConfig, servable: Sequence[str],
+             backends: Mapping[str, BackendConfig] | None = None) -> ProfilePlan:
     """The plan for ``profile``; ``servable`` are the router's models that have a backend, in the
-    decider's order (a balancer's models must match the estimates the policy will see)."""
+    decider's order (a balancer's models must match the estimates the policy will see);
+    ``backends`` price a top-k profile's aggregation call."""
     spec = profile.policy
     if spec is None:
         return ProfilePlan(policy_for(profile.preference()))
@@ -56,10 +76,12 @@ def plan_for(profile: ProfileConfig, servable: Sequence[str]) -> ProfilePlan:
         return ProfilePlan(CascadePolicy(spec.threshold, lam=spec.lam, max_calls=spec.max_calls),
                            CASCADE, scorer=scorer)
     if isinstance(spec, TopKSpec):
-        # The aggregator need not be a model the router knows, so its cost is not priced into
-        # the set choice here; its real cost is charged when it is called.
-        return ProfilePlan(TopKPolicy(spec.lam, max_k=spec.max_k, dependence=spec.dependence),
-                           TOPK, aggregator=spec.aggregator)
+        # The aggregator need not be a model the router knows: its call is priced from its
+        # backend's list prices, so a second member must be worth the merge too.
+        extra = aggregation_cost(spec, backends or {})
+        return ProfilePlan(TopKPolicy(spec.lam, max_k=spec.max_k, dependence=spec.dependence,
+                                      aggregator_cost=extra),
+                           TOPK, aggregator=spec.aggregator, aggregator_cost=extra)
     assert isinstance(spec, TradeoffSpec)
     if spec.balance is None:
         return ProfilePlan(TradeoffPolicy(spec.lam))
@@ -89,6 +111,7 @@ def with_preference(profile: ProfileConfig, plan: ProfilePlan,
                                                   max_calls=spec.max_calls))
     if isinstance(spec, TopKSpec):
         return replace(plan, policy=TopKPolicy(lam, max_k=spec.max_k,
+                                               aggregator_cost=plan.aggregator_cost,
                                                dependence=spec.dependence))
     if plan.balancer is not None:
         return replace(plan, policy=BalancedPolicy(plan.balancer, lam))

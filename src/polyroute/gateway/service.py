@@ -64,7 +64,7 @@ class Gateway:
                          for b in config.backends}
         self.routes: dict[str, Route] = {}
         for name, p in config.effective_profiles().items():
-            plan = plan_for(p, self.decider.models)
+            plan = plan_for(p, self.decider.models, {b.name: b for b in config.backends})
             self.routes[name] = Route(name, profile=p, policy=plan.policy, plan=plan)
         for name in self.backends:
             self.routes[name] = Route(name, backend=name)
