@@ -15,7 +15,13 @@ import numpy as np
 
 from polyroute.data.outcomes import ModelInfo, Outcomes
 from polyroute.errors import RouterError
-from polyroute.features import CachedFeaturizer, Featurizer, load_saved_featurizer, make_featurizer
+from polyroute.features import (
+    CachedFeaturizer,
+    Featurizer,
+    load_saved_featurizer,
+    make_featurizer,
+    with_cache,
+)
 from polyroute.routers import CostModel, Estimates, Router, make_router
 
 PIPELINE_FILE = "polyroute.json"
@@ -41,9 +47,7 @@ class Pipeline:
 
     # -- featurizer ----------------------------------------------------------------------------
     def _wrap(self, inner: Featurizer) -> Featurizer:
-        if self._cache is False:
-            return inner
-        return CachedFeaturizer(inner, None if self._cache in (None, True) else self._cache)
+        return with_cache(inner, self._cache)
 
     @property
     def featurizer(self) -> Featurizer:

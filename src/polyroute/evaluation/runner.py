@@ -21,7 +21,7 @@ from polyroute.evaluation.sweep import (
     single_model_points,
     sweep_points,
 )
-from polyroute.features import CachedFeaturizer, make_featurizer
+from polyroute.features import make_featurizer, with_cache
 from polyroute.pipeline import Pipeline
 from polyroute.routers import Estimates, available_routers, get_router_class
 from polyroute.routers.cost import CostModel
@@ -48,8 +48,7 @@ def warm_cache(outcomes: Outcomes, featurizer: str, cache: Any = None) -> None:
     inner = make_featurizer(featurizer)
     if getattr(inner, "needs_fit", False) or cache is False:
         return
-    CachedFeaturizer(inner, None if cache in (None, True) else cache).encode(
-        list(outcomes.prompts), progress=True)
+    with_cache(inner, cache).encode(list(outcomes.prompts), progress=True)
 
 
 def embed_split(train: Outcomes, test: Outcomes, featurizer: str, cache: Any = None,
@@ -58,8 +57,7 @@ def embed_split(train: Outcomes, test: Outcomes, featurizer: str, cache: Any = N
     inner = make_featurizer(featurizer)
     if getattr(inner, "needs_fit", False):
         inner.fit(list(train.prompts))
-    f = inner if cache is False else CachedFeaturizer(inner, None if cache in (None, True)
-                                                      else cache)
+    f = with_cache(inner, cache)
     return (f.encode(list(train.prompts), progress=progress),
             f.encode(list(test.prompts), progress=progress))
 
@@ -274,9 +272,7 @@ def _embed_all(outcomes: Outcomes, featurizer: str, cache: Any, step: Step) -> n
     if getattr(inner, "needs_fit", False):
         return None
     step("embedding prompts")
-    f = inner if cache is False else CachedFeaturizer(inner, None if cache in (None, True)
-                                                      else cache)
-    return f.encode(list(outcomes.prompts))
+    return with_cache(inner, cache).encode(list(outcomes.prompts))
 
 
 def _rows(full: Outcomes, features: np.ndarray, train: Outcomes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyroute.features.base import Featurizer, FittableFeaturizer
-from polyroute.features.cache import CachedFeaturizer, default_cache_path
+from polyroute.features.cache import CachedFeaturizer, default_cache_path, with_cache
 from polyroute.features.sentence import DEFAULT_MODEL, SentenceTransformerFeaturizer
 from polyroute.features.text import chat_to_text, focus_text
 from polyroute.features.tfidf import TfidfFeaturizer
@@ -41,4 +41,5 @@ __all__ = [
     "focus_text",
     "load_saved_featurizer",
     "make_featurizer",
+    "with_cache",
 ]

@@ -27,6 +27,14 @@ def default_cache_path() -> Path:
     return Path(root) / "embeddings.sqlite"
 
 
+def with_cache(inner: Featurizer, cache: str | Path | bool | None = None) -> Featurizer:
+    """``inner`` behind the cache ``cache`` names: a path, ``None``/``True`` for the default
+    location, or ``False`` for no cache at all (the one place that reads this setting)."""
+    if cache is False:
+        return inner
+    return CachedFeaturizer(inner, None if cache in (None, True) else cache)
+
+
 class CachedFeaturizer:
     """Wraps a featurizer: cached embeddings are read, the rest computed and stored."""
 
