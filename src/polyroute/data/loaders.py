@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes, rule_cost
+from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes, rule_costs
 from polyroute.errors import DataError
 
 _LONG_REQUIRED = ("prompt_id", "prompt", "model", "quality")
@@ -303,15 +303,9 @@ def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], outp
         else:
             models.append(ModelInfo(name, 0.0, 0.0))
     texts = [t for t, _task, _l in prompt_meta]
-    for j, info in enumerate(models):
-        missing = ~np.isnan(quality[:, j]) & np.isnan(cost[:, j])
-        for i in np.flatnonzero(missing):
-            cost[i, j] = rule_cost(texts[i], info, output_tokens)
-    # Unknown quality cells keep the rule cost too, so that cost is defined wherever a router
-    # might send a prompt.
-    for j, info in enumerate(models):
-        for i in np.flatnonzero(np.isnan(cost[:, j])):
-            cost[i, j] = rule_cost(texts[i], info, output_tokens)
+    # Every cell without a recorded cost (unknown-quality cells too, so that cost is defined
+    # wherever a router might send a prompt) is charged by SOURCE.md's rule.
+    cost = np.where(np.isnan(cost), rule_costs(texts, models, output_tokens), cost)
     return Outcomes(
         prompt_ids=tuple(prompt_index),
         prompts=tuple(texts),

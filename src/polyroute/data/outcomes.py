@@ -46,6 +46,15 @@ def rule_cost(text: str, model: ModelInfo, output_tokens: int = DEFAULT_OUTPUT_T
     ) / 1_000_000
 
 
+def rule_costs(texts: Sequence[str], models: Sequence[ModelInfo],
+               output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> np.ndarray:
+    """:func:`rule_cost` for every (text, model) pair at once: a ``(texts, models)`` array."""
+    tokens = np.array([input_tokens(t) for t in texts], dtype=float)
+    price_in = np.array([m.input_price_per_mtok for m in models], dtype=float)
+    price_out = np.array([m.output_price_per_mtok for m in models], dtype=float)
+    return (tokens[:, None] * price_in[None, :] + output_tokens * price_out[None, :]) / 1_000_000
+
+
 @dataclass(frozen=True, eq=False)
 class Outcomes:
     """Prompts × models table of recorded quality (in [0, 1], NaN = unknown) and cost (dollars).
