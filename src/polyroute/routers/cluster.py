@@ -45,7 +45,9 @@ class ClusterRouter(Router):
     def predict_cluster(self, features: np.ndarray) -> np.ndarray:
         """Index of the nearest cluster centre for each row."""
         self._check_fitted()
-        d = ((features[:, None, :] - self.centers_[None, :, :]) ** 2).sum(axis=2)
+        # ||x - c||² = ||x||² - 2 x·c + ||c||²; the first term does not change the argmin, and
+        # this avoids an (n, clusters, dim) temporary.
+        d = (self.centers_ ** 2).sum(axis=1)[None, :] - 2.0 * features @ self.centers_.T
         return np.argmin(d, axis=1)
 
     def _estimate(self, features: np.ndarray) -> tuple[np.ndarray, None]:
