@@ -50,7 +50,8 @@ def load_data(args: argparse.Namespace, path: Path | None = None) -> Outcomes:
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--featurizer", default="minilm", metavar="NAME",
-                        help="minilm (default; all-MiniLM-L6-v2), tfidf (no model), or a "
+                        help="minilm (default; all-MiniLM-L6-v2), minilm-layers (its six layers "
+                             "pooled: better in-distribution), tfidf (no model), or a "
                              "sentence-transformers model name or local path")
     parser.add_argument("--cache", type=Path, metavar="PATH",
                         help="embedding cache file (default: $POLYROUTE_CACHE_DIR or "

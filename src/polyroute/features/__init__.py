@@ -12,13 +12,19 @@ from polyroute.features.tfidf import TfidfFeaturizer
 
 #: Names accepted wherever a featurizer is chosen; anything else is a sentence-transformers model.
 FEATURIZER_ALIASES = {"minilm": DEFAULT_MODEL, "default": DEFAULT_MODEL}
+#: Layers pooled by ``minilm-layers``: all six of MiniLM's transformer layers (not the word
+#: embeddings, layer 0, which added nothing on the bundled benchmark).
+MINILM_LAYERS = (1, 2, 3, 4, 5, 6)
 
 
 def make_featurizer(spec: str = "minilm") -> Featurizer:
-    """Build a featurizer by name: ``minilm`` (default), ``tfidf``, or a sentence-transformers
+    """Build a featurizer by name: ``minilm`` (default), ``minilm-layers`` (MiniLM's six layers
+    pooled; see :class:`SentenceTransformerFeaturizer`), ``tfidf``, or a sentence-transformers
     model name or local path."""
     if spec == "tfidf":
         return TfidfFeaturizer()
+    if spec == "minilm-layers":
+        return SentenceTransformerFeaturizer(DEFAULT_MODEL, layers=MINILM_LAYERS)
     return SentenceTransformerFeaturizer(FEATURIZER_ALIASES.get(spec, spec))
 
 

