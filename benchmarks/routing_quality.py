@@ -28,10 +28,15 @@ from _common import RESULTS, fmt, load_benchmark_data, machine, write_json  # no
 from polyroute.evaluation import cross_validate, leave_task_out_evaluation  # noqa: E402
 
 ROUTERS = ("best-single", "knn", "linear", "mlp", "mf", "cluster", "irt", "ensemble", "bandit")
-#: The incumbents a new router has to beat.
+#: Routers also run on the ``minilm-layers`` featurizer (MiniLM's six layers pooled); they are
+#: reported as ``<router>@layers``.
+LAYER_ROUTERS = ("knn", "mlp", "mf", "cluster", "ensemble")
+LAYERS = "@layers"
+#: The incumbents a new router has to beat: the published simple routers on the sentence
+#: embedding, as they are usually run.
 INCUMBENTS = ("knn", "mlp", "mf")
 #: Routers compared (paired, split by split) with the best incumbent.
-CHALLENGERS = ("ensemble", "irt", "bandit", "cluster", "linear")
+CHALLENGERS = ("ensemble", "irt", "bandit", "cluster", "linear", "knn@layers", "ensemble@layers")
 
 
 def paired(result: dict, a: str, b: str) -> dict:
@@ -52,6 +57,9 @@ def summarise(result: dict) -> dict:
            "paired": {c: paired(result, c, best) for c in CHALLENGERS if c in result["routers"]}}
     if {"ensemble", "cluster"} <= set(result["routers"]):  # its strongest part, alone
         out["paired"]["ensemble vs cluster"] = paired(result, "ensemble", "cluster")
+    if {"ensemble@layers", "knn@layers"} <= set(result["routers"]):  # same features, kNN alone
+        out["paired"]["ensemble@layers vs knn@layers"] = paired(result, "ensemble@layers",
+                                                                "knn@layers")
     return out
 
 
@@ -59,6 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", help="embedding cache file (default: polyroute's)")
     parser.add_argument("--routers", default=",".join(ROUTERS))
+    parser.add_argument("--layer-routers", default=",".join(LAYER_ROUTERS),
+                        help="routers also run on the minilm-layers featurizer ('' for none)")
     parser.add_argument("--protocols", default="cv5,leave_task_out")
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite the .md from the saved .json without running anything")
@@ -75,8 +85,10 @@ def main() -> None:
 
     torch.set_num_threads(1)
     routers = [r for r in args.routers.split(",") if r]
+    layer_routers = [r for r in args.layer_routers.split(",") if r]
     outcomes = load_benchmark_data()
-    out: dict = {"machine": machine(), "data": repr(outcomes), "routers": routers}
+    out: dict = {"machine": machine(), "data": repr(outcomes), "routers": routers,
+                 "layer_routers": layer_routers}
     t0 = time.time()
 
     def step(message: str) -> None:
@@ -85,11 +97,15 @@ def main() -> None:
 
     for protocol in args.protocols.split(","):
         t1 = time.time()
-        if protocol == "cv5":
-            res = cross_validate(outcomes, routers, n_splits=5, random_state=0,
-                                 cache=args.cache, step=step)
-        else:
-            res = leave_task_out_evaluation(outcomes, routers, cache=args.cache, step=step)
+        res = run_protocol(protocol, outcomes, routers, "minilm", args.cache, step)
+        if layer_routers:
+            layered = run_protocol(protocol, outcomes, layer_routers, "minilm-layers",
+                                   args.cache, step)
+            for name, part in layered["routers"].items():
+                res["routers"][f"{name}{LAYERS}"] = part
+                if "per_task" in res:
+                    for task, row in res["per_task"].items():
+                        row[f"{name}{LAYERS}"] = layered["per_task"][task][name]
         res["seconds"] = round(time.time() - t1, 1)
         res["comparison"] = summarise(res)
         for part in (res["zero_router"], res["oracle"], *res["routers"].values()):
@@ -99,6 +115,16 @@ def main() -> None:
     write_json("routing_quality.json", out)
     (RESULTS / "routing_quality.md").write_text(markdown(out))
     print(markdown(out))
+
+
+def run_protocol(protocol: str, outcomes, routers: list[str], featurizer: str, cache,
+                 step) -> dict:
+    """One protocol (``cv5`` or ``leave_task_out``) for ``routers`` on ``featurizer``; the splits
+    are seeded, so runs on two featurizers are paired split by split."""
+    if protocol == "cv5":
+        return cross_validate(outcomes, routers, featurizer, n_splits=5, random_state=0,
+                              cache=cache, step=step)
+    return leave_task_out_evaluation(outcomes, routers, featurizer, cache=cache, step=step)
 
 
 def headline(result: dict, name: str) -> tuple[float, float]:
@@ -120,7 +146,9 @@ def markdown(out: dict) -> str:
     pooled = "leave_task_out" in out and "per_task_mean_aiq" in out["leave_task_out"]["oracle"]
     m = out["machine"]
     lines = ["# Routing quality of every router (issue 5)", "",
-             f"Data: {out['data']}. Featurizer: all-MiniLM-L6-v2. Machine: {m['cpus']} CPUs, "
+             f"Data: {out['data']}. Featurizer: all-MiniLM-L6-v2's sentence embedding; "
+             f"`<router>@layers`: the `minilm-layers` featurizer (mean-pooled hidden states of "
+             f"its six layers, concatenated). Machine: {m['cpus']} CPUs, "
              f"load {m['load_average_1min_at_start']:.1f} at start, commit {m['commit']}, "
              f"{m['date']}; {out['seconds']} s in all.", "",
              "AIQ = mean hull quality over 201 budgets between the cheapest and the priciest "
@@ -137,7 +165,7 @@ def markdown(out: dict) -> str:
     lines += ["", "| router | " + " | ".join(f"{titles[p]} AIQ | gain share" for p in protocols)
               + (" | LTO pooled AIQ | gain share |" if pooled else " |"),
               "|---|" + "---:|---:|" * (len(protocols) + int(pooled))]
-    names = ["oracle", "zero router", *out["routers"]]
+    names = ["oracle", "zero router", *all_routers(out)]
     order = sorted(names, key=lambda n: -headline(out[protocols[0]], n)[0])
     for name in order:
         cells = []
@@ -164,8 +192,8 @@ def markdown(out: dict) -> str:
                          f"{d['std']:.4f} | {d['wins']}/{d['splits']} | {fmt(d['t'], '.1f')} |")
     if "leave_task_out" in out:
         res = out["leave_task_out"]
-        shown = [n for n in ("knn", "mlp", "mf", "cluster", "irt", "ensemble", "bandit")
-                 if n in res["routers"]]
+        shown = [n for n in ("knn", "mlp", "mf", "cluster", "irt", "ensemble", "bandit",
+                             "knn@layers", "ensemble@layers") if n in res["routers"]]
         lines += ["", "## Leave-task-out, per held-out task (AIQ)", "",
                   "| task | zero router | oracle | " + " | ".join(shown) + " |",
                   "|---|" + "---:|" * (len(shown) + 2)]
@@ -176,12 +204,16 @@ def markdown(out: dict) -> str:
     lines += ["", "## Time", "",
               "| router | " + " | ".join(f"{titles[p]} fit s (mean)" for p in protocols) + " |",
               "|---|" + "---:|" * len(protocols)]
-    for name in out["routers"]:
+    for name in all_routers(out):
         lines.append(f"| {name} | " + " | ".join(
             fmt(out[p]["routers"][name].get("fit_seconds"), ".1f") for p in protocols) + " |")
     lines.append("| (protocol total, s) | " + " | ".join(f"{out[p]['seconds']}"
                                                          for p in protocols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def all_routers(out: dict) -> list[str]:
+    return [*out["routers"], *(f"{r}{LAYERS}" for r in out.get("layer_routers", []))]
 
 
 def _part(result: dict, name: str) -> dict:
