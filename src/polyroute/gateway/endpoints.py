@@ -39,5 +39,8 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    body = gw.metrics.render((n, b.breaker) for n, b in gw.backends.items())
+    body = gw.metrics.render(((n, b.breaker) for n, b in gw.backends.items()),
+                             loads=((n, b.load) for n, b in gw.backends.items()),
+                             balancers=((n, r.plan.balancer) for n, r in gw.routes.items()
+                                        if r.plan is not None and r.plan.balancer is not None))
     return Response(body, media_type=CONTENT_TYPE)

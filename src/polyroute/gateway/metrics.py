@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from polyroute.gateway.breaker import OPEN, CircuitBreaker
+from polyroute.policies import BiasBalancer
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -56,6 +57,19 @@ class Metrics:
                               "is open", ["backend"], registry=r)
         self.in_flight = Gauge("polyroute_in_flight_requests", "Requests being handled",
                                registry=r)
+        # The two gauges below (like ``cooldown``) are read from their owners in ``render``, not
+        # set where they change: a backend's load moves on every slot taken or given back and a
+        # bias on every balanced decision, so a scrape-time read is always current, costs
+        # nothing per request and keeps the request path (backends, profiles, chat) free of
+        # metrics calls. Both label sets are fixed when the app is built (backends; balanced
+        # profiles and their models), so no series goes stale.
+        self.backend_load = Gauge("polyroute_backend_load", "Requests holding or waiting for "
+                                  "one of a backend's slots (the load a balancer sees)",
+                                  ["backend"], registry=r)
+        self.balance_bias = Gauge("polyroute_balance_bias", "Online load balancing: the bias "
+                                  "a balanced profile adds to a model's trade-off score (0 = "
+                                  "none; negative = traffic pushed away)", ["profile", "model"],
+                                  registry=r)
 
     def backend_outcome(self, backend: str, outcome: str, seconds: float | None = None, *,
                         fallback: bool = False) -> None:
@@ -78,7 +92,16 @@ class Metrics:
         if completion_tokens:
             self.tokens.labels(backend, "completion").inc(completion_tokens)
 
-    def render(self, breakers: Iterable[tuple[str, CircuitBreaker]] = ()) -> bytes:
+    def render(self, breakers: Iterable[tuple[str, CircuitBreaker]] = (), *,
+               loads: Iterable[tuple[str, float]] = (),
+               balancers: Iterable[tuple[str, BiasBalancer]] = ()) -> bytes:
+        """The exposition text, after reading the gauges' current values: each backend's breaker
+        and load, and each balanced profile's biases (``(profile, balancer)`` pairs)."""
         for name, breaker in breakers:
             self.cooldown.labels(name).set(1.0 if breaker.state == OPEN else 0.0)
+        for name, load in loads:
+            self.backend_load.labels(name).set(load)
+        for profile, balancer in balancers:
+            for model, bias in zip(balancer.models, balancer.bias_.tolist(), strict=True):
+                self.balance_bias.labels(profile, model).set(bias)
         return generate_latest(self.registry)
