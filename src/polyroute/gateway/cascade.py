@@ -4,9 +4,13 @@ The chain, per-step priors and thresholds come from :class:`~polyroute.policies.
 (computed on the decision thread); here each step is called, its answer scored by the profile's
 :class:`~polyroute.policies.AnswerScorer`, and accepted or escalated with the decision's own
 ``accept``/``final`` rules, so the gateway and offline evaluation share one definition of a
-cascade. Every call is recorded as an attempt and charged. Only non-streamed requests cascade: a
-streamed answer cannot be taken back once its bytes reach the client (streamed requests to a
-cascade profile are routed plainly, chain first — see docs/gateway.md).
+cascade. Every call is recorded as an attempt and charged.
+
+Every step is called non-streamed, also for a ``stream: true`` request: a streamed answer cannot
+be taken back once its bytes reach the client, and a step must be complete to be judged. A
+streamed request therefore gets the accepted answer replayed as one buffered SSE stream once the
+cascade is over (:func:`~polyroute.gateway.streaming.completion_to_sse`): no incremental tokens,
+and the first byte arrives only after the whole cascade — see docs/gateway.md.
 """
 
 from __future__ import annotations

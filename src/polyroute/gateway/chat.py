@@ -9,6 +9,7 @@ routing also has its start row queued first, so a crash leaves it ``in_progress`
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
 from polyroute.gateway.profiles import CASCADE, TOPK, ProfilePlan, rebalance, with_preference
 from polyroute.gateway.service import Gateway
-from polyroute.gateway.streaming import RelayResponse, StreamResult
+from polyroute.gateway.streaming import RelayResponse, StreamResult, completion_to_sse
 from polyroute.policies import CascadeDecision, Preference, SetDecision, policy_for
 from polyroute.store import (
     CLIENT_CLOSED,
@@ -219,9 +220,13 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         assert route.backend is not None
         rec.candidates = (Candidate(route.backend),)
 
-    if plan is not None and not chat.stream and plan.mode in (CASCADE, TOPK):
-        return _answered(rec, await _multi_call(gw, rec, chat.text, chat.body, plan.mode,
-                                                decision.plan, plan))
+    if plan is not None and plan.mode in (CASCADE, TOPK):
+        # Streamed or not, every call is made non-streamed: a streamed request gets the final
+        # answer replayed as SSE once the cascade or merge is done (see completion_to_sse).
+        body = chat.body if not chat.stream else {
+            k: v for k, v in chat.body.items() if k not in ("stream", "stream_options")}
+        result = await _multi_call(gw, rec, chat.text, body, plan.mode, decision.plan, plan)
+        return _answered(rec, result, stream=chat.stream, include_usage=chat.wants_usage)
 
     try:
         result = await forward([gw.backends[c.model] for c in rec.candidates], chat.body,
@@ -254,20 +259,30 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     return RelayResponse(result, rec.headers(), rec.t0, on_done)
 
 
-def _answered(rec: _Recorder, result: Answer | MultiCallResult) -> Response:
+def _answered(rec: _Recorder, result: Answer | MultiCallResult, *, stream: bool = False,
+              include_usage: bool = False) -> Response:
     """Record and return a complete answer (or a relayed client error); for a multi-call
-    answer, every other paid call is charged too."""
+    answer, every other paid call is charged too.
+
+    With ``stream``, a successful answer is sent as a buffered SSE stream (``include_usage``:
+    the client's ``stream_options.include_usage``); a relayed client error stays a JSON error.
+    """
     if isinstance(result, MultiCallResult):
         result = rec.returned = result.answer
     rec.chosen = result.backend.name
     ok = result.status == 200
+    content, media_type = result.content, result.content_type
+    headers = rec.headers()
+    if ok and stream:  # before the record is written: a failure here is a recorded 500
+        content = completion_to_sse(json.loads(result.content), include_usage=include_usage)
+        media_type = "text/event-stream"
+        headers["cache-control"] = "no-cache"
     rec.answered = ok
     rec.finish(OK if ok else ERROR, result.status, usage=result.usage,
                error=None if ok else f"backend {rec.chosen} refused the request "
                                      f"(HTTP {result.status})",
                kind=None if ok else "backend_refused")
-    return Response(result.content, status_code=result.status,
-                    media_type=result.content_type, headers=rec.headers())
+    return Response(content, status_code=result.status, media_type=media_type, headers=headers)
 
 
 async def _multi_call(gw: Gateway, rec: _Recorder, text: str, body: dict[str, Any], mode: str,

@@ -4,6 +4,9 @@ Nothing is buffered beyond the event being received: bytes are forwarded as soon
 an SSE event (a client cannot use a partial event anyway). Events are inspected only when they
 mention ``usage``, to charge real tokens and to drop the usage-only chunk the gateway asked for
 itself (``stream_options.include_usage``) when the client did not.
+
+The exception is a multi-call profile (cascade, top-k): its answer is only known once every call
+is complete, so it is sent as one buffered stream made by :func:`completion_to_sse`.
 """
 
 from __future__ import annotations
@@ -99,6 +102,57 @@ def _events(data: bytes) -> list[tuple[bytes, bytes]]:
     if pos < len(data):
         out.append((data[pos:], b""))
     return out
+
+
+#: Message fields other than ``role`` / ``content`` that a stream carries in its delta.
+_DELTA_EXTRAS = ("tool_calls", "function_call", "refusal")
+
+
+def completion_to_sse(completion: dict[str, Any], *, include_usage: bool) -> bytes:
+    """A complete chat completion re-sent as an OpenAI-style SSE stream, ``[DONE]`` included.
+
+    Why: a streamed request to a cascade or top-k profile cannot be relayed as it arrives — a
+    cascade must see the whole cheap answer before deciding whether to escalate, and a merge
+    needs every member's answer — so the gateway runs the calls non-streamed and replays the
+    final answer in this form. Nothing is incremental: the client's time to first token is the
+    whole cascade's (or set's) time.
+
+    Per choice: one chunk whose delta holds the message (``role``, ``content`` and any
+    ``tool_calls`` — each given its ``index`` as in a real stream — ``function_call`` or
+    ``refusal``), then one with its ``finish_reason``. A usage-only chunk (``choices: []``) follows
+    when ``include_usage`` is set and the completion reports usage (there is nothing to say when
+    it does not). ``id``, ``created``, ``model`` and ``system_fingerprint`` are kept.
+    """
+    base: dict[str, Any] = {k: completion[k] for k in ("id", "created", "model",
+                                                        "system_fingerprint")
+                            if k in completion}
+    base["object"] = "chat.completion.chunk"
+    choices = [c for c in completion.get("choices") or [] if isinstance(c, dict)]
+    chunks: list[dict[str, Any]] = []
+    for i, choice in enumerate(choices):
+        index = choice.get("index", i)
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
+        delta: dict[str, Any] = {"role": message.get("role", "assistant"),
+                                 "content": message.get("content")}
+        for key in _DELTA_EXTRAS:
+            if message.get(key) is not None:
+                delta[key] = message[key]
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [{"index": j, **call} if isinstance(call, dict) else call
+                                   for j, call in enumerate(delta["tool_calls"])]
+        first: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": None}
+        if "logprobs" in choice:
+            first["logprobs"] = choice["logprobs"]
+        chunks.append({**base, "choices": [first]})
+        chunks.append({**base, "choices": [{"index": index, "delta": {},
+                                            "finish_reason": choice.get("finish_reason")}]})
+    usage = completion.get("usage")
+    if include_usage and isinstance(usage, dict):
+        chunks.append({**base, "choices": [], "usage": usage})
+    events = [b"data: " + json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode()
+              + b"\n\n" for c in chunks]
+    return b"".join(events) + b"data: [DONE]\n\n"
 
 
 @dataclass
