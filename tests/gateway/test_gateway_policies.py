@@ -78,15 +78,6 @@ def test_cascade_that_cannot_answer_is_an_openai_error(gateway_factory, standins
     assert _record(gw, r).cost == 0
 
 
-def test_streamed_request_to_a_cascade_profile_is_routed_plainly(gateway_factory, standins):
-    gw = gateway_factory({"profiles": {"polyroute-cascade": CASCADE}})
-    standins["gamma"].reply = REFUSAL
-    r = gw.chat(MATH_PROMPT, model="polyroute-cascade", stream=True)
-    assert r.status_code == 200
-    assert r.headers["x-polyroute-model"] == "gamma"  # the chain's first model, unchecked
-    assert "x-polyroute-cascade" not in r.headers
-
-
 def test_per_request_preference_on_a_cascade_profile(gateway_factory, standins):
     gw = gateway_factory({"profiles": {"polyroute-cascade": CASCADE}})
     standins["gamma"].reply = REFUSAL

@@ -5,8 +5,9 @@ members are called concurrently, each with the usual breaker and slot rules; a m
 is left out. With two or more answers the profile's aggregator backend receives a merge prompt
 (the question and the numbered candidate answers) and its chat completion is returned as the
 answer; with one there is nothing to merge. If the aggregator fails, the best-ranked member's own
-answer is returned rather than failing a request whose answers are already paid for. Non-streamed
-only: the merge needs every answer complete (streamed requests are routed plainly).
+answer is returned rather than failing a request whose answers are already paid for. Every call
+is non-streamed, since the merge needs every answer complete; a streamed request gets the result
+replayed as SSE (``completion_to_sse``).
 """
 
 from __future__ import annotations
