@@ -25,7 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from _common import RESULTS, fmt, load_benchmark_data, machine, write_json  # noqa: E402
 
-from polyroute.evaluation import cross_validate, leave_task_out_evaluation  # noqa: E402
+from polyroute.evaluation import (  # noqa: E402
+    cross_validate,
+    leave_task_out_evaluation,
+    paired_bootstrap,
+)
 
 ROUTERS = ("best-single", "knn", "linear", "mlp", "mf", "cluster", "irt", "ensemble", "bandit")
 #: Routers also run on the ``minilm-layers`` featurizer (MiniLM's six layers pooled); they are
@@ -72,6 +76,11 @@ def main() -> None:
     parser.add_argument("--protocols", default="cv5,leave_task_out")
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite the .md from the saved .json without running anything")
+    parser.add_argument("--resamples", type=int, default=200,
+                        help="bootstrap resamples of the pooled leave-task-out comparison")
+    parser.add_argument("--bootstrap-only", action="store_true",
+                        help="re-run only what the pooled leave-task-out bootstrap needs and "
+                             "add it to the saved .json")
     args = parser.parse_args()
     if args.markdown_only:
         out = json.loads((RESULTS / "routing_quality.json").read_text())
@@ -87,6 +96,21 @@ def main() -> None:
     routers = [r for r in args.routers.split(",") if r]
     layer_routers = [r for r in args.layer_routers.split(",") if r]
     outcomes = load_benchmark_data()
+    if args.bootstrap_only:
+        out = json.loads((RESULTS / "routing_quality.json").read_text())
+        kept = {}
+        for featurizer, names in (("minilm", list(INCUMBENTS) + ["ensemble"]),
+                                  ("minilm-layers", ["knn", "ensemble"])):
+            res = leave_task_out_evaluation(outcomes, names, featurizer, cache=args.cache,
+                                            keep_estimates=True, step=print)
+            suffix = "" if featurizer == "minilm" else LAYERS
+            kept.update({f"{n}{suffix}": e for n, e in res["estimates"].items()})
+            held = res["held_out"]
+        out["leave_task_out"]["pooled_bootstrap"] = bootstrap_section(kept, held,
+                                                                      args.resamples)
+        write_json("routing_quality.json", out)
+        (RESULTS / "routing_quality.md").write_text(markdown(out))
+        return
     out: dict = {"machine": machine(), "data": repr(outcomes), "routers": routers,
                  "layer_routers": layer_routers}
     t0 = time.time()
@@ -98,14 +122,20 @@ def main() -> None:
     for protocol in args.protocols.split(","):
         t1 = time.time()
         res = run_protocol(protocol, outcomes, routers, "minilm", args.cache, step)
+        kept = res.pop("estimates", {})
+        held = res.pop("held_out", None)
         if layer_routers:
             layered = run_protocol(protocol, outcomes, layer_routers, "minilm-layers",
                                    args.cache, step)
+            kept.update({f"{n}{LAYERS}": e for n, e in layered.pop("estimates", {}).items()})
+            layered.pop("held_out", None)
             for name, part in layered["routers"].items():
                 res["routers"][f"{name}{LAYERS}"] = part
                 if "per_task" in res:
                     for task, row in res["per_task"].items():
                         row[f"{name}{LAYERS}"] = layered["per_task"][task][name]
+        if held is not None:
+            res["pooled_bootstrap"] = bootstrap_section(kept, held, args.resamples)
         res["seconds"] = round(time.time() - t1, 1)
         res["comparison"] = summarise(res)
         for part in (res["zero_router"], res["oracle"], *res["routers"].values()):
@@ -124,7 +154,26 @@ def run_protocol(protocol: str, outcomes, routers: list[str], featurizer: str, c
     if protocol == "cv5":
         return cross_validate(outcomes, routers, featurizer, n_splits=5, random_state=0,
                               cache=cache, step=step)
-    return leave_task_out_evaluation(outcomes, routers, featurizer, cache=cache, step=step)
+    return leave_task_out_evaluation(outcomes, routers, featurizer, cache=cache,
+                                     keep_estimates=True, step=step)
+
+
+#: Compared with the best incumbent on the pooled leave-task-out estimates.
+BOOTSTRAP_CHALLENGERS = ("ensemble", "knn@layers", "ensemble@layers")
+
+
+def bootstrap_section(estimates: dict, held, resamples: int) -> dict:
+    """Pooled leave-task-out has one AIQ per router and no folds: its spread comes from a paired
+    bootstrap over the held-out prompts (both routers scored on the same resample)."""
+    from polyroute.evaluation import aiq_of
+
+    pooled = {n: aiq_of(estimates[n], held.quality, held.cost)
+              for n in INCUMBENTS if n in estimates}
+    best = max(pooled, key=pooled.get)
+    return {"best_incumbent": best, "incumbent_aiq": pooled,
+            "paired": {c: paired_bootstrap(estimates[c], estimates[best], held.quality,
+                                           held.cost, n_resamples=resamples)
+                       for c in BOOTSTRAP_CHALLENGERS if c in estimates}}
 
 
 def headline(result: dict, name: str) -> tuple[float, float]:
@@ -190,6 +239,19 @@ def markdown(out: dict) -> str:
             router = name.split(" vs ")[0]
             lines.append(f"| {titles[p]} | {router} | {d['vs']} | {d['mean']:+.4f} | "
                          f"{d['std']:.4f} | {d['wins']}/{d['splits']} | {fmt(d['t'], '.1f')} |")
+    boot = out.get("leave_task_out", {}).get("pooled_bootstrap")
+    if boot:
+        lines += ["", "## Pooled leave-task-out, paired bootstrap", "",
+                  "All held-out estimates scored together (the *LTO pooled* column): one AIQ per "
+                  "router, so the spread comes from resampling the held-out prompts with "
+                  "replacement and scoring both routers on the same resample. Best incumbent "
+                  f"on this protocol: {boot['best_incumbent']}.", "",
+                  "| router | vs | Δ AIQ | bootstrap mean Δ | bootstrap std Δ | resamples Δ > 0 |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for name, d in boot["paired"].items():
+            lines.append(f"| {name} | {boot['best_incumbent']} | {d['difference']:+.4f} | "
+                         f"{d['mean']:+.4f} | {d['std']:.4f} | "
+                         f"{100 * d['share_positive']:.0f}% of {d['resamples']} |")
     if "leave_task_out" in out:
         res = out["leave_task_out"]
         shown = [n for n in ("knn", "mlp", "mf", "cluster", "irt", "ensemble", "bandit",

@@ -1,5 +1,6 @@
 """Honest routing evaluation: sweep preferences, score decisions on recorded outcomes, summarise."""
 
+from polyroute.evaluation.bootstrap import aiq_of, paired_bootstrap
 from polyroute.evaluation.hull import aiq, cost_to_reach, hull_quality_at, pareto_hull
 from polyroute.evaluation.metrics import Reference, summarize
 from polyroute.evaluation.runner import (
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_ROUTERS",
     "Reference",
     "aiq",
+    "aiq_of",
     "cost_to_reach",
     "cross_validate",
     "embed_split",
@@ -24,6 +26,7 @@ __all__ = [
     "hull_quality_at",
     "leave_task_out_evaluation",
     "operating_points",
+    "paired_bootstrap",
     "pareto_hull",
     "score_estimates",
     "simulate",

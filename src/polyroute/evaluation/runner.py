@@ -216,13 +216,16 @@ def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
                               featurizer: str = "minilm", *, cache: Any = None,
                               router_params: dict[str, dict[str, Any]] | None = None,
                               tasks: list[str] | None = None, policy: str = "tradeoff",
+                              keep_estimates: bool = False,
                               step: Step = _noop) -> dict[str, Any]:
     """Out-of-distribution check, as cross-validation grouped by task.
 
     Every prompt is estimated by routers that never saw a prompt of its task; the pooled
     estimates are then scored on all held-out prompts together, against the single models on
     the same prompts (the zero router) and the oracle. ``per_split`` holds each held-out task's
-    own AIQ and ``aiq_std`` their spread, ``per_task`` the full per-task table.
+    own AIQ and ``aiq_std`` their spread, ``per_task`` the full per-task table. With
+    ``keep_estimates``, ``estimates`` holds the pooled :class:`Estimates` per router and
+    ``held_out`` the matching outcomes (e.g. for :func:`paired_bootstrap`); neither is JSON.
     """
     names = check_router_names(routers)
     all_features = _embed_all(outcomes, featurizer, cache, step)
@@ -252,6 +255,8 @@ def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
             result["routers"][name][k] = float(np.mean([t[name][k] for _r, _e, t in parts]))
     result["splits"] = tasks_done
     result["protocol"] = "leave-task-out, pooled held-out estimates"
+    if keep_estimates:
+        result["estimates"], result["held_out"] = pooled, held
     return result
 
 
