@@ -9,6 +9,7 @@ when cost dominates. (A module of its own, not conftest, so tests import it by a
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from standin import ServerThread
 from polyroute import ModelInfo, Outcomes
 from polyroute.config import GatewayConfig
 from polyroute.gateway import hash_key
+from polyroute.routers import Router
 
 KEY = "pr-test-key-one"
 OTHER_KEY = "pr-test-key-two"
@@ -106,3 +108,26 @@ class RunningGateway:
         self.gateway.store.flush(10)
 
 
+
+
+def wait_for(condition, what: str, timeout: float = 20.0, poll: float = 0.01) -> None:
+    """Poll until ``condition()`` holds (a state, not a timing threshold)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll)
+
+
+class MeanRouter(Router):
+    """Every prompt gets the models' mean training quality: in this world alpha and beta 0.5,
+    gamma 0.3, so at λ = 0 the best pair is {alpha, beta}."""
+
+    def __init__(self) -> None:
+        pass
+
+    def _fit(self, outcomes, features) -> None:
+        self.means_ = np.nanmean(outcomes.quality, axis=0)
+
+    def _estimate(self, features):
+        return np.tile(self.means_, (features.shape[0], 1)), None

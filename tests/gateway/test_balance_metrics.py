@@ -5,25 +5,15 @@
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gateway_world import MATH_PROMPT
+from gateway_world import MATH_PROMPT, wait_for
 
 #: γ = 1 moves a bias by a whole quality point per decision, so one step clips it at the
 #: balancer's floor (-1) and the next step back at its ceiling (0): exact values to assert.
 BALANCED = {"policy": {"kind": "tradeoff", "lam": 0.0,
                        "balance": {"gamma": 1.0, "target": 0.9}}}
 PROFILE = "polyroute-balanced"
-
-
-def _wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    """Poll until ``condition()`` holds (a state, not a timing threshold)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _samples(gw, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -57,7 +47,7 @@ def test_overloaded_favourite_gets_a_negative_bias_on_metrics(gateway_factory, s
     standins["alpha"].mode = "hold"  # alpha, the router's favourite for math, stays busy
     with ThreadPoolExecutor(2) as pool:
         held = [pool.submit(gw.chat, MATH_PROMPT, PROFILE) for _ in range(2)]
-        _wait_for(lambda: standins["alpha"].calls == 2, "alpha to hold two requests")
+        wait_for(lambda: standins["alpha"].calls == 2, "alpha to hold two requests")
         loads = _samples(gw, "polyroute_backend_load")
         assert loads[(("backend", "alpha"),)] == 2.0
         assert loads[(("backend", "beta"),)] == 0.0 and loads[(("backend", "gamma"),)] == 0.0

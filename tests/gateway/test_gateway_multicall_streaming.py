@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from gateway_world import MATH_PROMPT, POETRY_PROMPT, make_outcomes
+from gateway_world import MATH_PROMPT, POETRY_PROMPT, MeanRouter, make_outcomes
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from polyroute import Pipeline
 from polyroute.gateway.streaming import completion_to_sse
-from polyroute.routers import Router
 
 REFUSAL = "I'm sorry, but I can't help with that."
 #: As in test_gateway_policies: gamma's normal answers pass (0.3 × 1), a refusal escalates.
@@ -21,20 +19,6 @@ CASCADE = {"policy": {"kind": "cascade", "threshold": 0.2, "lam": 0.1, "scorer":
 TOPK = {"policy": {"kind": "topk", "lam": 0.0, "max_k": 2, "aggregator": "gamma"}}
 #: The stand-ins' usage for one non-streamed answer.
 USAGE = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
-
-
-class MeanRouter(Router):
-    """Every prompt gets the models' mean training quality, so at λ = 0 the best pair is
-    {alpha, beta} (as in test_gateway_policies)."""
-
-    def __init__(self) -> None:
-        pass
-
-    def _fit(self, outcomes, features) -> None:
-        self.means_ = np.nanmean(outcomes.quality, axis=0)
-
-    def _estimate(self, features):
-        return np.tile(self.means_, (features.shape[0], 1)), None
 
 
 def _payloads(raw: bytes) -> list[dict]:

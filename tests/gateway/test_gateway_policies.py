@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
-from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT, make_outcomes
+from gateway_world import (
+    KEY,
+    MATH_PROMPT,
+    POETRY_PROMPT,
+    MeanRouter,
+    make_outcomes,
+    wait_for,
+)
 
 from polyroute import Pipeline
 from polyroute.config import validate_config
 from polyroute.errors import ConfigError
-from polyroute.routers import Router
 
 REFUSAL = "I'm sorry, but I can't help with that."
 #: gamma's estimated quality is 0.3 everywhere: a threshold of 0.2 lets its normal answers pass
@@ -90,20 +94,6 @@ def test_per_request_preference_on_a_cascade_profile(gateway_factory, standins):
 
 
 # -- top-k ---------------------------------------------------------------------------------------
-class MeanRouter(Router):
-    """Every prompt gets the models' mean training quality: alpha and beta 0.5, gamma 0.3, so at
-    λ = 0 the best pair is {alpha, beta}."""
-
-    def __init__(self) -> None:
-        pass
-
-    def _fit(self, outcomes, features) -> None:
-        self.means_ = np.nanmean(outcomes.quality, axis=0)
-
-    def _estimate(self, features):
-        return np.tile(self.means_, (features.shape[0], 1)), None
-
-
 TOPK = {"policy": {"kind": "topk", "lam": 0.0, "max_k": 2, "aggregator": "gamma"}}
 
 
@@ -170,15 +160,6 @@ def test_policy_config_errors(router_dir, tmp_path, standin_urls):
 
 
 # -- online load balancing -------------------------------------------------------------------------
-def _wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    """Poll until ``condition()`` holds (a state, not a timing threshold)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_balanced_profile_spreads_load_off_a_busy_backend(gateway_factory, standins):
     gw = gateway_factory(
         {"profiles": {"polyroute-balanced": {"policy": {
@@ -187,7 +168,7 @@ def test_balanced_profile_spreads_load_off_a_busy_backend(gateway_factory, stand
     standins["alpha"].mode = "hold"  # alpha, the router's favourite for math, is slow
     with ThreadPoolExecutor(2) as pool:
         held = [pool.submit(gw.chat, MATH_PROMPT, "polyroute-balanced") for _ in range(2)]
-        _wait_for(lambda: standins["alpha"].calls == 2, "alpha to hold two requests")
+        wait_for(lambda: standins["alpha"].calls == 2, "alpha to hold two requests")
         # alpha is at its capacity: the balancer's bias sends the next request elsewhere at
         # once instead of queueing it behind the held ones (or rejecting it).
         spilled = gw.chat(MATH_PROMPT, "polyroute-balanced")

@@ -13,13 +13,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from gateway_world import KEY, MATH_PROMPT
+from gateway_world import KEY, MATH_PROMPT, wait_for
 from standin import ServerThread, StandIn
 
 from polyroute.gateway import hash_key
@@ -32,14 +31,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _wait(predicate, what: str, deadline_s: float = 60.0) -> None:
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -74,7 +65,7 @@ def _start(tmp_path: Path, router_dir: Path, backend_url: str) -> tuple[subproce
         except httpx.TransportError:
             return False
 
-    _wait(ready, "the gateway to start")
+    wait_for(ready, "the gateway to start", timeout=60)
     return proc, url
 
 
@@ -101,7 +92,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, router_dir, backend):
     try:
         app.mode = "delay:1.5"
         thread, box = _send_in_background(url)
-        _wait(lambda: app.calls == 1, "the backend to receive the request")
+        wait_for(lambda: app.calls == 1, "the backend to receive the request", timeout=60)
         proc.send_signal(signal.SIGTERM)
         thread.join(60)
         assert box["response"].status_code == 200
@@ -130,11 +121,11 @@ def test_a_killed_gateway_leaves_no_request_unrecorded(tmp_path, router_dir, bac
     try:
         app.mode = "delay:60"
         thread, box = _send_in_background(url)
-        _wait(lambda: app.calls == 1, "the backend to receive the request")
+        wait_for(lambda: app.calls == 1, "the backend to receive the request", timeout=60)
         reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
         try:
-            _wait(lambda: [r.status for r in reader.recent_requests()] == ["in_progress"],
-                  "the start row to be committed")
+            wait_for(lambda: [r.status for r in reader.recent_requests()] == ["in_progress"],
+                     "the start row to be committed")
         finally:
             reader.close()
         proc.send_signal(signal.SIGKILL)
