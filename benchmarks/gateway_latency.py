@@ -20,6 +20,8 @@ Usage::
 
     python benchmarks/gateway_latency.py            # trains the router first if needed (~5 min)
     python benchmarks/gateway_latency.py --quick    # fewer requests, for a smoke run
+    # the decision alone, for any trained router (e.g. an ensemble on minilm-layers):
+    python benchmarks/gateway_latency.py --decision-only --router DIR
 """
 
 from __future__ import annotations
@@ -323,6 +325,9 @@ def main() -> int:
     parser.add_argument("--router", type=Path, default=DEFAULT_ROUTER,
                         help="trained router directory (trained here if missing)")
     parser.add_argument("--quick", action="store_true", help="few requests (smoke run)")
+    parser.add_argument("--decision-only", action="store_true",
+                        help="only time the in-process routing decision of --router (any "
+                             "trained router); writes gateway_decision_<router dir name>.json")
     parser.add_argument("--serve-backend", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
@@ -334,8 +339,27 @@ def main() -> int:
 
     n1, n32, n_dec = (40, 200, 20) if args.quick else (300, 1000, 100)
     router = ensure_router(args.router)
-    models = list(Pipeline.load(router, cache=False).models)
+    pipe = Pipeline.load(router, cache=False)
+    models = list(pipe.models)
     data = load_bundled()
+    if args.decision_only:
+        out = {"machine": machine(), "router": f"{pipe.router!r} on {pipe.featurizer.id}",
+               "decision": time_decisions(router, models, long_prompt(list(data.prompts)),
+                                          n_dec)}
+        path = write_json(f"gateway_decision_{router.name}.json", out)
+        lines = [f"# Routing decision alone: {out['router']}", "",
+                 f"In-process, best of 3 rounds of {n_dec}; commit {out['machine']['commit']}, "
+                 f"load {out['machine']['load_average_1min_at_start']:.1f} at start.", "",
+                 "| prompt | decision p50 ms | p99 ms | embedding p50 | router p50 | policy p50 |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for name in ("short", "2000_tokens"):
+            d = out["decision"][name]
+            lines.append(f"| {name} | {d['decision']['p50_ms']:.2f} | "
+                         f"{d['decision']['p99_ms']:.2f} | {d['embedding']['p50_ms']:.2f} | "
+                         f"{d['router']['p50_ms']:.2f} | {d['policy']['p50_ms']:.3f} |")
+        path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return 0
     rng = np.random.default_rng(0)
     prompts = [data.prompts[i] for i in rng.choice(data.n_prompts, 2000, replace=False)]
     result: dict[str, Any] = {"machine": machine(), "router": "knn + all-MiniLM-L6-v2 "
