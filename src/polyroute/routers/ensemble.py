@@ -24,6 +24,8 @@ mean, are the most robust on tasks unseen in training; adding ridge, MLP, MF or 
 gained at most ~0.001 AIQ in cross-validation and lost ~0.005 on held-out tasks (they are
 confidently wrong on new tasks), at several times the cost. Task-grouped inner folds were worse on
 held-out tasks too (five task groups give noisy weights). 3 inner folds stacked as well as 5.
+On the ``minilm-layers`` featurizer the same stack is the best router measured, both in
+cross-validation and on held-out tasks scored together.
 """
 
 from __future__ import annotations
