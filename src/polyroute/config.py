@@ -310,6 +310,13 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(4_000_000, ge=1024)
     #: Without keys the gateway only starts if this is false (e.g. on a private network).
     require_auth: bool = True
+    #: ``/metrics`` needs a valid client key whenever keys are configured (the same check and 401
+    #: as chat). On by default because metrics reveal backend names, per-model traffic, spend
+    #: and balancer state, and a gateway is often reachable beyond the scraper; Prometheus can
+    #: send the key (``authorization`` in its scrape config). False keeps ``/metrics`` open, e.g.
+    #: on a private network. With no keys configured it is open either way. ``/healthz`` is
+    #: always open.
+    metrics_auth: bool = True
     #: Seconds in-flight requests get to finish on shutdown.
     shutdown_timeout: float = Field(30.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

@@ -35,10 +35,14 @@ class KeyRing:
         self._by_digest = {k.sha256: k for k in keys}
         self.required = required
 
-    def authenticate(self, authorization: str | None) -> KeyConfig | None:
-        """The key for an ``Authorization: Bearer <key>`` header; 401 if missing or unknown."""
+    def authenticate(self, authorization: str | None, *,
+                     required: bool | None = None) -> KeyConfig | None:
+        """The key for an ``Authorization: Bearer <key>`` header; 401 if missing or unknown.
+        ``required`` overrides the ring's own setting for one endpoint (``/metrics``)."""
+        if required is None:
+            required = self.required
         if not authorization:
-            if self.required:
+            if required:
                 raise APIError(401, "missing API key: send it as 'Authorization: Bearer <key>'",
                                code="invalid_api_key")
             return None

@@ -38,7 +38,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text; needs a valid client key if ``server.metrics_auth`` and keys exist (even
+    when ``require_auth`` lets anonymous chat in: metrics are operator data)."""
     gw: Gateway = request.app.state.gateway
+    if gw.config.server.metrics_auth and gw.config.keys:
+        try:
+            gw.keys.authenticate(request.headers.get("authorization"), required=True)
+        except APIError as exc:
+            return error_response(exc)
     body = gw.metrics.render(((n, b.breaker) for n, b in gw.backends.items()),
                              loads=((n, b.load) for n, b in gw.backends.items()),
                              balancers=((n, r.plan.balancer) for n, r in gw.routes.items()
