@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from polyroute.data.outcomes import ModelInfo, rule_cost
+from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, input_tokens, rule_cost
 from polyroute.gateway.aggregate import run_topk
 from polyroute.gateway.body import parse_chat, parse_object, read_body
 from polyroute.gateway.cascade import MultiCallResult, run_cascade
@@ -27,6 +27,7 @@ from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
 from polyroute.gateway.profiles import CASCADE, TOPK, ProfilePlan, rebalance, with_preference
 from polyroute.gateway.service import Gateway
+from polyroute.gateway.spend import Reservation
 from polyroute.gateway.streaming import RelayResponse, StreamResult, completion_to_sse
 from polyroute.policies import CascadeDecision, Preference, SetDecision, policy_for
 from polyroute.store import (
@@ -71,6 +72,8 @@ class _Recorder:
         self.decision_ms: float | None = None
         #: A backend produced an answer (charged), as opposed to relaying a refusal.
         self.answered = False
+        #: The key's spend reservation while the request is in flight (released by ``finish``).
+        self.reservation: Reservation | None = None
         self.done = False
 
     def headers(self) -> dict[str, str]:
@@ -96,6 +99,9 @@ class _Recorder:
             return
         self.done = True
         gw = self.gw
+        # The one place a request's spend reservation is given back, before anything here can
+        # fail; its actual cost is added below, with no await in between.
+        gw.spend.release(self.reservation)
         latency_s = (ended if ended is not None else time.perf_counter()) - self.t0
         charges = self._charges(usage)
         prompt_tokens, completion_tokens = _sum_tokens([c[1] for c in charges]), \
@@ -196,7 +202,7 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     route = gw.resolve(chat.model)
     rec.route = route.name
     rec.profile = route.name if route.profile is not None else None
-    gw.spend.check(key)
+    gw.spend.check(key)  # the cheap check: spent + reserved; the reservation follows routing
     rec.start()
 
     plan = None
@@ -219,6 +225,9 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     else:
         assert route.backend is not None
         rec.candidates = (Candidate(route.backend),)
+    multi = decision.plan if plan is not None and plan.mode in (CASCADE, TOPK) else None
+    rec.reservation = gw.spend.reserve(key, _reservation(gw, chat.text, chat.body,
+                                                         rec.candidates, multi, plan))
 
     if plan is not None and plan.mode in (CASCADE, TOPK):
         # Streamed or not, every call is made non-streamed: a streamed request gets the final
@@ -257,6 +266,51 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             gw.metrics.in_flight.dec()
 
     return RelayResponse(result, rec.headers(), rec.t0, on_done)
+
+
+def _output_tokens(body: dict[str, Any]) -> int:
+    """Completion tokens a call may produce: ``max_completion_tokens`` or ``max_tokens`` when
+    given, else the cost model's assumed answer length; times ``n`` choices."""
+    limit = body.get("max_completion_tokens")
+    if limit is None:
+        limit = body.get("max_tokens")
+    out = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 \
+        else DEFAULT_OUTPUT_TOKENS
+    n = body.get("n")
+    return out * n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else out
+
+
+def _reservation(gw: Gateway, text: str, body: dict[str, Any],
+                 candidates: tuple[Candidate, ...],
+                 multi: CascadeDecision | SetDecision | None, plan: ProfilePlan | None) -> float:
+    """Upper estimate of a request's cost, reserved against its key's spend limit.
+
+    One call's bound is the most expensive candidate's: per candidate the larger of the router's
+    predicted cost and the backend's list prices × (prompt tokens, ``_output_tokens``) — the
+    most expensive because a fallback may answer instead of the first choice, and the output
+    from ``max_tokens`` because only the client's own cap bounds an answer's length (else the
+    cost model's assumed length). A cascade may call every step of its chain, a top-k set every
+    member plus the merge (whose prompt carries the members' answers), so those reserve that
+    many calls. A handful of multiplications over at most the backends: O(1) per request.
+    """
+    tokens_in, tokens_out = input_tokens(text), _output_tokens(body)
+
+    def bound(name: str, extra_in: int = 0) -> float:
+        cfg = gw.backends[name].config
+        return ((tokens_in + extra_in) * cfg.input_price_per_mtok
+                + tokens_out * cfg.output_price_per_mtok) / 1e6
+
+    one = max((max(bound(c.model), c.estimated_cost or 0.0) for c in candidates if
+               c.model in gw.backends), default=0.0)
+    if isinstance(multi, CascadeDecision):
+        return len(multi.chain) * one
+    if isinstance(multi, SetDecision):
+        total = len(multi.members) * one
+        aggregator = plan.aggregator if plan is not None else None
+        if multi.aggregate and aggregator is not None and aggregator in gw.backends:
+            total += bound(aggregator, len(multi.members) * tokens_out)
+        return total
+    return one
 
 
 def _answered(rec: _Recorder, result: Answer | MultiCallResult, *, stream: bool = False,

@@ -1,9 +1,25 @@
-"""Per-key spend limits, checked before each request from an in-memory tally.
+"""Per-key spend limits, checked before each request from an in-memory tally and reservations.
 
 Why in memory: the check is on every request's path and must not query the database; the tally is
 seeded from the store at start-up (one gateway process owns a store) and advanced as requests
-finish. Requests already in flight when a key crosses its limit still complete, so a key can
-overshoot by the cost of its concurrent requests.
+finish.
+
+Why reservations: the tally only knows *finished* requests, so without them a key could start any
+number of concurrent requests while it still had a cent left and overshoot its limit by all of
+them. Instead each admitted request reserves an upper estimate of its cost (see
+``_reservation`` in ``chat.py``), the check counts *spent + reserved*, and when the request
+finishes — however it finishes — its reservation is released and its actual cost added, in the
+one place that finishes a request (``_Recorder.finish``).
+
+The admission rule (:meth:`SpendTracker.reserve`): a key with nothing in flight may start a
+request whenever its limit is not used up, exactly as without reservations — the estimate is
+pessimistic (most expensive candidate, the whole ``max_tokens``), and refusing a lone request on
+it would lock a key with a small remainder out of even cheap requests. A request that would run
+*alongside* others must fit: spent + reserved + its own reservation ≤ limit. So a key overshoots
+its limit by at most its one lone request's cost (as a sequential client could), never by the sum
+of its concurrent requests (while the estimates are upper bounds).
+
+All of it runs on the event loop (checks, reservations, releases), so no lock is needed.
 """
 
 from __future__ import annotations
@@ -11,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from polyroute.config import KeyConfig
 from polyroute.gateway.errors import APIError
@@ -28,6 +45,15 @@ def period_start(period: str, now: float) -> float | None:
     return start.timestamp()
 
 
+@dataclass(eq=False)
+class Reservation:
+    """Dollars held for one in-flight request of a limited key until it is released."""
+
+    key_id: str
+    amount: float
+    released: bool = False
+
+
 class SpendTracker:
     """Dollars spent per limited key in its current period."""
 
@@ -36,6 +62,8 @@ class SpendTracker:
         self._clock = clock
         self._spent: dict[str, float] = {}
         self._since: dict[str, float | None] = {}
+        self._reserved: dict[str, float] = {}
+        self._holds: dict[str, int] = {}
 
     def load(self, store: Store) -> None:
         """Seed the tallies from the store (blocking read; call at start-up)."""
@@ -53,19 +81,71 @@ class SpendTracker:
         if since != self._since.get(key.id):
             self._since[key.id] = since
             self._spent[key.id] = 0.0
+            # Reservations are not reset: their requests are still in flight.
+
+    def _limited(self, key: KeyConfig | None) -> KeyConfig | None:
+        """``key`` if it has a limit (its period rolled over when due), else None."""
+        if key is None or key.id not in self._keys:
+            return None
+        self._roll(key)
+        return key
+
+    def _refuse(self, key: KeyConfig, spent: float, reserved: float, extra: float = 0.0
+                ) -> APIError:
+        held = self._holds.get(key.id, 0)
+        parts = f"${spent:.4f} spent + ${reserved:.4f} reserved by {held} in-flight request(s)"
+        if extra:
+            parts += f" + ${extra:.4f} reserved for this one"
+        return APIError(429, f"spend limit reached for key {key.id!r}: {parts} of "
+                             f"${key.spend_limit:.4f} this {key.spend_period} period "
+                             f"(in-flight requests are counted)", code="spend_limit_exceeded")
 
     def check(self, key: KeyConfig | None) -> None:
-        """Raise 429 if ``key`` has used up its limit for the current period."""
-        if key is None or key.id not in self._keys:
+        """Raise 429 if ``key``'s spent plus reserved dollars use up its limit for the period
+        (the cheap check before any routing work)."""
+        key = self._limited(key)
+        if key is None:
             return
-        self._roll(key)
-        spent = self._spent.get(key.id, 0.0)
-        if spent >= key.spend_limit:  # type: ignore[operator]
-            raise APIError(429, f"spend limit reached for key {key.id!r}: ${spent:.4f} of "
-                                f"${key.spend_limit:.4f} this {key.spend_period} period",
-                           code="spend_limit_exceeded")
+        spent, reserved = self.spent(key.id), self.reserved(key.id)
+        if spent + reserved >= key.spend_limit:  # type: ignore[operator]
+            raise self._refuse(key, spent, reserved)
+
+    def reserve(self, key: KeyConfig | None, amount: float) -> Reservation | None:
+        """Hold ``amount`` dollars for a request of ``key`` until it finishes, or raise 429.
+
+        Admitted when the limit is not used up and either nothing else of the key is in flight
+        or spent + reserved + ``amount`` fits the limit (the rule in the module docstring).
+        None for a key without a limit (nothing is held).
+        """
+        key = self._limited(key)
+        if key is None or key.spend_limit is None:
+            return None
+        amount = max(float(amount), 0.0)
+        spent, reserved = self.spent(key.id), self.reserved(key.id)
+        if spent + reserved >= key.spend_limit or (
+                self._holds.get(key.id, 0) and spent + reserved + amount > key.spend_limit):
+            raise self._refuse(key, spent, reserved, amount)
+        self._reserved[key.id] = reserved + amount
+        self._holds[key.id] = self._holds.get(key.id, 0) + 1
+        return Reservation(key.id, amount)
+
+    def release(self, reservation: Reservation | None) -> None:
+        """Give back a reservation (a no-op for None or one already released)."""
+        if reservation is None or reservation.released:
+            return
+        reservation.released = True
+        key_id = reservation.key_id
+        holds = self._holds.get(key_id, 0) - 1
+        if holds <= 0:  # exact zero once nothing is in flight, whatever the float residue
+            self._holds.pop(key_id, None)
+            self._reserved.pop(key_id, None)
+        else:
+            self._holds[key_id] = holds
+            self._reserved[key_id] = max(self._reserved.get(key_id, 0.0) - reservation.amount,
+                                         0.0)
 
     def add(self, key_id: str | None, cost: float) -> None:
+        """Add a finished request's actual cost to ``key_id``'s tally for the current period."""
         key = self._keys.get(key_id) if key_id else None
         if key is None or cost <= 0:
             return
@@ -74,3 +154,11 @@ class SpendTracker:
 
     def spent(self, key_id: str) -> float:
         return self._spent.get(key_id, 0.0)
+
+    def reserved(self, key_id: str) -> float:
+        """Dollars held by ``key_id``'s in-flight requests."""
+        return self._reserved.get(key_id, 0.0)
+
+    def in_flight(self, key_id: str) -> int:
+        """How many of ``key_id``'s requests hold a reservation."""
+        return self._holds.get(key_id, 0)
