@@ -225,9 +225,10 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     else:
         assert route.backend is not None
         rec.candidates = (Candidate(route.backend),)
-    multi = decision.plan if plan is not None and plan.mode in (CASCADE, TOPK) else None
-    rec.reservation = gw.spend.reserve(key, _reservation(gw, chat.text, chat.body,
-                                                         rec.candidates, multi, plan))
+    if gw.spend.limits(key):  # most keys have no limit: no estimate on their path
+        multi = decision.plan if plan is not None and plan.mode in (CASCADE, TOPK) else None
+        rec.reservation = gw.spend.reserve(key, _reservation(gw, chat.text, chat.body,
+                                                             rec.candidates, multi, plan))
 
     if plan is not None and plan.mode in (CASCADE, TOPK):
         # Streamed or not, every call is made non-streamed: a streamed request gets the final

@@ -83,9 +83,13 @@ class SpendTracker:
             self._spent[key.id] = 0.0
             # Reservations are not reset: their requests are still in flight.
 
+    def limits(self, key: KeyConfig | None) -> bool:
+        """Whether ``key`` has a spend limit (so its requests need a reservation)."""
+        return key is not None and key.id in self._keys
+
     def _limited(self, key: KeyConfig | None) -> KeyConfig | None:
         """``key`` if it has a limit (its period rolled over when due), else None."""
-        if key is None or key.id not in self._keys:
+        if key is None or not self.limits(key):
             return None
         self._roll(key)
         return key
