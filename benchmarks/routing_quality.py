@@ -101,8 +101,8 @@ def main() -> None:
         kept = {}
         for featurizer, names in (("minilm", list(INCUMBENTS) + ["ensemble"]),
                                   ("minilm-layers", ["knn", "ensemble"])):
-            res = leave_task_out_evaluation(outcomes, names, featurizer, cache=args.cache,
-                                            keep_estimates=True, step=print)
+            res = run_protocol("leave_task_out", outcomes, names, featurizer, args.cache,
+                               print)
             suffix = "" if featurizer == "minilm" else LAYERS
             kept.update({f"{n}{suffix}": e for n, e in res["estimates"].items()})
             held = res["held_out"]
