@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from polyroute.evaluation.hull import aiq, pareto_hull
+from polyroute.evaluation.metrics import Reference
 from polyroute.evaluation.sweep import DEFAULT_LAMBDAS, single_model_points, sweep_points
 from polyroute.policies import TradeoffPolicy
 from polyroute.routers.base import Estimates
@@ -24,10 +25,9 @@ def aiq_of(estimates: Estimates, quality: np.ndarray, cost: np.ndarray,
     """AIQ of a router's estimates on recorded outcomes, budgets from the single models."""
     policies = policies if policies is not None else [TradeoffPolicy(lam)
                                                       for lam in DEFAULT_LAMBDAS]
-    singles = single_model_points(quality, cost)
+    ref = Reference.from_single_models(single_model_points(quality, cost), estimates.models)
     points = sweep_points(estimates, quality, cost, policies)
-    return aiq(pareto_hull(points), float(np.nanmin(singles[:, 0])),
-               float(np.nanmax(singles[:, 0])))
+    return aiq(pareto_hull(points), ref.c_min, ref.c_max)
 
 
 def paired_bootstrap(a: Estimates, b: Estimates, quality: np.ndarray, cost: np.ndarray, *,
