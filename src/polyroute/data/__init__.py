@@ -1,7 +1,7 @@
 """Recorded outcomes: the table, its loaders and its splits."""
 
 from polyroute.data.bundled import load_bundled
-from polyroute.data.loaders import load_models, load_outcomes, save_long_jsonl
+from polyroute.data.loaders import load_models, load_outcomes, save_long_jsonl, save_outcomes
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes, rule_cost
 from polyroute.data.splits import kfold, leave_task_out, train_test_split
 
@@ -16,5 +16,6 @@ __all__ = [
     "load_outcomes",
     "rule_cost",
     "save_long_jsonl",
+    "save_outcomes",
     "train_test_split",
 ]

@@ -13,11 +13,13 @@ rule in SOURCE.md, which is why every model that lacks per-row costs must have a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
 import math
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,16 +30,36 @@ from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes, 
 from polyroute.errors import DataError
 
 _LONG_REQUIRED = ("prompt_id", "prompt", "model", "quality")
+#: The text encoding read by default: UTF-8, ignoring a leading byte-order mark (spreadsheet
+#: programs start CSV files with one, which would otherwise become part of the first column name).
+DEFAULT_ENCODING = "utf-8-sig"
+#: File formats by extension (a trailing ``.gz`` is allowed on the text formats).
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+           ".parquet": "parquet"}
+
+
+def outcomes_format(path: str | Path) -> str:
+    """``jsonl``, ``csv`` or ``parquet``, from the file name; a DataError for anything else.
+
+    Reading and writing share this one rule, so a file written under a name is read back in the
+    format that name asks for.
+    """
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    for suffix in reversed(suffixes):
+        if suffix in FORMATS:
+            return FORMATS[suffix]
+    raise DataError(f"{path}: unknown format; use .jsonl, .csv or .parquet (optionally .gz)")
 
 
 # -- models file -------------------------------------------------------------------------------
-def load_models(path: str | Path) -> dict[str, ModelInfo]:
+def load_models(path: str | Path, *, encoding: str = DEFAULT_ENCODING) -> dict[str, ModelInfo]:
     """Read a models file: ``{name: {input_price_per_mtok, output_price_per_mtok, ...}}``.
 
     A list of objects each carrying a ``name`` is accepted too.
     """
     path = Path(path)
-    raw = _read_json_file(path)
+    raw = _read_json_file(path, encoding)
     if isinstance(raw, list):
         items: list[tuple[Any, Any]] = []
         for i, entry in enumerate(raw):
@@ -75,12 +97,11 @@ def _as_price(value: Any, path: Path, name: Any, key: str) -> float:
     return price
 
 
-def _read_json_file(path: Path) -> Any:
+def _read_json_file(path: Path, encoding: str = DEFAULT_ENCODING) -> Any:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        with _open_text(path) as fh:
-            return json.loads(fh.read())
+        return json.loads(_read_text(path, encoding))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
@@ -91,70 +112,102 @@ def load_outcomes(
     models: str | Path | Mapping[str, ModelInfo] | None = None,
     *,
     output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    encoding: str = DEFAULT_ENCODING,
 ) -> Outcomes:
     """Load an outcomes file in any supported format (chosen by extension and content).
 
     ``models`` is a models file or an already-loaded mapping; when omitted, a ``models.json``
     next to the data file is used if present. ``output_tokens`` is the per-answer output length
-    assumed by the cost rule for cells without a recorded cost.
+    assumed by the cost rule for cells without a recorded cost. ``encoding`` applies to the text
+    formats (JSONL, CSV) and the models file; the default is UTF-8 with an optional BOM.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if output_tokens < 0:
         raise DataError(f"output_tokens must be >= 0, got {output_tokens}")
-    prices = _resolve_models(path, models)
-    suffixes = [s.lower() for s in path.suffixes]
-    if ".parquet" in suffixes:
+    kind = outcomes_format(path)
+    _check_encoding(encoding)
+    if isinstance(models, (str, Path)):
+        prices = load_models(models, encoding=encoding)
+    else:
+        prices = _resolve_models(path, models, encoding)
+    if kind == "parquet":
         rows = _parquet_rows(path)
         return _from_long(rows, path, prices, output_tokens, unit="row")
-    if ".csv" in suffixes:
-        return _from_long(_csv_rows(path), path, prices, output_tokens, unit="row")
-    if ".jsonl" in suffixes or ".json" in suffixes or ".ndjson" in suffixes:
-        records = list(_jsonl_records(path))
-        if not records:
-            raise DataError(f"{path}: the file holds no records")
-        if "scores" in records[0][1]:
-            return _from_wide(records, path, prices, output_tokens)
-        return _from_long(records, path, prices, output_tokens, unit="line")
-    raise DataError(f"{path}: unknown format; use .jsonl, .csv or .parquet (optionally .gz)")
+    text = _read_text(path, encoding)
+    if kind == "csv":
+        return _from_long(_csv_rows(path, text), path, prices, output_tokens, unit="row")
+    records = list(_jsonl_records(path, text))
+    if not records:
+        raise DataError(f"{path}: the file holds no records")
+    if "scores" in records[0][1]:
+        return _from_wide(records, path, prices, output_tokens)
+    return _from_long(records, path, prices, output_tokens, unit="line")
 
 
 def _resolve_models(
-    path: Path, models: str | Path | Mapping[str, ModelInfo] | None
+    path: Path, models: Mapping[str, ModelInfo] | None, encoding: str = DEFAULT_ENCODING
 ) -> dict[str, ModelInfo]:
     if models is None:
         sibling = path.parent / "models.json"
-        return load_models(sibling) if sibling.is_file() else {}
-    if isinstance(models, Mapping):
-        return dict(models)
-    return load_models(models)
+        return load_models(sibling, encoding=encoding) if sibling.is_file() else {}
+    return dict(models)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark, which would
-    # otherwise become part of the first column's name (or break the first JSON line).
-    if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
-    return open(path, encoding="utf-8-sig")  # noqa: SIM115 - callers use it in a with-block
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} (try utf-8, cp1252 or "
+                        f"latin-1)") from None
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}: line {lineno}: expected a JSON object")
-            yield lineno, obj
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed if its name ends in ``.gz``."""
+    if path.suffix.lower() != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
 
 
-def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    with _open_text(path) as fh:
+def _read_text(path: Path, encoding: str = DEFAULT_ENCODING) -> str:
+    """The whole file as text, or a DataError naming the line and byte offset of the first
+    byte that is not valid in ``encoding`` (e.g. a Latin-1 spreadsheet export read as UTF-8)."""
+    _check_encoding(encoding)
+    raw = _read_bytes(path)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        # utf-8-sig decodes what follows a byte-order mark: count the offset in the file.
+        start = exc.start + len(raw) - len(exc.object)
+        line = raw.count(b"\n", 0, start) + 1
+        where = " of the decompressed data" if path.suffix.lower() == ".gz" else ""
+        shown = "UTF-8" if codecs.lookup(encoding).name.startswith("utf-8") else encoding
+        bad = raw[start:start + exc.end - exc.start]
+        raise DataError(f"{path}: line {line}, byte offset {start}{where}: {bad!r} is not valid "
+                        f"{shown}; save the file as UTF-8 or pass its encoding with --encoding "
+                        f"(e.g. cp1252)") from None
+
+
+def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for lineno, line in enumerate(io.StringIO(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: line {lineno}: expected a JSON object")
+        yield lineno, obj
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         # Data rows start on line 2; a quoted newline would shift this, which we accept.
         rows = [(i + 2, {k: v for k, v in row.items() if v not in ("", None)}) for i, row in
@@ -318,20 +371,54 @@ def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], outp
     )
 
 
+def long_rows(outcomes: Outcomes) -> list[dict[str, Any]]:
+    """One dict per known cell, in the long format's columns (the inverse of loading)."""
+    rows: list[dict[str, Any]] = []
+    for i, pid in enumerate(outcomes.prompt_ids):
+        for j, name in enumerate(outcomes.model_names):
+            q = outcomes.quality[i, j]
+            if np.isnan(q):
+                continue
+            row: dict[str, Any] = {"prompt_id": pid, "prompt": outcomes.prompts[i],
+                                   "task": outcomes.tasks[i], "model": name,
+                                   "quality": float(q), "cost": float(outcomes.cost[i, j])}
+            if outcomes.latency is not None and not np.isnan(outcomes.latency[i, j]):
+                row["latency"] = float(outcomes.latency[i, j])
+            rows.append(row)
+    return rows
+
+
+def save_outcomes(outcomes: Outcomes, path: str | Path) -> Path:
+    """Write outcomes in the long format, as the file name asks: ``.jsonl``, ``.csv`` or
+    ``.parquet`` (text formats optionally ``.gz``). :func:`load_outcomes` reads it back."""
+    path = Path(path)
+    kind = outcomes_format(path)
+    if kind == "parquet" and path.suffix.lower() == ".gz":
+        raise DataError(f"{path}: Parquet is compressed already; drop the .gz")
+    rows = long_rows(outcomes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        return path
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "wt", encoding="utf-8", newline="") as fh:
+        if kind == "csv":
+            fields = list(dict.fromkeys(k for r in rows for k in r)) or list(_LONG_REQUIRED)
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            fh.writelines(json.dumps(row) + "\n" for row in rows)
+    return path
+
+
 def save_long_jsonl(outcomes: Outcomes, path: str | Path) -> Path:
     """Write outcomes in the long JSONL format (one line per known cell); the inverse of loading."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, pid in enumerate(outcomes.prompt_ids):
-            for j, name in enumerate(outcomes.model_names):
-                q = outcomes.quality[i, j]
-                if np.isnan(q):
-                    continue
-                row: dict[str, Any] = {"prompt_id": pid, "prompt": outcomes.prompts[i],
-                                       "task": outcomes.tasks[i], "model": name,
-                                       "quality": float(q), "cost": float(outcomes.cost[i, j])}
-                if outcomes.latency is not None and not np.isnan(outcomes.latency[i, j]):
-                    row["latency"] = float(outcomes.latency[i, j])
-                fh.write(json.dumps(row) + "\n")
-    return path
+    if outcomes_format(path) != "jsonl":
+        raise DataError(f"{path}: save_long_jsonl writes JSONL; name the file .jsonl "
+                        f"or use save_outcomes")
+    return save_outcomes(outcomes, path)

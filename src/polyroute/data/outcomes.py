@@ -7,6 +7,7 @@ mutable with the old one, so a router can never leak test rows into its training
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,35 @@ from polyroute.errors import DataError
 
 #: Output tokens assumed per answer when a data set records no per-answer cost (see SOURCE.md).
 DEFAULT_OUTPUT_TOKENS = 256
+
+
+class ModelMismatchWarning(UserWarning):
+    """Two tables that meet (training and test outcomes, estimates and outcomes) list different
+    models; only the models both hold are used."""
+
+
+def shared_models(left: Sequence[str], right: Sequence[str], *, left_label: str = "training",
+                  right_label: str = "test") -> tuple[str, ...]:
+    """The model names both sides hold, in ``left``'s order: the one rule by which two tables
+    meet. Columns are matched by name, never by position.
+
+    Names only one side holds are reported in a :class:`ModelMismatchWarning` (a renamed model
+    shows up on both sides of it); a DataError says so when no name is shared at all.
+    """
+    right_set, left_set = set(right), set(left)
+    common = tuple(n for n in left if n in right_set)
+    only_left = [n for n in left if n not in right_set]
+    only_right = [n for n in right if n not in left_set]
+    if not common:
+        raise DataError(f"the {left_label} models ({', '.join(left)}) and the {right_label} "
+                        f"models ({', '.join(right)}) share no name; nothing can be scored")
+    if only_left or only_right:
+        parts = [f"{label} only: {', '.join(names)}" for label, names in
+                 ((left_label, only_left), (right_label, only_right)) if names]
+        warnings.warn(f"scoring on the {len(common)} model(s) both {left_label} and "
+                      f"{right_label} hold ({'; '.join(parts)})", ModelMismatchWarning,
+                      stacklevel=2)
+    return common
 
 
 @dataclass(frozen=True)
@@ -137,6 +167,8 @@ class Outcomes:
 
     def select_models(self, names: Sequence[str]) -> Outcomes:
         """A new table with only the named model columns, in the given order."""
+        if tuple(names) == self.model_names:
+            return self
         index = {n: j for j, n in enumerate(self.model_names)}
         missing = [n for n in names if n not in index]
         if missing:
@@ -171,3 +203,17 @@ class Outcomes:
     def mean_cost(self) -> np.ndarray:
         """Per-model mean cost per prompt, in dollars."""
         return np.nanmean(self.cost, axis=0)
+
+
+def align_models(left: Outcomes, right: Outcomes, *, left_label: str = "training",
+                 right_label: str = "test") -> tuple[Outcomes, Outcomes]:
+    """Both tables restricted to their shared models, in ``left``'s column order.
+
+    Rows are untouched; see :func:`shared_models` for the warning and the error. A no-op (and
+    silent) when both already hold the same models in the same order.
+    """
+    if left.model_names == right.model_names:
+        return left, right
+    common = shared_models(left.model_names, right.model_names, left_label=left_label,
+                           right_label=right_label)
+    return left.select_models(common), right.select_models(common)

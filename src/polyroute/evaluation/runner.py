@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from polyroute.data import Outcomes, kfold, leave_task_out
+from polyroute.data.outcomes import align_models, shared_models
 from polyroute.evaluation.metrics import Reference, add_gain_share, summarize
 from polyroute.evaluation.sweep import (
     DEFAULT_LAMBDAS,
@@ -71,14 +72,33 @@ def _references(test: Outcomes) -> tuple[Reference, dict[str, Any]]:
     return ref, zero
 
 
+def align_estimates(estimates: dict[str, Estimates],
+                    test: Outcomes) -> tuple[dict[str, Estimates], Outcomes]:
+    """Estimates and test outcomes on the models they share, matched by name, in the test's order.
+
+    Rows are the caller's business (estimates are made for ``test``'s prompts, row for row);
+    columns are matched here, so a router trained on a file that lists the models in another
+    order is still scored against its own models' outcomes.
+    """
+    names = test.model_names
+    for label, est in estimates.items():
+        if set(est.models) != set(names):
+            names = shared_models(names, est.models, left_label="test",
+                                  right_label=f"{label} estimates")
+    return ({label: est.select_models(names) for label, est in estimates.items()},
+            test.select_models(names))
+
+
 def score_estimates(estimates: dict[str, Estimates], test: Outcomes,
                     lambdas: Sequence[float] = DEFAULT_LAMBDAS,
                     policy: str = "tradeoff") -> dict[str, Any]:
-    """Zero router, oracle and every router's metrics on ``test`` (rows aligned with estimates).
+    """Zero router, oracle and every router's metrics on ``test`` (rows aligned with estimates;
+    models matched by name, see :func:`align_estimates`).
 
     Routers are swept over the ``policy`` family (see ``POLICY_SWEEPS``); the oracle always over
     the trade-off, which is already the best any policy can do with true qualities.
     """
+    estimates, test = align_estimates(estimates, test)
     ref, zero = _references(test)
     scale = next(iter(estimates.values())).cost_scale if estimates else 1.0
     oracle_est = Estimates(models=test.model_names, quality=np.nan_to_num(test.quality),
@@ -98,8 +118,13 @@ def fit_and_estimate(train: Outcomes, test: Outcomes, routers: Sequence[str],
                      router_params: dict[str, dict[str, Any]] | None = None,
                      features: tuple[np.ndarray, np.ndarray] | None = None,
                      step: Step = _noop) -> tuple[dict[str, Estimates], dict[str, dict]]:
-    """Fit each router on ``train`` and estimate ``test``; also return fit/estimate timings."""
+    """Fit each router on ``train`` and estimate ``test``; also return fit/estimate timings.
+
+    Only the models both tables hold take part (matched by name, see
+    :func:`~polyroute.data.outcomes.align_models`), checked before any embedding work.
+    """
     names = check_router_names(routers)
+    train, test = align_models(train, test)
     if features is None:
         step("embedding prompts")
         features = embed_split(train, test, featurizer, cache)
@@ -129,7 +154,12 @@ def evaluate_split(train: Outcomes, test: Outcomes, routers: Sequence[str],
                    features: tuple[np.ndarray, np.ndarray] | None = None,
                    per_task: bool = True, policy: str = "tradeoff",
                    step: Step = _noop) -> dict[str, Any]:
-    """Fit each router on ``train``, estimate ``test``, and score everything on ``test``."""
+    """Fit each router on ``train``, estimate ``test``, and score everything on ``test``.
+
+    A model only one of the two tables holds is left out (with a :class:`ModelMismatchWarning`
+    naming it); tables that share no model are a DataError, raised before any work.
+    """
+    train, test = align_models(train, test)
     estimates, timings = fit_and_estimate(train, test, routers, featurizer, cache=cache,
                                           router_params=router_params, features=features,
                                           step=step)

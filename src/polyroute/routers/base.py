@@ -16,6 +16,7 @@ import inspect
 import json
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,6 +60,24 @@ class Estimates:
 
     def with_cost(self, cost: np.ndarray, cost_scale: float) -> Estimates:
         return replace(self, cost=cost, cost_scale=cost_scale)
+
+    def select_models(self, names: Sequence[str]) -> Estimates:
+        """These estimates for the named models only, in the given order (matched by name)."""
+        names = tuple(names)
+        if names == self.models:
+            return self
+        index = {n: j for j, n in enumerate(self.models)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise RouterError(f"estimates hold no model named {', '.join(missing)}; they "
+                              f"cover {', '.join(self.models)}")
+        cols = [index[n] for n in names]
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[:, cols]
+
+        return replace(self, models=names, quality=self.quality[:, cols], cost=pick(self.cost),
+                       uncertainty=pick(self.uncertainty))
 
     def subset(self, rows: np.ndarray) -> Estimates:
         def pick(a: np.ndarray | None) -> np.ndarray | None:

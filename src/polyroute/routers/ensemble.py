@@ -74,7 +74,8 @@ class EnsembleRouter(Router):
                                   "lower cv or add data")
             for r, name in enumerate(names):
                 router = self._make(name).fit(inner, features[train])
-                oof[r, fold] = router.estimate(features[fold]).quality
+                est = router.estimate(features[fold]).select_models(outcomes.model_names)
+                oof[r, fold] = est.quality
         self.weights_, self.intercept_ = _fit_stacker(self.stacker, oof, q)
         routers = [self._make(name).fit(outcomes, features) for name in names]
         self.base_names_ = names
@@ -143,7 +144,8 @@ class EnsembleRouter(Router):
     # -- estimating ----------------------------------------------------------------------------
     def base_estimates(self, features: np.ndarray) -> np.ndarray:
         """``(n_base, n, m)`` quality estimates of every base router."""
-        return np.stack([r.estimate(features).quality for r in self.base_routers()])
+        return np.stack([r.estimate(features).select_models(self.models_).quality
+                         for r in self.base_routers()])
 
     def _estimate(self, features: np.ndarray) -> tuple[np.ndarray, None]:
         return _apply_stacker(self.stacker, np.asarray(self.weights_),
