@@ -35,6 +35,14 @@ import numpy as np
 from polyroute.data.outcomes import Outcomes
 from polyroute.errors import RouterError
 from polyroute.routers.base import Router
+from polyroute.routers.params import (
+    NON_NEGATIVE,
+    POSITIVE,
+    RANDOM_STATE,
+    UNIT,
+    Interval,
+    Options,
+)
 from polyroute.routers.registry import register
 
 EXPLORATION = ("ucb", "thompson")
@@ -52,6 +60,10 @@ class BanditRouter(Router):
     """
 
     learns_online = True
+    _parameter_constraints = {"n_components": Interval(int, 0), "ridge": POSITIVE,
+                              "arm_scale": POSITIVE, "noise": POSITIVE, "alpha": NON_NEGATIVE,
+                              "prior_quality": UNIT, "exploration": Options(*EXPLORATION),
+                              "random_state": RANDOM_STATE}
 
     def __init__(self, n_components: int = 32, ridge: float = 1.0, arm_scale: float = 1.0,
                  noise: float = 0.4, alpha: float = 1.0, prior_quality: float = 0.5,
@@ -77,7 +89,7 @@ class BanditRouter(Router):
         if features.ndim != 2 or len(features) < 2:
             raise RouterError(f"start: features have shape {features.shape}, expected (n >= 2, "
                               f"dim)")
-        self._check_params()
+        self._validate_params()
         self.models_ = models
         self.n_features_in_ = int(features.shape[1])
         self._learn_projection(features)
@@ -85,7 +97,6 @@ class BanditRouter(Router):
         return self
 
     def _fit(self, outcomes: Outcomes, features: np.ndarray) -> None:
-        self._check_params()
         self._learn_projection(features)
         self._reset()
         z = self._context(features)
@@ -101,15 +112,6 @@ class BanditRouter(Router):
                     precision[a * p:(a + 1) * p, b * p:(b + 1) * p] += gram
             self.count_[j] += int(known.sum())
         self.covariance_ = np.linalg.inv(precision)
-
-    def _check_params(self) -> None:
-        if self.exploration not in EXPLORATION:
-            raise RouterError(f"unknown exploration {self.exploration!r}; choose from: "
-                              f"{', '.join(EXPLORATION)}")
-        if min(self.ridge, self.noise, self.arm_scale) <= 0 or min(self.alpha,
-                                                                   self.n_components) < 0:
-            raise RouterError("ridge, noise and arm_scale must be > 0, alpha and n_components "
-                              ">= 0")
 
     def _learn_projection(self, features: np.ndarray) -> None:
         """Centre, keep the top principal directions, scale each to unit variance."""

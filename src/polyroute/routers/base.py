@@ -12,6 +12,7 @@ cannot run code.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import zipfile
@@ -25,6 +26,7 @@ import numpy as np
 
 from polyroute.data.outcomes import Outcomes
 from polyroute.errors import NotFittedError, RouterError
+from polyroute.routers.params import Constraint, check_params
 
 STATE_FILE = "router_state.json"
 ARRAYS_FILE = "router_arrays.npz"
@@ -97,6 +99,34 @@ class Router(ABC):
     evaluation_only: ClassVar[bool] = False
     #: True if ``add_model(name, ask, pool, budget)`` adds a candidate from a few of its answers.
     adds_models: ClassVar[bool] = False
+    #: What each constructor parameter accepts (see :mod:`polyroute.routers.params`); checked
+    #: when the router is built and again at ``fit``. Every registered router declares one
+    #: entry per parameter (a shared test makes sure).
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap each subclass's ``__init__`` so that the finished object checks its parameters:
+        a bad value fails where the router is built (the CLI: before data is loaded or
+        embedded), whichever way it is built (registry, class, saved state)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def checked_init(self: Router, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            if type(self).__init__ is checked_init:  # the outermost constructor, once
+                self._validate_params()
+
+        cls.__init__ = checked_init  # type: ignore[method-assign]
+
+    def _validate_params(self) -> None:
+        """Raise RouterError naming the router and the first parameter that breaks its declared
+        constraint."""
+        problem = check_params(self.get_params(), type(self)._parameter_constraints)
+        if problem is not None:
+            raise RouterError(f"router {self.name or type(self).__name__!r}: {problem}")
 
     # -- parameters ----------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -111,6 +141,7 @@ class Router(ABC):
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, outcomes: Outcomes, features: np.ndarray) -> Router:
         """Learn from ``outcomes`` whose prompts are embedded row-for-row in ``features``."""
+        self._validate_params()  # attributes may have been changed since construction
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[0] != outcomes.n_prompts:
             raise RouterError(f"{type(self).__name__}.fit: features have shape {features.shape}, "

@@ -7,12 +7,15 @@ import numpy as np
 from polyroute.data.outcomes import Outcomes
 from polyroute.errors import RouterError
 from polyroute.routers.base import Router, observed_mean
+from polyroute.routers.params import RANDOM_STATE
 from polyroute.routers.registry import register
 
 
 @register("random")
 class RandomRouter(Router):
     """Uniform random quality guesses: under any trade-off it picks models at random."""
+
+    _parameter_constraints = {"random_state": RANDOM_STATE}
 
     def __init__(self, random_state: int = 0) -> None:
         self.random_state = random_state

@@ -10,12 +10,16 @@ import numpy as np
 
 from polyroute.data.outcomes import Outcomes
 from polyroute.routers.base import Router, observed_mean
+from polyroute.routers.params import NON_NEGATIVE, POSITIVE_INT, RANDOM_STATE
 from polyroute.routers.registry import register
 
 
 @register("cluster")
 class ClusterRouter(Router):
     """``n_clusters`` k-means clusters; ``prior`` pseudo-counts of shrinkage to the global mean."""
+
+    _parameter_constraints = {"n_clusters": POSITIVE_INT, "prior": NON_NEGATIVE,
+                              "random_state": RANDOM_STATE}
 
     def __init__(self, n_clusters: int = 20, prior: float = 5.0, random_state: int = 0) -> None:
         self.n_clusters = n_clusters

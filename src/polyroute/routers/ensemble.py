@@ -37,6 +37,7 @@ import numpy as np
 from polyroute.data.outcomes import Outcomes
 from polyroute.errors import RouterError
 from polyroute.routers.base import Router, observed_mean
+from polyroute.routers.params import RANDOM_STATE, Constraint, Instance, Interval, Options
 from polyroute.routers.registry import get_router_class, make_router, register
 
 STACKERS = ("nnls", "nnls-shared", "logistic")
@@ -44,10 +45,45 @@ INNER_SPLITS = ("random", "task")
 _EPS = 1e-3  # estimates are clipped to [eps, 1 - eps] before taking logits
 
 
+class BaseRouterNames(Constraint):
+    """Names of distinct registered routers that can be stacked (not an ensemble, not one that
+    reads the true outcomes)."""
+
+    def accepts(self, value: Any) -> bool:
+        return self.problem("base", value) is None
+
+    def describe(self) -> str:
+        return "a non-empty list of distinct router names"
+
+    def problem(self, param: str, value: Any) -> str | None:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return f"{param} must be {self.describe()}, got {value!r}"
+        if not value:
+            return f"{param} names no router to combine"
+        if len(set(value)) != len(value):
+            return f"{param} names a router twice: {list(value)}"
+        for name in value:
+            try:
+                cls = get_router_class(name)
+            except RouterError as exc:
+                return f"{param}: {exc}"
+            if issubclass(cls, EnsembleRouter) or cls.evaluation_only:
+                return f"{param}: {name!r} cannot be a base router"
+        return None
+
+
 @register("ensemble")
 class EnsembleRouter(Router):
     """Stack the routers named in ``base`` (built through the registry, with ``base_params[name]``
     as their hyper-parameters) by ``stacker`` fitted on ``cv``-fold out-of-fold estimates."""
+
+    _parameter_constraints = {
+        "base": BaseRouterNames(),
+        "base_params": Instance(dict, what="a mapping of base router names to their parameters",
+                                none=True),
+        "cv": Interval(int, 2), "stacker": Options(*STACKERS),
+        "inner_split": Options(*INNER_SPLITS), "random_state": RANDOM_STATE,
+    }
 
     def __init__(self, base: tuple[str, ...] = ("knn", "cluster"),
                  base_params: dict[str, dict[str, Any]] | None = None, cv: int = 3,
@@ -82,26 +118,14 @@ class EnsembleRouter(Router):
         self._store_bases(routers)
 
     def _check_params(self, n_prompts: int) -> list[str]:
+        """What the declared constraints cannot see: one parameter against another, or the
+        data."""
         names = list(self.base)
-        if not names:
-            raise RouterError("ensemble: base names no router to combine")
-        if len(set(names)) != len(names):
-            raise RouterError(f"ensemble: base names a router twice: {names}")
-        for name in names:
-            cls = get_router_class(name)  # RouterError naming the choices
-            if cls is type(self) or cls.evaluation_only:
-                raise RouterError(f"ensemble: {name!r} cannot be a base router")
         unknown = set(self.base_params or {}) - set(names)
         if unknown:
             raise RouterError(f"ensemble: base_params for routers not in base: "
                               f"{', '.join(sorted(unknown))}")
-        if self.stacker not in STACKERS:
-            raise RouterError(f"unknown stacker {self.stacker!r}; choose from: "
-                              f"{', '.join(STACKERS)}")
-        if self.inner_split not in INNER_SPLITS:
-            raise RouterError(f"unknown inner_split {self.inner_split!r}; choose from: "
-                              f"{', '.join(INNER_SPLITS)}")
-        if not isinstance(self.cv, int) or not 2 <= self.cv <= n_prompts:
+        if self.cv > n_prompts:
             raise RouterError(f"ensemble: cv must be an integer between 2 and the number of "
                               f"training prompts ({n_prompts}), got {self.cv!r}")
         return names

@@ -27,6 +27,15 @@ from polyroute.data.outcomes import Outcomes
 from polyroute.errors import RouterError
 from polyroute.routers._torch import train_masked_bce
 from polyroute.routers.base import Router
+from polyroute.routers.params import (
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    RANDOM_STATE,
+    SHARE,
+    UNIT,
+    Interval,
+)
 from polyroute.routers.registry import register
 
 #: How :meth:`IRTRouter.add_model` picks the prompts to ask.
@@ -52,6 +61,10 @@ class IRTRouter(Router):
     of a new model (with few models the raw covariance is singular)."""
 
     adds_models = True
+    _parameter_constraints = {"dim": POSITIVE_INT, "hidden": Interval(int, 0),
+                              "epochs": POSITIVE_INT, "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+                              "dropout": SHARE, "validation": SHARE, "patience": POSITIVE_INT,
+                              "prior_shrinkage": UNIT, "random_state": RANDOM_STATE}
 
     def __init__(self, dim: int = 16, hidden: int = 0, epochs: int = 400, lr: float = 3e-3,
                  weight_decay: float = 1e-4, dropout: float = 0.2, validation: float = 0.1,

@@ -10,6 +10,7 @@ import numpy as np
 
 from polyroute.data.outcomes import Outcomes
 from polyroute.routers.base import Router
+from polyroute.routers.params import POSITIVE_INT, RANDOM_STATE, Interval, Items
 from polyroute.routers.registry import register
 
 _K_GRID = (5, 10, 20, 40, 80, 160)
@@ -35,6 +36,9 @@ def _neighbour_mean(sims: np.ndarray, quality: np.ndarray, k: int) -> np.ndarray
 @register("knn")
 class KNNRouter(Router):
     """``k=None`` picks k from ``k_grid`` by ``cv``-fold cross-validation at fit time."""
+
+    _parameter_constraints = {"k": Interval(int, 1, none=True), "k_grid": Items(POSITIVE_INT),
+                              "cv": Interval(int, 2), "random_state": RANDOM_STATE}
 
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = _K_GRID, cv: int = 5,
                  random_state: int = 0) -> None:

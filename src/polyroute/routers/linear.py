@@ -6,12 +6,15 @@ import numpy as np
 
 from polyroute.data.outcomes import Outcomes
 from polyroute.routers.base import Router
+from polyroute.routers.params import POSITIVE, Items
 from polyroute.routers.registry import register
 
 
 @register("linear")
 class LinearRouter(Router):
     """One ridge regressor per model on the rows where that model's quality is known."""
+
+    _parameter_constraints = {"alphas": Items(POSITIVE)}
 
     def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)) -> None:
         self.alphas = alphas

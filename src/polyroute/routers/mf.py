@@ -13,6 +13,13 @@ import numpy as np
 from polyroute.data.outcomes import Outcomes
 from polyroute.routers._torch import train_masked_bce
 from polyroute.routers.base import Router
+from polyroute.routers.params import (
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    RANDOM_STATE,
+    SHARE,
+)
 from polyroute.routers.registry import register
 
 
@@ -24,6 +31,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 class MatrixFactorizationRouter(Router):
     """``dim``-dimensional factors; ``epochs`` of full-batch Adam with early stopping on a
     ``validation`` share of the training prompts."""
+
+    _parameter_constraints = {"dim": POSITIVE_INT, "epochs": POSITIVE_INT, "lr": POSITIVE,
+                              "weight_decay": NON_NEGATIVE, "dropout": SHARE,
+                              "validation": SHARE, "patience": POSITIVE_INT,
+                              "random_state": RANDOM_STATE}
 
     def __init__(self, dim: int = 64, epochs: int = 400, lr: float = 3e-3,
                  weight_decay: float = 1e-4, dropout: float = 0.2, validation: float = 0.1,

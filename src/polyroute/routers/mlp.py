@@ -6,6 +6,7 @@ import numpy as np
 
 from polyroute.data.outcomes import Outcomes
 from polyroute.routers.base import Router, impute_missing
+from polyroute.routers.params import NON_NEGATIVE, POSITIVE_INT, RANDOM_STATE, Items
 from polyroute.routers.registry import register
 
 
@@ -13,6 +14,9 @@ from polyroute.routers.registry import register
 class MLPRouter(Router):
     """scikit-learn's MLPRegressor with early stopping; unknown cells are filled with the model's
     mean before training (the network needs a complete target matrix)."""
+
+    _parameter_constraints = {"hidden": Items(POSITIVE_INT), "alpha": NON_NEGATIVE,
+                              "max_iter": POSITIVE_INT, "random_state": RANDOM_STATE}
 
     def __init__(self, hidden: tuple[int, ...] = (128,), alpha: float = 1e-3,
                  max_iter: int = 300, random_state: int = 0) -> None:
