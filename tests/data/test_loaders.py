@@ -434,3 +434,47 @@ def test_save_long_jsonl_keeps_latency(tmp_path: Path, two_cluster) -> None:
 def test_rule_cost_helper() -> None:
     model = ModelInfo("m", 1.0, 2.0)
     assert rule_cost("abcde", model, 10) == pytest.approx((2 * 1.0 + 10 * 2.0) / 1e6)
+
+
+# -- writing in the format the name asks for ----------------------------------------------------
+@pytest.mark.parametrize("name", ["o.jsonl", "o.csv", "o.parquet", "o.csv.gz", "o.jsonl.gz"])
+def test_save_outcomes_round_trips_in_every_format(tmp_path: Path, two_cluster_factory,
+                                                   name: str) -> None:
+    from polyroute.data import save_outcomes
+    from polyroute.data.loaders import outcomes_format
+
+    original = two_cluster_factory(3, missing=0.3).outcomes
+    path = save_outcomes(original, tmp_path / name)
+    kind = outcomes_format(path)
+    raw = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    assert raw.startswith({"csv": b"prompt_id,", "parquet": b"PAR1", "jsonl": b"{"}[kind])
+    again = load_outcomes(path)
+    assert again.prompt_ids == original.prompt_ids and again.model_names == original.model_names
+    np.testing.assert_array_equal(again.quality, original.quality)
+    known = ~np.isnan(original.quality)
+    np.testing.assert_array_equal(again.cost[known], original.cost[known])
+
+
+def test_save_refuses_a_name_it_cannot_honour(tmp_path: Path, two_cluster) -> None:
+    from polyroute.data import save_outcomes
+
+    with pytest.raises(DataError, match="unknown format"):
+        save_outcomes(two_cluster.outcomes, tmp_path / "o.xlsx")
+    with pytest.raises(DataError, match="writes JSONL"):
+        save_long_jsonl(two_cluster.outcomes, tmp_path / "o.csv")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_utf8_error_names_the_byte_offset_in_the_file_after_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\xef\xbb\xbfprompt_id,prompt,model,quality,cost\np1,caf\xe9,X,1,0\n")
+    with pytest.raises(DataError, match=r"line 2, byte offset 45: b'\\xe9' is not valid UTF-8"):
+        load_outcomes(path)
+
+
+def test_a_truncated_gzip_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl.gz"
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in long_rows() * 50).encode())
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        load_outcomes(path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from polyroute.data import DEFAULT_OUTPUT_TOKENS, Outcomes, load_bundled, load_outcomes
+from polyroute.data.loaders import DEFAULT_ENCODING
 from polyroute.errors import DataError
 
 #: Results go to stdout; progress and notes go to stderr so stdout stays pipeable.
@@ -32,6 +35,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, train_test: bool = Fa
                             "(default: %(default)s)")
     group.add_argument("--sample", type=int, metavar="N",
                        help="use a seeded random sample of N prompts (quick runs)")
+    add_encoding_argument(group)
+
+
+def add_encoding_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--encoding", default=DEFAULT_ENCODING, metavar="NAME",
+                        help="text encoding of JSONL/CSV data and models files, e.g. cp1252 for "
+                             "a spreadsheet export (default: UTF-8)")
 
 
 def load_data(args: argparse.Namespace, path: Path | None = None) -> Outcomes:
@@ -42,10 +52,56 @@ def load_data(args: argparse.Namespace, path: Path | None = None) -> Outcomes:
             raise DataError("--models needs --data (the bundled data set has its own prices)")
         outcomes = load_bundled(args.output_tokens)
     else:
-        outcomes = load_outcomes(path, args.models, output_tokens=args.output_tokens)
+        outcomes = load_outcomes(path, args.models, output_tokens=args.output_tokens,
+                                 encoding=getattr(args, "encoding", DEFAULT_ENCODING))
     if getattr(args, "sample", None) is not None:  # --sample 0 is an error, not "everything"
         outcomes = outcomes.sample(args.sample, random_state=getattr(args, "seed", 0))
     return outcomes
+
+
+def check_out_dir(path: Path, option: str = "--out") -> Path:
+    """Refuse an output directory that cannot be created or written, before any slow work.
+
+    The path must be a directory or not exist yet; its nearest existing ancestor must be a
+    writable directory (``/etc/passwd/x`` fails here, not after training).
+    """
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{option} {path}: exists and is not a directory")
+    _check_creatable(path, option)
+    return path
+
+
+def check_out_file(path: Path, option: str = "--output") -> Path:
+    """Refuse an output file that cannot be written (a directory, or under a regular file)."""
+    if path.is_dir():
+        raise DataError(f"{option} {path}: is a directory; name a file")
+    _check_creatable(path.parent, option, path)
+    return path
+
+
+def _check_creatable(directory: Path, option: str, target: Path | None = None) -> None:
+    target = target or directory
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise DataError(f"{option} {target}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DataError(f"{option} {target}: {ancestor} is not writable")
+
+
+@contextmanager
+def warnings_as_notes() -> Iterator[None]:
+    """Show library warnings (e.g. models only one of two files holds) as one line each,
+    ``polyroute: warning: ...`` on stderr, instead of Python's two-line format."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        err.print(f"polyroute: warning: {message}", markup=False, highlight=False,
+                  soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polyroute.cli._common import out
+from polyroute.cli._common import add_encoding_argument, out
 from polyroute.data import DEFAULT_OUTPUT_TOKENS, Outcomes, load_outcomes
 
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="models file with prices (default: models.json beside FILE)")
     c.add_argument("--output-tokens", type=int, default=DEFAULT_OUTPUT_TOKENS, metavar="N",
                    help="output tokens assumed where no cost is recorded (default: %(default)s)")
+    add_encoding_argument(c)
     c.set_defaults(func=run_check)
 
 
@@ -48,7 +49,8 @@ def describe(outcomes: Outcomes) -> dict:
 def run_check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    outcomes = load_outcomes(args.file, args.models, output_tokens=args.output_tokens)
+    outcomes = load_outcomes(args.file, args.models, output_tokens=args.output_tokens,
+                             encoding=args.encoding)
     info = describe(outcomes)
     out.print(f"[green]ok[/green] {args.file}: {info['prompts']} prompts × {info['models']} models,"
               f" {info['tasks']} tasks, {info['known_cells']}/{info['cells']} quality cells known")

@@ -10,12 +10,15 @@ from polyroute.cli._common import (
     add_cache_arguments,
     add_data_arguments,
     cache_setting,
+    check_out_dir,
     err,
     load_data,
     out,
     steps,
+    warnings_as_notes,
 )
 from polyroute.data import train_test_split
+from polyroute.data.outcomes import align_models
 from polyroute.errors import DataError
 from polyroute.evaluation import (
     DEFAULT_ROUTERS,
@@ -62,16 +65,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with warnings_as_notes():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     names = [n.strip() for n in args.routers.split(",") if n.strip()]
     check_router_names(names)
     if (args.train is None) != (args.test is None):
         raise DataError("--train and --test go together")
+    if args.cv is not None and args.cv < 2:
+        raise DataError(f"--cv must be an integer >= 2 (the number of folds), got {args.cv}")
+    check_out_dir(args.out)
     if args.train is not None:
-        if args.data is not None or args.cv or args.leave_task_out:
+        if args.data is not None or args.cv is not None or args.leave_task_out:
             raise DataError("--train/--test cannot be combined with --data, --cv or "
                             "--leave-task-out")
-        train, test = load_data(args, args.train), load_data(args, args.test)
+        # Models are matched by name; one only a file holds is named now, before any work.
+        train, test = align_models(load_data(args, args.train), load_data(args, args.test))
         full = None
     else:
         full = load_data(args)

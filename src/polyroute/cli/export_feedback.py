@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from polyroute.cli._common import check_out_file
 from polyroute.cli.logs import add_store_arguments, open_store
+from polyroute.data.loaders import outcomes_format
 from polyroute.store import export_feedback
 
 
@@ -19,11 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Train on it with `polyroute train --data OUT`.")
     add_store_arguments(p)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
-                   help="outcomes file to write (.jsonl)")
+                   help="outcomes file to write, in the format its name asks for: .jsonl, "
+                        ".csv or .parquet (text formats optionally .gz)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    outcomes_format(args.output)  # unknown extension: refused before anything is read
+    check_out_file(args.output, "-o/--output")
     store = open_store(args)
     try:
         result = export_feedback(store, args.output)

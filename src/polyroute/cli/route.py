@@ -64,15 +64,26 @@ def run(args: argparse.Namespace) -> int:
     prompts = read_prompts(args.jsonl) if args.jsonl else [args.prompt]
     pipe = Pipeline.load(args.router, cache=False if args.no_cache else None)
     policy = policy_for(Preference(lam=args.lam, budget=args.budget, floor=args.floor))
+    short_of_floor: list[float] = []  # best estimate of each prompt no model reaches the floor on
     for text, decision in zip(prompts, decisions(pipe.estimate(prompts), policy), strict=True):
+        row = {"prompt": text, "model": decision.model, "candidates": list(decision.candidates),
+               "estimated_quality": decision.estimated_quality,
+               "estimated_cost": decision.estimated_cost}
+        if args.floor is not None:
+            best = max(decision.estimated_quality.values())
+            row["floor_reached"] = bool(best >= args.floor)
+            if not row["floor_reached"]:
+                short_of_floor.append(best)
         if args.json:
-            print(json.dumps({"prompt": text, "model": decision.model,
-                              "candidates": list(decision.candidates),
-                              "estimated_quality": decision.estimated_quality,
-                              "estimated_cost": decision.estimated_cost}))
-            continue
-        _print_decision(text, decision)
+            print(json.dumps(row))
+        else:
+            _print_decision(text, decision)
     sys.stdout.flush()
+    if short_of_floor:
+        print(f"polyroute: note: no model is estimated to reach the floor {args.floor:g} for "
+              f"{len(short_of_floor)} of {len(prompts)} prompt(s) (highest estimate "
+              f"{max(short_of_floor):.3f}); those went to the model with the highest estimated "
+              f"quality", file=sys.stderr)
     return 0
 
 

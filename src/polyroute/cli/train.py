@@ -10,6 +10,7 @@ from polyroute.cli._common import (
     add_cache_arguments,
     add_data_arguments,
     cache_setting,
+    check_out_dir,
     err,
     load_data,
     out,
@@ -55,9 +56,11 @@ def parse_params(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     if get_router_class(args.router).evaluation_only:
         raise RouterError(f"{args.router!r} reads the true outcomes; it exists for evaluation only")
-    # Bad --param values fail here, before the (slow) data load.
+    # Bad --param values (checked against the router's declared constraints as it is built)
+    # and an unwritable --out fail here, before the (slow) data load and embedding.
     pipe = Pipeline(args.router, featurizer=args.featurizer, cache=cache_setting(args),
                     router_params=parse_params(args.param))
+    check_out_dir(args.out)
     outcomes = load_data(args)
     err.print(f"[dim]training {args.router} on {outcomes}[/dim]")
     pipe.fit(outcomes, progress=True)

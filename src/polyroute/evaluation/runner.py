@@ -230,9 +230,10 @@ def cross_validate(outcomes: Outcomes, routers: Sequence[str], featurizer: str =
     """k-fold cross-validation; each fold's AIQ uses that fold's own budget range."""
     check_router_names(routers)
     policy_sweep(policy)  # fail on a bad name before any work
+    folds = list(kfold(outcomes, n_splits, random_state))  # and on a bad n_splits
     all_features = _embed_all(outcomes, featurizer, cache, step)
     results, labels = [], []
-    for k, (train, test) in enumerate(kfold(outcomes, n_splits, random_state)):
+    for k, (train, test) in enumerate(folds):
         step(f"fold {k + 1}/{n_splits}")
         feats = None if all_features is None else _rows(outcomes, all_features, train, test)
         results.append(evaluate_split(train, test, routers, featurizer, cache=cache,
@@ -258,10 +259,11 @@ def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
     ``held_out`` the matching outcomes (e.g. for :func:`paired_bootstrap`); neither is JSON.
     """
     names = check_router_names(routers)
+    splits = list(leave_task_out(outcomes, tasks))  # bad task names fail before any work
     all_features = _embed_all(outcomes, featurizer, cache, step)
     parts: list[tuple[np.ndarray, dict[str, Estimates], dict[str, dict]]] = []
     index = {pid: i for i, pid in enumerate(outcomes.prompt_ids)}
-    for task, train, test in leave_task_out(outcomes, tasks):
+    for task, train, test in splits:
         step(f"held-out task {task}")
         feats = None if all_features is None else _rows(outcomes, all_features, train, test)
         est, timings = fit_and_estimate(train, test, names, featurizer, cache=cache,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from polyroute.data import ModelInfo, Outcomes, save_long_jsonl
+from polyroute.data import ModelInfo, Outcomes, save_outcomes
+from polyroute.data.loaders import outcomes_format
 from polyroute.errors import StoreError
 from polyroute.store.base import Store
 
@@ -57,7 +58,9 @@ def feedback_outcomes(store: Store) -> Outcomes:
 
 
 def export_feedback(store: Store, path: str | Path) -> ExportResult:
-    """Write the store's feedback to ``path`` in the long JSONL format."""
+    """Write the store's feedback to ``path`` in the long format, as JSONL, CSV or Parquet as
+    the file name asks (see :func:`~polyroute.data.save_outcomes`)."""
+    outcomes_format(path)  # an unknown extension fails before the store is read
     outcomes = feedback_outcomes(store)
-    written = save_long_jsonl(outcomes, path)
+    written = save_outcomes(outcomes, path)
     return ExportResult(written, outcomes.n_prompts, outcomes.model_names)
