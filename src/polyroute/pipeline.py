@@ -85,7 +85,8 @@ class Pipeline:
             features = self.featurizer.encode(list(texts))
         est = self.router.estimate(features)
         if est.cost is None:
-            est = est.with_cost(self.cost_model_.predict(texts), self.cost_model_.cost_scale)
+            est = est.with_cost(self.cost_model_.predict(texts, est.models),
+                                self.cost_model_.cost_scale)
         return est
 
     def add_model(self, info: ModelInfo, ask: Callable[[list[str]], Sequence[float]],

@@ -139,8 +139,8 @@ def fit_and_estimate(train: Outcomes, test: Outcomes, routers: Sequence[str],
         t0 = time.perf_counter()
         pipe.fit(train, features=x_train)
         t1 = time.perf_counter()
-        est = pipe.router.estimate(x_test).with_cost(cost_model.predict(test.prompts),
-                                                     cost_model.cost_scale)
+        est = pipe.router.estimate(x_test)
+        est = est.with_cost(cost_model.predict(test.prompts, est.models), cost_model.cost_scale)
         t2 = time.perf_counter()
         estimates[name] = est
         timings[name] = {"fit_seconds": t1 - t0,

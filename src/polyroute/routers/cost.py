@@ -51,10 +51,22 @@ class CostModel:
                          (*self.output_cost, tokens * info.output_price_per_mtok / 1e6),
                          self.cost_scale)
 
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
+    def predict(self, texts: Sequence[str], models: Sequence[str] | None = None) -> np.ndarray:
+        """``(texts, models)`` predicted dollar costs; ``models`` names the columns wanted, in
+        that order (default: this cost model's own), so estimates made by a router are priced
+        by name, not by position."""
+        cols = list(range(len(self.models)))
+        if models is not None:
+            index = {m.name: j for j, m in enumerate(self.models)}
+            missing = [n for n in models if n not in index]
+            if missing:
+                raise DataError(f"the cost model has no price for {', '.join(missing)}; it "
+                                f"knows {', '.join(index)}")
+            cols = [index[n] for n in models]
         tokens = np.array([input_tokens(t) for t in texts], dtype=float)
-        in_price = np.array([m.input_price_per_mtok for m in self.models]) / 1e6
-        return tokens[:, None] * in_price[None, :] + np.asarray(self.output_cost)[None, :]
+        in_price = np.array([self.models[j].input_price_per_mtok for j in cols]) / 1e6
+        out = np.asarray(self.output_cost, dtype=float)[cols]
+        return tokens[:, None] * in_price[None, :] + out[None, :]
 
     def to_dict(self) -> dict:
         return {"models": [{"name": m.name, "input_price_per_mtok": m.input_price_per_mtok,
