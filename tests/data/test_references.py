@@ -37,7 +37,7 @@ def bundled():
 
 def test_one_reference_per_bundled_prompt_with_its_task_and_text(refs, bundled) -> None:
     assert set(refs) == set(bundled.prompt_ids) and len(refs) == 5489
-    for pid, text, task in zip(bundled.prompt_ids, bundled.prompts, bundled.tasks):
+    for pid, text, task in zip(bundled.prompt_ids, bundled.prompts, bundled.tasks, strict=True):
         assert refs[pid].task == task
         assert refs[pid].prompt == text
 

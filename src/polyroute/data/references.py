@@ -41,7 +41,7 @@ class Choices:
 
     def text_of(self, label: str) -> str | None:
         """The option text a label names, or None if no option has that label."""
-        for lab, text in zip(self.labels, self.texts):
+        for lab, text in zip(self.labels, self.texts, strict=True):
             if lab == label:
                 return text
         return None
@@ -76,8 +76,9 @@ def unusable_reason(task: str, metric: str, ground_truth: Any, choices: Any,
     if metric == "em_mc":
         labels = (choices or {}).get("labels") or []
         if not re.fullmatch(r"[A-Za-z]", str(ground_truth)):
-            return (f"choice label {ground_truth!r} is not a letter: LLMRouter's em_mc rule reads only "
-                    "a letter in parentheses, so it could credit no answer (every recorded score is 0)")
+            return (f"choice label {ground_truth!r} is not a letter: LLMRouter's em_mc rule reads "
+                    "only a letter in parentheses, so it could credit no answer (every recorded "
+                    "score is 0)")
         if ground_truth not in labels:
             return f"reference label {ground_truth!r} is not among the choice labels {labels}"
     if metric == "code_eval":
@@ -89,8 +90,8 @@ def unusable_reason(task: str, metric: str, ground_truth: Any, choices: Any,
         elif prompt is None or entry_point(prompt) is None:
             return "the prompt defines no function for check() to test"
     if metric == "f1_score" and not re.sub(r"\W", "", str(ground_truth)):
-        return (f"the reference {ground_truth!r} has no letters or digits (an emoji, say): no worded "
-                "answer contains it, and every recorded score is 0")
+        return (f"the reference {ground_truth!r} has no letters or digits (an emoji, say): no "
+                "worded answer contains it, and every recorded score is 0")
     return ""
 
 
@@ -125,7 +126,7 @@ def load_references(path: str | Path | None = None,
 
 
 def bundled_prompt_texts() -> dict[str, str]:
-    """prompt_id → prompt text of the bundled outcomes (read straight from the file: no matrices)."""
+    """prompt_id → prompt text of the bundled outcomes (read from the file, no matrices built)."""
     from polyroute.data.bundled import bundled_paths
 
     data, _ = bundled_paths()
