@@ -47,6 +47,7 @@ def test_wrong_answers_score_zero(answer: str) -> None:
     ("\\boxed{\\text{(C)}}", "\\boxed{(C)}"),
     ("\\boxed{16}", "16"),                      # agentverse-mgsm: a bare reference
     ("16", "16"),
+    ("The answer is $\\$5.50$.", "the cost is $\\boxed{\\$5.50}$"),  # an escaped $ inside $...$
 ])
 def test_normalisation_makes_equal_answers_equal(answer: str, truth: str) -> None:
     assert make_grader("MATH").grade(answer, ref(truth)).score == 1.0

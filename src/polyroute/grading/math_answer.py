@@ -170,7 +170,7 @@ def read_answer(answer: str) -> str | None:
 def _clean_statement(text: str) -> str:
     """'$\\frac{1}{2}$.' → '\\frac{1}{2}': the math of a one-line statement of the answer."""
     text = text.strip().strip("*").strip()
-    math = re.findall(r"\$+([^$]+)\$+", text)
+    math = re.findall(r"(?<!\\)\$+((?:\\\$|[^$])+?)(?<!\\)\$+", text)
     if math:
         return math[0].strip()
     return text.rstrip(".").strip()
