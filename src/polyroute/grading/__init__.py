@@ -4,11 +4,14 @@
 [0, 1], or ungraded with the reason). Each metric's grader is one module; each reproduces the rule
 LLMRouter recorded the bundled scores with (``strict=True`` where a grader also reads phrasings
 that rule misses). ``judge`` grades answers to a user's own prompts with an LLM.
+``task_prompt(reference)`` is the message to send a model for a calibration prompt: the question
+format the graders expect.
 """
 
 from polyroute.grading import choice, code, commongen, gsm8k, judge, math_answer, qa  # noqa: F401
 from polyroute.grading.base import Grade, Grader, available_metrics, make_grader, register
 from polyroute.grading.judge import JudgeBackend, JudgeGrader, JudgeReply, openai_chat_backend
+from polyroute.grading.prompts import task_prompt
 
 __all__ = [
     "Grade",
@@ -20,4 +23,5 @@ __all__ = [
     "make_grader",
     "openai_chat_backend",
     "register",
+    "task_prompt",
 ]
