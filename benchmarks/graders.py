@@ -45,7 +45,7 @@ from _common import RESULTS, machine, write_json  # noqa: E402
 from polyroute.data import Reference, load_references  # noqa: E402
 from polyroute.data.bundled import bundled_paths  # noqa: E402
 from polyroute.data.loaders import load_models  # noqa: E402
-from polyroute.grading import JudgeReply, make_grader  # noqa: E402
+from polyroute.grading import JudgeReply, make_grader, task_prompt  # noqa: E402
 from polyroute.grading.code import called_functions, network_isolated  # noqa: E402
 from polyroute.grading.commongen import concepts_of  # noqa: E402
 from polyroute.grading.gsm8k import reference_number  # noqa: E402
@@ -177,6 +177,32 @@ def llmrouter_scorer(git_dir: str) -> Callable[[str, str, str, str], float]:
          namespace)
     return lambda metric, answer, truth, task: float(namespace["eval_perf"](metric, answer, truth,
                                                                            task))
+
+
+def llmrouter_prompt_check(git_dir: str, refs: dict[str, Reference]) -> dict[str, dict[str, int]]:
+    """Per task: prompts where :func:`task_prompt` equals LLMRouter's ``generate_task_query``."""
+    source = subprocess.run(["git", f"--git-dir={git_dir}", "show",
+                             f"{LLMROUTER_COMMIT}:llmrouter/utils/prompting.py"],
+                            check=True, capture_output=True, text=True).stdout
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102 - the point: run their template code, not a copy of it
+    out: dict[str, Counter] = defaultdict(Counter)
+    for ref in refs.values():
+        sample: dict[str, Any] = {"query": ref.prompt}
+        if ref.task in ("mmlu", "gpqa"):
+            sample["choices"] = list(ref.choices.texts)
+        elif ref.choices is not None:
+            sample["choices"] = {"label": list(ref.choices.labels),
+                                 "text": list(ref.choices.texts)}
+        if ref.task == "mbpp":
+            sample["choices"] = list(ref.ground_truth)
+        try:
+            theirs = namespace["generate_task_query"](ref.task, sample)
+        except ValueError:  # no template: we send the prompt as it is
+            out[ref.task]["no LLMRouter template"] += 1
+            continue
+        out[ref.task]["identical" if task_prompt(ref) == theirs else "different"] += 1
+    return {task: dict(c) for task, c in sorted(out.items())}
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -360,6 +386,15 @@ def write_markdown(result: dict[str, Any]) -> Path:
             lines.append(f"| {metric} | {kind} | {phrasing} | {modes.get('default', '')} | "
                          f"{modes.get('strict', '')} |")
         lines.append("")
+        prompts = result.get("prompt_check") or {}
+        same = sum(c.get("identical", 0) for c in prompts.values())
+        diff = sum(c.get("different", 0) for c in prompts.values())
+        none = {t: c["no LLMRouter template"] for t, c in prompts.items()
+                if "no LLMRouter template" in c}
+        lines += [f"`polyroute.grading.task_prompt` (the message a calibrated model is sent) is "
+                  f"identical to LLMRouter's `generate_task_query` on **{same}** prompts and "
+                  f"differs on {diff}; LLMRouter has no template for {none} (sent as they are).",
+                  ""]
     j = result["judge"]
     per = ", ".join(f"{k} {v['agree']}/{v['answers']}" for k, v in j["per_metric"].items())
     lines += ["## LLM judge (stand-in)",
@@ -373,9 +408,36 @@ def write_markdown(result: dict[str, Any]) -> Path:
               f"{j['completion_tokens']} completion tokens, ${j['cost_dollars']:.4f}. This checks "
               "the judge grader's plumbing — rubric prompt, score parsing, cost counting — not the "
               "judgement of any real model.", ""]
+    lines += RULES
     path = RESULTS / "graders.md"
     path.write_text("\n".join(lines))
     return path
+
+
+RULES = [
+    "## How each grader's rule was checked against LLMRouter's code",
+    "",
+    "Read at commit `4e7a796942ce` of ulab-uiuc/LLMRouter; our graders are written afresh.",
+    "",
+    "- **em_mc** — `llmrouter/utils/evaluation.py` `exact_match_score(..., 'mc')`: the last "
+    "`(letter)` in the answer must contain the label. Default reading adds `**C**`, `Answer: C`, "
+    "bare `C`, ... only where no parenthesised option letter exists (LLMRouter scored those 0).",
+    "- **f1_score** — `llmrouter/data/api_calling_evaluation.py` `eval_perf` overrides the metric "
+    "to `cem` for natural_qa and trivia_qa: normalised reference *contained* in the normalised "
+    "answer. Token F1 is not what was recorded (every recorded score on these tasks is 0 or 1).",
+    "- **GSM8K** — `eval_perf`: last run of digits/dots/commas, `,$.` deleted, string equality. "
+    "Default reads `####`, `\\boxed{}`, \"answer is\" first and compares values.",
+    "- **MATH** — `eval_perf` + `llmrouter/data/math_eval.py` (Hendrycks normalisation): last "
+    "`\\boxed{}` of answer and reference, `is_equiv`; no box scores 0. Default also reads stated "
+    "answers without a box and compares numeric values.",
+    "- **code_eval** — `eval_perf` + `data/mbpp/mbpp_eval.py`, `data/human_eval/execution.py`: "
+    "`[BEGIN]...[DONE]` extraction, tests run with a 3 s limit; pass@1 of one sample.",
+    "- **commongen_coverage** — LLMRouter's code at this commit has **no** coverage function "
+    "(`eval_perf` returns 0 for unknown metrics, yet the recorded commongen scores are fractions "
+    "k/n). The rule behind them cannot be checked; ours counts concepts used as words or regular "
+    "inflections (see `polyroute/grading/commongen.py`).",
+    "",
+]
 
 
 def main() -> None:
@@ -395,6 +457,8 @@ def main() -> None:
               "ungraded": dict(out["ungraded"]), "rows": _rows(out["tally"]),
               "cross_check": _rows(out["cross"]) if out["cross"] is not None else None,
               "network_isolated": network_isolated(),
+              "prompt_check": (llmrouter_prompt_check(args.llmrouter_git_dir, refs)
+                               if args.llmrouter_git_dir else None),
               "judge": judge_sample(refs, args.judge_sample, args.seed)}
     result["seconds"] = time.time() - t0
     write_json("graders.json", result)
