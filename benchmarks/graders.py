@@ -342,6 +342,12 @@ def write_markdown(result: dict[str, Any]) -> Path:
         "*strict* is LLMRouter's rule as it is (for f1_score and commongen the two are the same "
         "grader). The counts say how many answers were graded as expected.",
         "",
+        "**default or strict?** *strict* grades a new model exactly as the nine bundled models "
+        "were graded, format failures included (`**C**` scores 0 because the prompt asked for "
+        "`(C)`), so its scores are comparable with the recorded ones. *default* credits right "
+        "answers in any common phrasing, so a new model can score above what the bundled models "
+        "would have been given for the same answers. The rows below show where the two differ.",
+        "",
         "**What this does not show.** The bundled scores were recorded by LLMRouter grading the "
         "nine models' real answers; those answers are not in the data, so agreement with the "
         "recorded rule cannot be checked on them. It is checked here on constructed answers, and "
