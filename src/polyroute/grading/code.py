@@ -14,8 +14,9 @@ IndentationError); among the readings it keeps the first that compiles, never th
 
 **Isolation, honestly:** each program runs in a fresh ``python -I`` subprocess in an empty temporary
 directory with a minimal environment, a wall-clock timeout, and ``setrlimit`` limits on address
-space, CPU seconds, file size and core dumps. Network: where ``unshare --user --net`` works (Linux
-with user namespaces), the process gets an empty network namespace, so it has no network at all;
+space, CPU seconds, file size and core dumps (set as hard limits by the program's first lines:
+only a program running as root could raise them again). Network: where ``unshare --user --net``
+works (Linux with user namespaces), the process gets an empty network namespace: no network at all;
 in every case the program first replaces Python's socket constructors with ones that refuse, which
 stops ordinary library code but not a determined program (ctypes, a child process). This is a
 guard against accidents of model-written code, not a sandbox for hostile code. Where no tests ship,
@@ -27,9 +28,9 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import math
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -42,8 +43,15 @@ from pathlib import Path
 from polyroute.data.references import Reference, entry_point
 from polyroute.grading.base import Grade, Grader, register
 
-#: Prepended to every program: refuse to open sockets (see "Isolation" above).
-_NO_SOCKETS = """\
+#: Prepended to every program: set the resource limits, refuse to open sockets (see "Isolation").
+#: Limits are set here rather than in a ``preexec_fn``, which is unsafe when the caller has threads.
+_PRELUDE = """\
+import resource as _polyroute_resource
+for _polyroute_limit, _polyroute_value in (
+        (_polyroute_resource.RLIMIT_AS, {memory}), (_polyroute_resource.RLIMIT_CPU, {cpu}),
+        (_polyroute_resource.RLIMIT_FSIZE, {fsize}), (_polyroute_resource.RLIMIT_CORE, 0)):
+    _polyroute_resource.setrlimit(_polyroute_limit, (_polyroute_value, _polyroute_value))
+del _polyroute_resource, _polyroute_limit, _polyroute_value
 import socket as _polyroute_socket
 class _PolyrouteNoSocket(_polyroute_socket.socket):
     def __init__(self, *args, **kwargs):
@@ -88,24 +96,17 @@ def network_isolated() -> bool:
 
 def run_program(source: str, timeout: float = 5.0, memory_mb: int = 1024) -> RunResult:
     """Run ``source`` as a Python program under the limits described above."""
-
-    def limit() -> None:  # runs in the child between fork and exec
-        mem = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        cpu = int(timeout) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024 * 1024,) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+    prelude = _PRELUDE.format(memory=memory_mb * 1024 * 1024, cpu=math.ceil(timeout) + 1,
+                              fsize=16 * 1024 * 1024)
     with tempfile.TemporaryDirectory(prefix="polyroute-grade-") as tmp:
         path = Path(tmp) / "program.py"
-        path.write_text(_NO_SOCKETS + source, encoding="utf-8")
+        path.write_text(prelude + source, encoding="utf-8")
         argv = [*_unshare_prefix(), sys.executable, "-I", str(path)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "OMP_NUM_THREADS": "1"}
         proc = subprocess.Popen(argv, cwd=tmp, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                preexec_fn=limit, start_new_session=True)
+                                start_new_session=True)
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
