@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,26 +96,30 @@ class _Refused(Exception):
         self.path: list[str] = []
 
 
-def _walk(value: Any, depth: int) -> None:
-    if isinstance(value, str):
-        if not value.isascii() and _SURROGATE.search(value):
-            raise _Refused(_SURROGATE_MESSAGE)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise _Refused("{where} must be a finite number")
-    elif isinstance(value, (dict, list)):
-        if depth > MAX_DEPTH:
-            raise _Refused(_too_deep(), located=False)
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
-                raise _Refused("a key in {where} contains a lone surrogate (U+D800 to U+DFFF), "
-                               "which is not valid Unicode text")
-            try:
+def _walk(container: dict[str, Any] | list[Any], depth: int) -> None:
+    """Check ``container``'s keys and items, descending into nested ones. Scalars are checked
+    inline, not by a call each: this runs over every node of every body (json's exact types)."""
+    if depth > MAX_DEPTH:
+        raise _Refused(_too_deep(), located=False)
+    is_dict = isinstance(container, dict)
+    items: Iterable[tuple[Any, Any]] = container.items() if is_dict else enumerate(container)
+    for key, item in items:
+        if is_dict and not key.isascii() and _SURROGATE.search(key):
+            raise _Refused("a key in {where} contains a lone surrogate (U+D800 to U+DFFF), "
+                           "which is not valid Unicode text")
+        kind = type(item)
+        try:
+            if kind is str:
+                if not item.isascii() and _SURROGATE.search(item):
+                    raise _Refused(_SURROGATE_MESSAGE)
+            elif kind is float:
+                if not math.isfinite(item):
+                    raise _Refused("{where} must be a finite number")
+            elif kind is dict or kind is list:
                 _walk(item, depth + 1)
-            except _Refused as exc:
-                exc.path.append(f".{key}" if isinstance(key, str) else f"[{key}]")
-                raise
+        except _Refused as exc:
+            exc.path.append(f".{key}" if is_dict else f"[{key}]")
+            raise
 
 
 _SURROGATE_MESSAGE = ("{where} contains a lone surrogate (U+D800 to U+DFFF), which is not "
