@@ -53,3 +53,19 @@ def test_chat_content_parts_keep_only_text() -> None:
 def test_chat_without_user_turns_falls_back_to_any_text() -> None:
     assert chat_to_text([{"role": "system", "content": "be brief"}]) == "be brief"
     assert chat_to_text([]) == ""
+
+
+def test_chat_of_any_shape_never_raises() -> None:
+    # Parts whose text is not a string, messages that are not objects, content of any type:
+    # they contribute nothing, and the well-formed turns still count.
+    messages = [
+        "not a message", 7, None,
+        {"role": "user", "content": [{"type": "text", "text": 5}, {"type": "text", "text": None},
+                                     {"type": "text", "text": {"a": 1}}, {"type": "text"},
+                                     "part", {"type": "text", "text": "kept"}]},
+        {"role": "user", "content": {"text": "an object"}},
+        {"role": "user", "content": 42},
+        {"role": None, "content": None},
+    ]
+    assert chat_to_text(messages) == "kept"
+    assert chat_to_text(messages[:3] + [{"role": "system", "content": "be brief"}]) == "be brief"

@@ -25,22 +25,25 @@ def focus_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return f"{text[:head]} … {text[-tail:]}"
 
 
-def chat_to_text(messages: Sequence[Mapping[str, Any]], max_user_turns: int = 2) -> str:
+def chat_to_text(messages: Sequence[Any], max_user_turns: int = 2) -> str:
     """The text to route a chat by: the latest user turn(s), not the system prompt.
 
-    ``content`` may be a string or OpenAI's list of parts; only text parts count.
+    ``content`` may be a string or OpenAI's list of parts; only text parts count. Any other
+    shape (a message that is not an object, a ``text`` that is not a string) contributes
+    nothing rather than raising: the gateway validates a request before it gets here, but this
+    is a public function and a shape it was not told about is no reason to fail a request.
     """
-    user_texts: list[str] = []
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            user_texts.append(content)
-        elif isinstance(content, list):
-            parts = [p.get("text", "") for p in content
-                     if isinstance(p, Mapping) and p.get("type") == "text"]
-            user_texts.append("\n".join(parts))
+    chats = [m for m in messages if isinstance(m, Mapping)]
+    user_texts = [_content_text(m["content"]) for m in chats if m.get("role") == "user"
+                  and isinstance(m.get("content"), (str, list))]
     if not user_texts:  # fall back to whatever text there is
-        user_texts = [m.get("content") for m in messages if isinstance(m.get("content"), str)]
+        user_texts = [m["content"] for m in chats if isinstance(m.get("content"), str)]
     return "\n".join(user_texts[-max_user_turns:])
+
+
+def _content_text(content: str | list[Any]) -> str:
+    """A message's text: the string itself, or its text parts joined by newlines."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(p["text"] for p in content if isinstance(p, Mapping)
+                     and p.get("type") == "text" and isinstance(p.get("text"), str))

@@ -1,15 +1,20 @@
-"""Reading and checking a chat-completions request before anything is routed.
+"""Reading and checking a request body before anything is routed.
 
-The gateway checks only what it needs (``model``, ``messages``, ``stream`` and its own
-``polyroute`` extension); every other field goes to the backend untouched, so new OpenAI
-parameters work without a gateway release.
+Two layers. :func:`parse_object` makes any JSON body safe to handle at all: nesting is capped,
+``NaN`` / ``Infinity`` are refused (Python's json accepts them, JSON does not) and so is any
+string, key or value, holding a lone surrogate (valid JSON, ``"\\ud800"``, but not text: it
+cannot be encoded as UTF-8, so it would break the record's SQLite write). :func:`parse_chat`
+then checks the OpenAI fields (:mod:`polyroute.gateway.validate`) and the gateway's own
+``polyroute`` extension; unknown fields go to the backend untouched, so new OpenAI parameters
+work without a gateway release.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,7 @@ from starlette.requests import Request
 from polyroute.errors import PolicyError
 from polyroute.features import chat_to_text
 from polyroute.gateway.errors import APIError
+from polyroute.gateway.validate import validate_chat
 from polyroute.policies import Preference, policy_for
 
 #: Body field for per-request routing preferences (``extra_body={"polyroute": {...}}``).
@@ -25,6 +31,10 @@ EXTENSION_FIELD = "polyroute"
 #: Headers accepted for the same purpose; the body extension wins where both are given.
 PREFERENCE_HEADERS = {"x-polyroute-lambda": "lam", "x-polyroute-floor": "floor",
                       "x-polyroute-budget": "budget"}
+#: Deepest nesting of arrays and objects a body may have (OpenAI's own bodies need under ten);
+#: deeper input would cost recursion in every reader of it.
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -49,15 +59,79 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, checked by :func:`check_json` (400 otherwise)."""
     if not raw:
         raise APIError(400, "the request body is empty; expected a JSON object")
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:  # far deeper than MAX_DEPTH: json gives up near 1,000 levels
+        raise APIError(400, _too_deep()) from None
     except ValueError as exc:
         raise APIError(400, f"the request body is not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise APIError(400, "the request body must be a JSON object")
+    check_json(obj)
     return obj
+
+
+def check_json(value: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH`, a lone surrogate in any string or key and
+    a non-finite number (``1e999`` parses as infinity), naming the field; one walk, O(size)."""
+    try:
+        _walk(value, 1)
+    except _Refused as exc:
+        param = "".join(reversed(exc.path)).lstrip(".") if exc.located else None
+        param = param or None
+        where = f"'{param}'" if param else "the request body"
+        raise APIError(400, exc.message.format(where=where), param=param) from None
+
+
+class _Refused(Exception):
+    """Raised at the bad node; each level adds its key on the way out (path is leaf-first)."""
+
+    def __init__(self, message: str, *, located: bool = True) -> None:
+        self.message = message
+        #: Whether the path is worth naming (not for nesting: it would be 64 levels long).
+        self.located = located
+        self.path: list[str] = []
+
+
+def _walk(container: dict[str, Any] | list[Any], depth: int) -> None:
+    """Check ``container``'s keys and items, descending into nested ones. Scalars are checked
+    inline, not by a call each: this runs over every node of every body (json's exact types)."""
+    if depth > MAX_DEPTH:
+        raise _Refused(_too_deep(), located=False)
+    is_dict = isinstance(container, dict)
+    items: Iterable[tuple[Any, Any]] = container.items() if is_dict else enumerate(container)
+    for key, item in items:
+        if is_dict and not key.isascii() and _SURROGATE.search(key):
+            raise _Refused("a key in {where} contains a lone surrogate (U+D800 to U+DFFF), "
+                           "which is not valid Unicode text")
+        kind = type(item)
+        try:
+            if kind is str:
+                if not item.isascii() and _SURROGATE.search(item):
+                    raise _Refused(_SURROGATE_MESSAGE)
+            elif kind is float:
+                if not math.isfinite(item):
+                    raise _Refused("{where} must be a finite number")
+            elif kind is dict or kind is list:
+                _walk(item, depth + 1)
+        except _Refused as exc:
+            exc.path.append(f".{key}" if is_dict else f"[{key}]")
+            raise
+
+
+_SURROGATE_MESSAGE = ("{where} contains a lone surrogate (U+D800 to U+DFFF), which is not "
+                      "valid Unicode text")
+
+
+def _too_deep() -> str:
+    return f"the request body is nested deeper than {MAX_DEPTH} levels"
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 @dataclass(frozen=True)
@@ -73,25 +147,11 @@ class ChatRequest:
 
 
 def parse_chat(obj: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
-    """Check the fields the gateway relies on (400 naming the field otherwise)."""
-    model = obj.get("model")
-    if not isinstance(model, str) or not model:
-        raise APIError(400, "'model' must be a route profile or backend name", param="model")
-    messages = obj.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, "'messages' must be a non-empty list of messages", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise APIError(400, f"messages[{i}] must be an object with a 'role'",
-                           param=f"messages[{i}]")
-    stream = obj.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise APIError(400, "'stream' must be true or false", param="stream")
+    """Check ``obj`` as OpenAI would, and the routing preference (400 naming the field)."""
+    validate_chat(obj)
+    model, messages = obj["model"], obj["messages"]
+    stream = bool(obj.get("stream"))
     options = obj.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise APIError(400, "'stream_options' must be an object", param="stream_options")
     wants_usage = bool(options and options.get("include_usage"))
     ext = obj.get(EXTENSION_FIELD)
     body = {k: v for k, v in obj.items() if k != EXTENSION_FIELD} if ext is not None else obj

@@ -46,8 +46,9 @@ def answer_text(answer: Answer) -> str | None:
         return ""
     if not content and (message.get("tool_calls") or message.get("function_call")):
         return None
-    if isinstance(content, list):  # content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if isinstance(content, list):  # content parts; one of another shape says nothing
+        return "".join(p["text"] for p in content
+                       if isinstance(p, dict) and isinstance(p.get("text"), str))
     return content if isinstance(content, str) else ""
 
 

@@ -2,14 +2,14 @@
 
 The score is stored against the request (same client key only: a key cannot rate, or probe for,
 another key's requests). If the loaded router ``learns_online``, the score is also fed to its
-``learn_one`` at once, on the decision thread.
+``learn_one`` at once, on the decision thread. Every answer, a failure inside the gateway
+included, is an OpenAI-shaped JSON body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 
 from starlette.requests import Request
@@ -19,12 +19,14 @@ from polyroute.errors import StoreError
 from polyroute.gateway.body import parse_object, read_body
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.service import Gateway
+from polyroute.gateway.validate import number
 from polyroute.store import FeedbackRecord
 
 logger = logging.getLogger(__name__)
 
 MAX_FEEDBACK_BYTES = 64 * 1024
 MAX_COMMENT_CHARS = 4000
+_SCORE = number(0, 1)
 
 
 def _parse(obj: dict) -> tuple[str, float, str | None]:
@@ -33,9 +35,11 @@ def _parse(obj: dict) -> tuple[str, float, str | None]:
         raise APIError(400, "'request_id' must be the x-polyroute-request-id of an earlier "
                             "request", param="request_id")
     score = obj.get("score")
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or \
-            not math.isfinite(score) or not 0 <= score <= 1:
-        raise APIError(400, f"'score' must be a number in [0, 1], got {score!r}", param="score")
+    try:
+        _SCORE(score, "score")
+    except APIError as exc:
+        raise APIError(400, f"'score' must be a number in [0, 1] ({exc.message})",
+                       param="score", code=exc.code) from None
     comment = obj.get("comment")
     if comment is not None and (not isinstance(comment, str) or
                                 len(comment) > MAX_COMMENT_CHARS):
@@ -65,5 +69,8 @@ async def feedback(request: Request) -> Response:
         gw.metrics.feedback.inc()
     except APIError as exc:
         return error_response(exc)
+    except Exception:
+        logger.exception("feedback failed inside the gateway")
+        return error_response(APIError(500, "internal gateway error; see the gateway log"))
     return JSONResponse({"object": "feedback", "id": target.feedback_id,
                          "request_id": request_id, "score": score, "learned": learned})

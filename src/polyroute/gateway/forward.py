@@ -187,8 +187,8 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
             parsed = json.loads(response.content)
         except ValueError:
             raise _Failure("bad_response", "the answer is not JSON", status) from None
-        if not isinstance(parsed, dict) or "choices" not in parsed:
-            raise _Failure("bad_response", "the answer has no 'choices'", status)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
+            raise _Failure("bad_response", "the answer has no 'choices' list", status)
         usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else None
     return Answer(backend, status, response.content, ctype, usage,
                   (time.perf_counter() - started) * 1000)
