@@ -188,3 +188,19 @@ def test_the_reservation_counts_the_whole_prompt_not_only_the_routed_text(
         assert held.result().status_code == 200
     prompt = math.ceil((len(system) + len(MATH_PROMPT)) / 4)
     assert reserved == pytest.approx(_cost(100, prompt))
+
+
+def test_a_streamed_reservation_is_settled_when_the_upstream_ends_not_when_the_client_reads(
+        gateway_factory, alpha):
+    gw = _gateway(gateway_factory, 1.0)
+    spend = gw.gateway.spend
+    alpha.completion_tokens = 300
+    with gw.client() as c, c.stream("POST", "/v1/chat/completions", json={
+            "model": "alpha", "stream": True,
+            "messages": [{"role": "user", "content": MATH_PROMPT}]}) as r:
+        assert r.status_code == 200
+        # The client has read nothing of the body yet; the answer is complete upstream.
+        wait_for(lambda: spend.in_flight("one") == 0, "the stream's reservation to be settled")
+        assert spend.reserved("one") == 0.0
+        assert spend.spent("one") == pytest.approx(_cost(256))  # capped at the default ceiling
+        assert b"[DONE]" in r.read()
