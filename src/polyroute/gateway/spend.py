@@ -15,28 +15,28 @@ What bounds a request's cost is the length of its answer, so every reserved requ
 ``max_tokens`` upstream: the client's, or else one the gateway sets (:meth:`reserve_answer`) —
 the largest number of tokens, at most the models' learnt answer-length ceiling
 (``ceilings.py``), whose cost fits what the key has left (limit − spent − reserved by the
-others); a key whose remainder cannot pay for ``MIN_ANSWER_TOKENS`` is refused. The reservation
-prices that cap (and the prompt) at the most expensive model that may answer, so it is an upper
-bound of the cost, not a guess of it.
+others). The reservation prices that cap (and the prompt) at the most expensive model that may
+answer, so it is an upper bound of the cost, not a guess of it.
 
-The admission rules:
-
-* gateway-capped (:meth:`reserve_answer`): admitted only if its reservation fits,
-  spent + reserved + own ≤ limit — the cap is chosen so that it does;
-* client-capped (:meth:`reserve`): a key with nothing in flight may start a request whenever its
-  limit is not used up, exactly as without reservations (refusing a lone request on the client's
-  own, often generous, ``max_tokens`` would lock a key with a small remainder out of even cheap
-  requests); a request that would run *alongside* others must fit.
+The admission rule, for both kinds: a key with nothing in flight may start a request whenever
+its limit is not used up, exactly as without reservations — a sequential client could do as
+much, and refusing a lone request on the client's own, often generous, ``max_tokens`` would lock
+a key with a small remainder out of even cheap requests. A request that would run *alongside*
+others must fit: spent + reserved + its own ≤ limit. The gateway's cap is chosen to fit; when
+what is left pays for fewer than ``MIN_ANSWER_TOKENS`` the request is refused (429) if others
+are in flight, and capped at ``MIN_ANSWER_TOKENS`` if it runs alone (not a stub answer).
 
 Why no key ends over its limit by more than one request's reservation: let X = spent + reserved.
 A finishing request lowers ``reserved`` by its reservation r and raises ``spent`` by its cost
-c ≤ r, so X never grows then; X grows only at admission. An admission that must fit leaves
-X ≤ limit. A lone admission (client-capped, nothing in flight, so X = spent < limit) leaves
-X < limit + r; while X > limit nothing more is admitted, every fitting admission needing
-X + own ≤ limit. So X < limit + (the largest reservation of a lone client-capped request) at
-all times, and with nothing in flight X is the spend. Gateway-capped requests alone never exceed
-the limit at all. Where the bound is only as good as its inputs: the prompt's tokens are
-estimated (chars / 4 over all messages and tools), and a backend must honour ``max_tokens``.
+c ≤ r, so X never grows then; X grows only at admission. An admission beside others must fit,
+leaving X ≤ limit. A lone admission (nothing in flight, so X = spent < limit) leaves
+X < limit + r. While X > limit nothing more is admitted: beside the lone request every
+admission must keep X ≤ limit. So X < limit + (the largest reservation of a lone request) at
+all times, and with nothing in flight X is the spend. That reservation is the client's
+``max_tokens`` priced, or — gateway-capped — the cost of a ``MIN_ANSWER_TOKENS`` answer (a lone
+request whose remainder pays for more fits, and does not overshoot at all). Where the bound is
+only as good as its inputs: the prompt's tokens are estimated (chars / 4 over all messages and
+tools), and a backend must honour ``max_tokens``.
 
 All of it runs on the event loop (checks, reservations, releases), so no lock is needed.
 """
@@ -161,15 +161,17 @@ class SpendTracker:
         ``cost(tokens)`` is the request's cost bound with answers of at most ``tokens`` (non-
         decreasing in ``tokens``). The cap is the largest number of tokens, at most ``ceiling``
         (raised to :data:`MIN_ANSWER_TOKENS`), whose cost fits the key's remainder (limit − spent
-        − reserved), so the reservation always fits; 429 when that is fewer than
-        :data:`MIN_ANSWER_TOKENS`. (None, None) for a key without a limit: nothing is held and
-        nothing capped.
+        − reserved). When that is fewer than :data:`MIN_ANSWER_TOKENS`: 429 if others of the key
+        are in flight, else (a lone request, the limit not used up) a minimal cap. (None, None)
+        for a key without a limit: nothing is held and nothing capped.
         """
         key = self._limited(key)
         if key is None or key.spend_limit is None:
             return None, None
         spent, reserved = self.spent(key.id), self.reserved(key.id)
         left = key.spend_limit - spent - reserved
+        if left <= 0:
+            raise self._refuse(key, spent, reserved)
         tokens = ceiling = max(ceiling, MIN_ANSWER_TOKENS)
         if cost(tokens) > left:  # the largest affordable cap, by bisection over [0, ceiling)
             lo, hi = 0, ceiling  # cost(lo) fits or lo == 0; cost(hi) does not
@@ -178,7 +180,9 @@ class SpendTracker:
                 lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid)
             tokens = lo
         if tokens < MIN_ANSWER_TOKENS:
-            raise self._refuse(key, spent, reserved, cost(MIN_ANSWER_TOKENS))
+            if self._holds.get(key.id, 0):
+                raise self._refuse(key, spent, reserved, cost(MIN_ANSWER_TOKENS))
+            tokens = MIN_ANSWER_TOKENS
         return self._hold(key, max(cost(tokens), 0.0)), tokens
 
     def _hold(self, key: KeyConfig, amount: float) -> Reservation:
