@@ -73,6 +73,9 @@ class BackendConfig(_Section):
     #: Ask for token usage in streams (``stream_options.include_usage``) so streamed calls are
     #: charged real tokens; the extra chunk is removed unless the client asked for it.
     stream_usage: bool = True
+    #: The most completion tokens this backend's model produces in one answer, if known: the
+    #: answer-length ceiling learnt for spend limits (see ``ceilings``) never exceeds it.
+    max_output_tokens: int | None = Field(None, ge=1)
     #: A key written in the file is rejected with a message saying where it belongs.
     api_key: Any = Field(None, exclude=True)
 
@@ -333,6 +336,29 @@ class BreakerConfig(_Section):
     max_cooldown: float = Field(300.0, gt=0)
 
 
+class CeilingsConfig(_Section):
+    """Answer-length ceilings per model, for keys with a spend limit (``gateway/ceilings.py``).
+
+    A limited key's request without ``max_tokens`` reserves, and is capped upstream at, its
+    models' ceiling: the ``percentile`` of the last ``window`` recorded answer lengths, or
+    ``default_tokens`` until ``min_samples`` answers are recorded. The default is the answer
+    length the cost model assumes (``DEFAULT_OUTPUT_TOKENS``); a deployment whose answers are
+    known to be longer can start higher (the ceiling grows by itself when answers hit it).
+    """
+
+    default_tokens: int = Field(256, ge=16)
+    percentile: float = Field(99.0, gt=0, le=100)
+    window: int = Field(200, ge=1, le=100_000)
+    min_samples: int = Field(20, ge=1)
+
+    @model_validator(mode="after")
+    def _learnable(self) -> CeilingsConfig:
+        if self.min_samples > self.window:
+            raise ValueError(f"ceilings.min_samples ({self.min_samples}) must be <= "
+                             f"ceilings.window ({self.window}), or no ceiling is ever learnt")
+        return self
+
+
 class GatewayConfig(_Section):
     """The whole ``polyroute serve`` configuration."""
 
@@ -344,6 +370,7 @@ class GatewayConfig(_Section):
     store: StoreConfig = StoreConfig()
     server: ServerConfig = ServerConfig()
     breaker: BreakerConfig = BreakerConfig()
+    ceilings: CeilingsConfig = CeilingsConfig()
 
     @field_validator("profiles")
     @classmethod

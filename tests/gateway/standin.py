@@ -31,6 +31,10 @@ class StandIn:
     mode: str = "ok"
     chunks: int = 5
     reply: str | None = None
+    #: Long answers: usage reports this many completion tokens — fewer when the request's
+    #: ``max_tokens`` / ``max_completion_tokens`` is smaller, as a real backend stops there
+    #: (``finish_reason: "length"``). None: 20 tokens (a stream: ``chunks``).
+    completion_tokens: int | None = None
     script: deque = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -91,13 +95,25 @@ class StandIn:
         if request.get("stream"):
             await self._stream(send, receive, request, text, behaviour)
             return
-        usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+        tokens, finish = self._length(request, 20)
+        usage = {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": 10 + tokens}
         await _json(send, 200, {
             "id": f"chatcmpl-{self.name}", "object": "chat.completion", "created": int(time.time()),
             "model": request.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop"}],
+                         "finish_reason": finish}],
             "usage": usage})
+
+    def _length(self, request: dict, default: int) -> tuple[int, str]:
+        """Completion tokens of this answer and its finish reason."""
+        if self.completion_tokens is None:
+            return default, "stop"
+        caps = [request[f] for f in ("max_tokens", "max_completion_tokens")
+                if isinstance(request.get(f), int)]
+        cap = min(caps) if caps else None
+        if cap is not None and cap < self.completion_tokens:
+            return cap, "length"
+        return self.completion_tokens, "stop"
 
     async def _stream(self, send: Any, receive: Any, request: dict, text: str,
                       behaviour: str) -> None:
@@ -121,12 +137,13 @@ class StandIn:
             await send(event({**base, "choices": [{"index": 0,
                                                    "delta": {"content": f"{text} {i}|"},
                                                    "finish_reason": None}]}))
+        tokens, finish = self._length(request, self.chunks)
         await send(event({**base, "choices": [{"index": 0, "delta": {},
-                                                "finish_reason": "stop"}]}))
+                                                "finish_reason": finish}]}))
         if (request.get("stream_options") or {}).get("include_usage"):
             await send(event({**base, "choices": [], "usage": {
-                "prompt_tokens": 10, "completion_tokens": self.chunks,
-                "total_tokens": 10 + self.chunks}}))
+                "prompt_tokens": 10, "completion_tokens": tokens,
+                "total_tokens": 10 + tokens}}))
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n",
                     "more_body": False})
 

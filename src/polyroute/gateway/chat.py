@@ -19,9 +19,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, input_tokens, rule_cost
+from polyroute.config import KeyConfig
+from polyroute.data.outcomes import ModelInfo, rule_cost
 from polyroute.gateway.aggregate import run_topk
-from polyroute.gateway.body import parse_chat, parse_object, read_body
+from polyroute.gateway.body import ChatRequest, parse_chat, parse_object, read_body
 from polyroute.gateway.cascade import MultiCallResult, run_cascade
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
@@ -74,6 +75,9 @@ class _Recorder:
         self.answered = False
         #: The key's spend reservation while the request is in flight (released by ``finish``).
         self.reservation: Reservation | None = None
+        #: The completion tokens each call's answer was capped at (client's or gateway's), when
+        #: known: an answer that reaches it is a censored sample for the ceilings.
+        self.output_cap: int | None = None
         self.done = False
 
     def headers(self) -> dict[str, str]:
@@ -126,6 +130,8 @@ class _Recorder:
                 gw.metrics.errors.labels(kind or _error_kind(status, http_status)).inc()
             for name, pt, ct, c, _ in charges:
                 gw.metrics.charged(name, c, pt, ct)
+                if ct is not None:
+                    gw.ceilings.observe(name, ct, self.output_cap)
             if charges or self.chosen is not None:
                 gw.spend.add(self.key_id, cost)
 
@@ -227,8 +233,7 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         rec.candidates = (Candidate(route.backend),)
     if gw.spend.limits(key):  # most keys have no limit: no estimate on their path
         multi = decision.plan if plan is not None and plan.mode in (CASCADE, TOPK) else None
-        rec.reservation = gw.spend.reserve(key, _reservation(gw, chat.text, chat.body,
-                                                             rec.candidates, multi, plan))
+        chat = _reserve(gw, key, chat, rec, multi, plan)
 
     if plan is not None and plan.mode in (CASCADE, TOPK):
         # Streamed or not, every call is made non-streamed: a streamed request gets the final
@@ -269,32 +274,105 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     return RelayResponse(result, rec.headers(), rec.t0, on_done)
 
 
-def _output_tokens(body: dict[str, Any]) -> int:
-    """Completion tokens a call may produce: ``max_completion_tokens`` or ``max_tokens`` when
-    given, else the cost model's assumed answer length; times ``n`` choices."""
-    limit = body.get("max_completion_tokens")
-    if limit is None:
-        limit = body.get("max_tokens")
-    out = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 \
-        else DEFAULT_OUTPUT_TOKENS
+def _reserve(gw: Gateway, key: KeyConfig | None, chat: ChatRequest, rec: _Recorder,
+             multi: CascadeDecision | SetDecision | None, plan: ProfilePlan | None
+             ) -> ChatRequest:
+    """Hold a limited key's reservation (on ``rec``) and bound its answers; the request to send.
+
+    With the client's ``max_tokens`` / ``max_completion_tokens`` the reservation prices that cap.
+    Without one, the gateway caps each answer at what the key's remainder can pay for, at most
+    the learnt ceiling of the models that may answer (the largest: one cap goes to whichever
+    answers), and sends the cap upstream — in ``max_completion_tokens`` if the body has that
+    field, else ``max_tokens``. The argument that this keeps the limit is in ``spend.py``.
+    """
+    tokens_in, choices = _prompt_tokens(chat.body), _choices(chat.body)
+
+    def cost(tokens: int) -> float:
+        return _reservation(gw, tokens_in, tokens * choices, rec.candidates, multi, plan)
+
+    given = _max_tokens(chat.body)
+    if given is not None:
+        rec.reservation, rec.output_cap = gw.spend.reserve(key, cost(given)), given * choices
+        return chat
+    ceiling = max((gw.ceilings.ceiling(m) for m in _answering(gw, rec.candidates, multi, plan)),
+                  default=gw.config.ceilings.default_tokens)
+    rec.reservation, cap = gw.spend.reserve_answer(key, cost, ceiling)
+    if cap is None:
+        return chat
+    rec.output_cap = cap * choices
+    field = "max_completion_tokens" if "max_completion_tokens" in chat.body else "max_tokens"
+    return dataclasses.replace(chat, body={**chat.body, field: cap})
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    """The client's cap on each answer (the larger of ``max_completion_tokens`` and
+    ``max_tokens`` if both are given: either may be the one the backend honours); None if
+    neither is; 400 for a value that is not a positive integer (it could bound nothing)."""
+    caps = []
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise APIError(400, f"'{field}' must be a positive integer, got {value!r}",
+                           param=field)
+        caps.append(value)
+    return max(caps) if caps else None
+
+
+def _choices(body: dict[str, Any]) -> int:
     n = body.get("n")
-    return out * n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else out
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
-def _reservation(gw: Gateway, text: str, body: dict[str, Any],
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """A call's prompt tokens as the cost model counts them (characters / 4), over the text of
+    every message and any tool definitions — not only the routing text, which leaves out the
+    system prompt and earlier turns. (Image parts are not counted.)"""
+    chars = 0
+    for message in body.get("messages") or ():
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(p["text"]) for p in content
+                         if isinstance(p, dict) and isinstance(p.get("text"), str))
+        for extra in ("tool_calls", "function_call"):
+            if message.get(extra):
+                chars += len(json.dumps(message[extra]))
+    for extra in ("tools", "functions"):
+        if body.get(extra):
+            chars += len(json.dumps(body[extra]))
+    return math.ceil(chars / 4)
+
+
+def _answering(gw: Gateway, candidates: tuple[Candidate, ...],
+               multi: CascadeDecision | SetDecision | None, plan: ProfilePlan | None
+               ) -> set[str]:
+    """The backends that may produce an answer for this request."""
+    names = {c.model for c in candidates}
+    if multi is not None:
+        names.update(multi.fallbacks)
+        names.update(multi.chain if isinstance(multi, CascadeDecision) else multi.members)
+        if isinstance(multi, SetDecision) and plan is not None and plan.aggregator is not None:
+            names.add(plan.aggregator)
+    return {n for n in names if n in gw.backends}
+
+
+def _reservation(gw: Gateway, tokens_in: int, tokens_out: int,
                  candidates: tuple[Candidate, ...],
                  multi: CascadeDecision | SetDecision | None, plan: ProfilePlan | None) -> float:
-    """Upper estimate of a request's cost, reserved against its key's spend limit.
+    """Upper bound of a request's cost with ``tokens_in`` prompt and at most ``tokens_out``
+    completion tokens per call, reserved against its key's spend limit.
 
     One call's bound is the most expensive candidate's: per candidate the larger of the router's
-    predicted cost and the backend's list prices × (prompt tokens, ``_output_tokens``) — the
-    most expensive because a fallback may answer instead of the first choice, and the output
-    from ``max_tokens`` because only the client's own cap bounds an answer's length (else the
-    cost model's assumed length). A cascade may call every step of its chain, a top-k set every
-    member plus the merge (whose prompt carries the members' answers), so those reserve that
-    many calls. A handful of multiplications over at most the backends: O(1) per request.
+    predicted cost (what the request is charged if no usage comes back) and the backend's list
+    prices × (prompt tokens, ``tokens_out``) — the most expensive because a fallback may answer
+    instead of the first choice, whatever the ranking (the first choice failing is exactly when
+    a fallback answers, and under load that is not rare). A cascade may call every step of its
+    chain, a top-k set every member plus the merge (whose prompt carries the members' answers),
+    so those reserve that many calls. A handful of multiplications over at most the backends.
     """
-    tokens_in, tokens_out = input_tokens(text), _output_tokens(body)
 
     def bound(name: str, extra_in: int = 0) -> float:
         cfg = gw.backends[name].config

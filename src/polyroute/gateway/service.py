@@ -17,6 +17,7 @@ import httpx
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
 from polyroute.gateway.auth import KeyRing
 from polyroute.gateway.backends import Backend
+from polyroute.gateway.ceilings import OutputCeilings
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
@@ -70,6 +71,7 @@ class Gateway:
             self.routes[name] = Route(name, backend=name)
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
+        self.ceilings = OutputCeilings.from_config(config)
         self.metrics = Metrics()
         self._store: Store | None = None
         self.draining = False
@@ -101,6 +103,7 @@ class Gateway:
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
         self.spend.load(self._store)
+        self.ceilings.load(self._store, self.backends)
         ssl_context = httpx.create_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():
             backend.open(ssl_context)

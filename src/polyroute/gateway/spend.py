@@ -6,18 +6,37 @@ finish.
 
 Why reservations: the tally only knows *finished* requests, so without them a key could start any
 number of concurrent requests while it still had a cent left and overshoot its limit by all of
-them. Instead each admitted request reserves an upper estimate of its cost (see
-``_reservation`` in ``chat.py``), the check counts *spent + reserved*, and when the request
-finishes — however it finishes — its reservation is released and its actual cost added, in the
-one place that finishes a request (``_Recorder.finish``).
+them. Instead each admitted request reserves an upper bound of its cost (see ``_reservation``
+in ``chat.py``), the check counts *spent + reserved*, and when the request finishes — however
+it finishes — its reservation is released and its actual cost added, in the one place that
+finishes a request (``_Recorder.finish``), with no await in between.
 
-The admission rule (:meth:`SpendTracker.reserve`): a key with nothing in flight may start a
-request whenever its limit is not used up, exactly as without reservations — the estimate is
-pessimistic (most expensive candidate, the whole ``max_tokens``), and refusing a lone request on
-it would lock a key with a small remainder out of even cheap requests. A request that would run
-*alongside* others must fit: spent + reserved + its own reservation ≤ limit. So a key overshoots
-its limit by at most its one lone request's cost (as a sequential client could), never by the sum
-of its concurrent requests (while the estimates are upper bounds).
+What bounds a request's cost is the length of its answer, so every reserved request carries a
+``max_tokens`` upstream: the client's, or else one the gateway sets (:meth:`reserve_answer`) —
+the largest number of tokens, at most the models' learnt answer-length ceiling
+(``ceilings.py``), whose cost fits what the key has left (limit − spent − reserved by the
+others). The reservation prices that cap (and the prompt) at the most expensive model that may
+answer, so it is an upper bound of the cost, not a guess of it.
+
+The admission rule, for both kinds: a key with nothing in flight may start a request whenever
+its limit is not used up, exactly as without reservations — a sequential client could do as
+much, and refusing a lone request on the client's own, often generous, ``max_tokens`` would lock
+a key with a small remainder out of even cheap requests. A request that would run *alongside*
+others must fit: spent + reserved + its own ≤ limit. The gateway's cap is chosen to fit; when
+what is left pays for fewer than ``MIN_ANSWER_TOKENS`` the request is refused (429) if others
+are in flight, and capped at ``MIN_ANSWER_TOKENS`` if it runs alone (not a stub answer).
+
+Why no key ends over its limit by more than one request's reservation: let X = spent + reserved.
+A finishing request lowers ``reserved`` by its reservation r and raises ``spent`` by its cost
+c ≤ r, so X never grows then; X grows only at admission. An admission beside others must fit,
+leaving X ≤ limit. A lone admission (nothing in flight, so X = spent < limit) leaves
+X < limit + r. While X > limit nothing more is admitted: beside the lone request every
+admission must keep X ≤ limit. So X < limit + (the largest reservation of a lone request) at
+all times, and with nothing in flight X is the spend. That reservation is the client's
+``max_tokens`` priced, or — gateway-capped — the cost of a ``MIN_ANSWER_TOKENS`` answer (a lone
+request whose remainder pays for more fits, and does not overshoot at all). Where the bound is
+only as good as its inputs: the prompt's tokens are estimated (chars / 4 over all messages and
+tools), and a backend must honour ``max_tokens``.
 
 All of it runs on the event loop (checks, reservations, releases), so no lock is needed.
 """
@@ -32,6 +51,10 @@ from dataclasses import dataclass
 from polyroute.config import KeyConfig
 from polyroute.gateway.errors import APIError
 from polyroute.store import Store
+
+#: The shortest answer worth starting for a limited key when the gateway sets ``max_tokens``:
+#: a remainder that pays for fewer completion tokens is refused rather than spent on a stub.
+MIN_ANSWER_TOKENS = 16
 
 
 def period_start(period: str, now: float) -> float | None:
@@ -129,7 +152,41 @@ class SpendTracker:
         if spent + reserved >= key.spend_limit or (
                 self._holds.get(key.id, 0) and spent + reserved + amount > key.spend_limit):
             raise self._refuse(key, spent, reserved, amount)
-        self._reserved[key.id] = reserved + amount
+        return self._hold(key, amount)
+
+    def reserve_answer(self, key: KeyConfig | None, cost: Callable[[int], float],
+                       ceiling: int) -> tuple[Reservation | None, int | None]:
+        """Choose the ``max_tokens`` the gateway sends for a request of ``key`` and hold its cost.
+
+        ``cost(tokens)`` is the request's cost bound with answers of at most ``tokens`` (non-
+        decreasing in ``tokens``). The cap is the largest number of tokens, at most ``ceiling``
+        (raised to :data:`MIN_ANSWER_TOKENS`), whose cost fits the key's remainder (limit − spent
+        − reserved). When that is fewer than :data:`MIN_ANSWER_TOKENS`: 429 if others of the key
+        are in flight, else (a lone request, the limit not used up) a minimal cap. (None, None)
+        for a key without a limit: nothing is held and nothing capped.
+        """
+        key = self._limited(key)
+        if key is None or key.spend_limit is None:
+            return None, None
+        spent, reserved = self.spent(key.id), self.reserved(key.id)
+        left = key.spend_limit - spent - reserved
+        if left <= 0:
+            raise self._refuse(key, spent, reserved)
+        tokens = ceiling = max(ceiling, MIN_ANSWER_TOKENS)
+        if cost(tokens) > left:  # the largest affordable cap, by bisection over [0, ceiling)
+            lo, hi = 0, ceiling  # cost(lo) fits or lo == 0; cost(hi) does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid)
+            tokens = lo
+        if tokens < MIN_ANSWER_TOKENS:
+            if self._holds.get(key.id, 0):
+                raise self._refuse(key, spent, reserved, cost(MIN_ANSWER_TOKENS))
+            tokens = MIN_ANSWER_TOKENS
+        return self._hold(key, max(cost(tokens), 0.0)), tokens
+
+    def _hold(self, key: KeyConfig, amount: float) -> Reservation:
+        self._reserved[key.id] = self.reserved(key.id) + amount
         self._holds[key.id] = self._holds.get(key.id, 0) + 1
         return Reservation(key.id, amount)
 
@@ -158,6 +215,13 @@ class SpendTracker:
 
     def spent(self, key_id: str) -> float:
         return self._spent.get(key_id, 0.0)
+
+    def remaining(self, key_id: str) -> float | None:
+        """Dollars ``key_id`` may still commit: limit − spent − reserved (None: no limit)."""
+        key = self._keys.get(key_id)
+        if key is None or key.spend_limit is None:
+            return None
+        return key.spend_limit - self.spent(key_id) - self.reserved(key_id)
 
     def reserved(self, key_id: str) -> float:
         """Dollars held by ``key_id``'s in-flight requests."""
