@@ -143,3 +143,30 @@ def test_a_killed_gateway_leaves_no_request_unrecorded(tmp_path, router_dir, bac
         assert rec.error
     finally:
         store.close()
+
+
+def test_a_second_gateway_on_a_busy_port_fails_before_loading_anything(tmp_path, router_dir):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = {
+            "backends": [{"name": n, "base_url": "http://127.0.0.1:9/v1",
+                          "input_price_per_mtok": 1, "output_price_per_mtok": 1}
+                         for n in ("alpha", "beta", "gamma")],
+            "router": {"path": str(router_dir)},
+            "keys": [{"id": "one", "sha256": hash_key(KEY)}],
+            "store": {"path": str(tmp_path / "state.sqlite")},
+            "server": {"port": port, "log_level": "info"},
+        }
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "polyroute", "serve", "--config", str(path)],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("polyroute: error: "), done.stderr
+    assert f"port {port} is already in use" in lines[0]
+    assert "gateway ready" not in done.stderr + done.stdout
+    assert not (tmp_path / "state.sqlite").exists()  # the live store was never opened
