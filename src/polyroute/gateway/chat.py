@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, input_tokens, rule_cost
 from polyroute.gateway.aggregate import run_topk
-from polyroute.gateway.body import parse_chat, parse_object, read_body
+from polyroute.gateway.body import ClientGone, parse_chat, parse_object, read_body
 from polyroute.gateway.cascade import MultiCallResult, run_cascade
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
@@ -181,6 +181,9 @@ async def chat_completions(request: Request) -> Response:
     except APIError as exc:
         rec.finish(ERROR, exc.status, error=exc.message)
         return error_response(exc, rec.headers())
+    except ClientGone as exc:
+        rec.finish(CLIENT_CLOSED, 499, error=str(exc))
+        return Response(status_code=499, headers=rec.headers())  # nobody is left to read it
     except Exception:
         logger.exception("request %s failed inside the gateway", rec.id)
         exc = APIError(500, f"internal gateway error (request {rec.id}); see the gateway log")
@@ -196,7 +199,8 @@ async def chat_completions(request: Request) -> Response:
 async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     key = gw.keys.authenticate(request.headers.get("authorization"))
     rec.key_id = key.id if key is not None else None
-    raw = await read_body(request, gw.config.server.max_body_bytes)
+    raw = await read_body(request, gw.config.server.max_body_bytes,
+                          gw.config.server.body_timeout)
     chat = parse_chat(parse_object(raw), request.headers)
     rec.requested_model, rec.stream, rec.text = chat.model, chat.stream, chat.text
     route = gw.resolve(chat.model)

@@ -7,17 +7,75 @@ the backend pools and flushes the store.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import socket
 from collections.abc import Mapping
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from polyroute.config import GatewayConfig, ServerConfig
 from polyroute.errors import ConfigError
 from polyroute.gateway.app import create_app
 from polyroute.gateway.routing import default_threads
 from polyroute.pipeline import Pipeline
+
+_KEEP_ALIVE = 30.0
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for a request's headers.
+
+    Why: uvicorn has no header-read timeout — its keep-alive timer is cancelled by the first
+    byte received and never armed on a fresh connection — so a client sending its headers a
+    byte at a time (or nothing at all) holds a connection forever. Here a connection must have
+    complete headers within ``header_timeout`` of connecting, or of its previous response plus
+    the keep-alive time; otherwise it is closed. The body has its own limit
+    (``server.body_timeout``, in :func:`~polyroute.gateway.body.read_body`).
+    """
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def _waiting_for_headers(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(seconds, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._waiting_for_headers():
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._waiting_for_headers():  # not when a pipelined request already started
+            self._arm(self.timeout_keep_alive + self.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 def uvicorn_config(app, config: GatewayConfig, **overrides) -> uvicorn.Config:
@@ -26,7 +84,9 @@ def uvicorn_config(app, config: GatewayConfig, **overrides) -> uvicorn.Config:
     settings = dict(host=server.host, port=server.port, log_level=server.log_level,
                     access_log=server.access_log, lifespan="on",
                     timeout_graceful_shutdown=server.shutdown_timeout,
-                    timeout_keep_alive=30, proxy_headers=False, server_header=False)
+                    timeout_keep_alive=_KEEP_ALIVE, proxy_headers=False, server_header=False,
+                    http=functools.partial(HeaderDeadlineProtocol,
+                                           header_timeout=server.header_timeout))
     settings.update(overrides)
     return uvicorn.Config(app, **settings)
 
