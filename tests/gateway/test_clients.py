@@ -7,6 +7,7 @@ with generous waits, never on how fast the gateway reacts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -97,3 +98,49 @@ def test_a_client_leaving_during_the_upload_is_client_closed(gateway, standins, 
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     with gateway.client() as c:
         assert 'polyroute_errors_total{kind="client_closed"} 1.0' in c.get("/metrics").text
+
+
+def _give_up(gw, model: str, standin) -> None:
+    """Send a non-streamed request and leave once the backend has it."""
+    import threading
+
+    import httpx
+
+    def send() -> None:
+        with gw.client() as c, contextlib.suppress(httpx.TransportError):
+            c.post("/v1/chat/completions", timeout=httpx.Timeout(30, read=1.0),
+                   json={"model": model, "messages": [{"role": "user", "content": MATH_PROMPT}]})
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    thread.join(60)
+
+
+def _finished(gw):
+    gw.flush()
+    return [r for r in gw.gateway.store.recent_requests() if r.status != "in_progress"]
+
+
+def test_a_client_giving_up_on_a_plain_request_is_client_closed(gateway, standins):
+    standins["alpha"].mode = "hold"  # answers only when released
+    _give_up(gateway, "alpha", standins["alpha"])
+    wait_for(lambda: _finished(gateway), "the abandoned request to be recorded")
+    [rec] = gateway.gateway.store.recent_requests()
+    assert rec.status == "client_closed" and rec.http_status == 499, rec
+    assert rec.cost == 0.0  # the backend never answered
+    wait_for(lambda: gateway.gateway.backends["alpha"].load == 0, "alpha's slot to be freed")
+
+
+def test_a_client_giving_up_mid_cascade_is_charged_for_the_steps_paid(gateway_factory,
+                                                                        standins):
+    gw = gateway_factory({"profiles": {"polyroute-cascade": {"policy": {
+        "kind": "cascade", "threshold": 0.2, "lam": 0.1, "scorer": "heuristic"}}}})
+    standins["gamma"].reply = "I'm sorry, but I can't help with that."  # weak: escalate
+    standins["alpha"].mode = "hold"  # the cheap step (gamma) answers, the escalation hangs
+    _give_up(gw, "polyroute-cascade", standins["alpha"])
+    wait_for(lambda: _finished(gw), "the abandoned request to be recorded")
+    [rec] = gw.gateway.store.recent_requests()
+    assert rec.status == "client_closed", rec
+    assert standins["gamma"].calls == 1 and standins["alpha"].calls == 1
+    assert rec.cost > 0  # gamma's answer was paid for
+    assert gw.gateway.store.spend_by_key()["one"] == rec.cost

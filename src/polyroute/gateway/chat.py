@@ -14,8 +14,10 @@ import logging
 import math
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -42,6 +44,8 @@ from polyroute.store import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class _Recorder:
@@ -239,13 +243,15 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         # answer replayed as SSE once the cascade or merge is done (see completion_to_sse).
         body = chat.body if not chat.stream else {
             k: v for k, v in chat.body.items() if k not in ("stream", "stream_options")}
-        result = await _multi_call(gw, rec, chat.text, body, plan.mode, decision.plan, plan)
+        result = await _unless_client_leaves(request, _multi_call(
+            gw, rec, chat.text, body, plan.mode, decision.plan, plan))
         return _answered(rec, result, stream=chat.stream, include_usage=chat.wants_usage)
 
     try:
-        result = await forward([gw.backends[c.model] for c in rec.candidates], chat.body,
-                               stream=chat.stream, client_wants_usage=chat.wants_usage,
-                               request_id=rec.id, attempts=rec.attempts, metrics=gw.metrics)
+        result = await _unless_client_leaves(request, forward(
+            [gw.backends[c.model] for c in rec.candidates], chat.body, stream=chat.stream,
+            client_wants_usage=chat.wants_usage, request_id=rec.id, attempts=rec.attempts,
+            metrics=gw.metrics))
     except AllFailed as exc:
         raise _api_error(exc) from None
     rec.chosen = result.backend.name
@@ -271,6 +277,36 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             gw.metrics.in_flight.dec()
 
     return RelayResponse(result, rec.headers(), rec.t0, on_done)
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """``await work``, unless the client disconnects first: then the work (a backend call,
+    a cascade) is cancelled and :class:`ClientGone` raised, so the request is recorded
+    ``client_closed`` with whatever was paid so far — not left waiting for an answer nobody
+    reads and then recorded ``ok``. (A streamed answer has its own watcher in RelayResponse.)
+    """
+    gone = False
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            result = await work
+        except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if gone:
+        raise ClientGone("the client closed the connection before the answer")
+    return result
 
 
 def _output_tokens(body: dict[str, Any]) -> int:

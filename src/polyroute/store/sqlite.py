@@ -273,6 +273,19 @@ def _summary(row: tuple) -> RequestSummary:
                           ttfb_ms=row[17])
 
 
+def _charged_model(r: RequestRecord) -> str | None:
+    """The model a request's spend is booked under: the one that answered; for a request that
+    paid for calls but returned no answer (a client leaving mid-cascade), the last backend that
+    answered — so its cost counts in ``spend_by_key`` and limits survive a restart."""
+    if r.chosen is not None:
+        return r.chosen
+    if r.cost > 0:
+        answered = [a.backend for a in r.attempts if a.outcome == "ok"]
+        if answered:
+            return answered[-1]
+    return None
+
+
 def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
     """The whole record of one request; runs inside the writer's transaction."""
     finished = r.finished_ts if r.finished_ts is not None else time.time()
@@ -304,12 +317,13 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
         conn.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
                          [(r.id, i, a.backend, a.outcome, a.http_status, a.error, a.latency_ms)
                           for i, a in enumerate(r.attempts)])
-    if r.chosen is not None:
+    charged = _charged_model(r)
+    if charged is not None:
         conn.execute("""
             INSERT INTO spend VALUES (?, ?, ?, 1, ?, ?, ?)
             ON CONFLICT (key_id, model, day) DO UPDATE SET requests = requests + 1,
                 prompt_tokens = prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = completion_tokens + excluded.completion_tokens,
                 cost = cost + excluded.cost
-        """, (r.key_id or "", r.chosen, utc_day(r.ts), int(r.prompt_tokens or 0),
+        """, (r.key_id or "", charged, utc_day(r.ts), int(r.prompt_tokens or 0),
               int(r.completion_tokens or 0), float(r.cost)))
