@@ -176,7 +176,7 @@ def _error_kind(status: str, http_status: int) -> str:
 async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     rec = _Recorder(gw)
-    gw.metrics.in_flight.inc()
+    gw.enter()
     handed_over = False
     try:
         response = await _handle(gw, request, rec)
@@ -195,12 +195,16 @@ async def chat_completions(request: Request) -> Response:
         return error_response(exc, rec.headers())
     finally:
         if not handed_over:
-            gw.metrics.in_flight.dec()
             # Only reached without a record when the task was cancelled (server shutdown).
             rec.finish(INTERRUPTED, 499, error="the request was cancelled before it finished")
+            gw.leave()
 
 
 async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
+    if gw.draining:
+        raise APIError(503, "the gateway is shutting down; retry (another instance, or this "
+                            "one once restarted)", code="gateway_draining",
+                       headers={"retry-after": "1", "connection": "close"})
     key = gw.keys.authenticate(request.headers.get("authorization"))
     rec.key_id = key.id if key is not None else None
     raw = await read_body(request, gw.config.server.max_body_bytes,
@@ -266,6 +270,8 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             # A disconnect seen after the last byte (the client closing) is not an abandonment.
             if ending.completed:
                 status = OK
+            elif ending.cut:
+                status = INTERRUPTED
             elif ending.error is not None or not ending.client_closed:
                 status = ERROR
             else:
@@ -274,9 +280,9 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
                        ttfb_ms=ending.ttfb_ms, ended=ending.ended,
                        kind="backend_stream_error" if status == ERROR else None)
         finally:
-            gw.metrics.in_flight.dec()
+            gw.leave()
 
-    return RelayResponse(result, rec.headers(), rec.t0, on_done)
+    return RelayResponse(result, rec.headers(), rec.t0, on_done, cut=gw.cutting)
 
 
 async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:

@@ -1,8 +1,12 @@
-"""Run the gateway with uvicorn, with graceful shutdown.
+"""Run the gateway with uvicorn, with a graceful shutdown a load balancer can see.
 
-On SIGINT/SIGTERM uvicorn stops accepting connections and lets in-flight requests (streams
-included) finish for up to ``server.shutdown_timeout`` seconds; then the app's lifespan closes
-the backend pools and flushes the store.
+On the first SIGINT/SIGTERM the gateway *drains* (:class:`GatewayServer`): the listener stays
+open, ``/healthz`` answers 503 ``draining`` and new chat requests get 503, while in-flight
+requests (streams included) finish, for up to ``server.shutdown_timeout`` seconds. At that
+deadline (or as soon as nothing is in flight) streams still running are ended with a
+``gateway_shutdown`` error event and recorded; then uvicorn closes the listener, cancels what is
+left after a short grace (recorded ``interrupted``), and the app's lifespan closes the backend
+pools and flushes the store. A second signal skips the rest of the drain.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import asyncio
 import errno
 import functools
 import socket
+import time
 from collections.abc import Mapping
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -21,9 +27,46 @@ from polyroute.config import GatewayConfig, ServerConfig
 from polyroute.errors import ConfigError
 from polyroute.gateway.app import create_app
 from polyroute.gateway.routing import default_threads
+from polyroute.gateway.service import Gateway
 from polyroute.pipeline import Pipeline
 
 _KEEP_ALIVE = 30.0
+#: Seconds uvicorn still waits, after the drain's deadline has cut the streams, for the cut
+#: requests to end before it cancels what is left.
+_CUT_GRACE = 2.0
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server with a drain before the shutdown (see the module docstring).
+
+    Why not uvicorn's own graceful shutdown: it closes the listening socket first, so during the
+    drain ``/healthz`` refuses connections and a load balancer never sees ``draining``; and at
+    its deadline it cancels streams without a word to the client.
+    """
+
+    def __init__(self, config: uvicorn.Config, gateway: Gateway, drain_timeout: float) -> None:
+        super().__init__(config)
+        self.gateway = gateway
+        self.drain_timeout = drain_timeout
+        self._drain_deadline: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_deadline is None and not self.should_exit:
+            self._captured_signals.append(sig)  # re-raised by uvicorn once shut down
+            self._drain_deadline = time.monotonic() + self.drain_timeout
+            self.gateway.drain()
+            return
+        super().handle_exit(sig, frame)  # a second signal: shut down now
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_deadline is not None and self.gateway.cutting is not None \
+                and not self.gateway.cutting.is_set() and (
+                    not self.gateway.active or self.should_exit
+                    or time.monotonic() >= self._drain_deadline):
+            self.gateway.cut()
+            self.config.timeout_graceful_shutdown = _CUT_GRACE
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -136,7 +179,8 @@ def serve(config: GatewayConfig, *, pipeline: Pipeline | None = None,
     except BaseException:
         sock.close()
         raise
-    server = uvicorn.Server(uvicorn_config(app, config))
+    server = GatewayServer(uvicorn_config(app, config), app.state.gateway,
+                           config.server.shutdown_timeout)
     server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)
