@@ -233,3 +233,36 @@ def test_sigterm_drains_visibly_and_ends_a_long_stream_with_an_error(tmp_path, r
         assert stream.error and "shut down" in stream.error
     finally:
         store.close()
+
+
+def test_a_stream_cut_by_a_kill_keeps_its_attempts_and_cost(tmp_path, router_dir, backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url)
+    try:
+        app.mode = "stall_mid"
+        thread, box = _stream_in_background(url)
+        wait_for(lambda: b"answers 1|" in b"".join(box["chunks"]), "the stream to start",
+                 timeout=60)
+        reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+        try:
+            wait_for(lambda: [r.chosen for r in reader.recent_requests()] == ["alpha"],
+                     "the stream's progress to be committed")
+        finally:
+            reader.close()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        thread.join(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = SQLiteStore(tmp_path / "state.sqlite", recover=True)  # what the next start does
+    try:
+        [row] = store.recent_requests()
+        rec = store.get_request(row.id)
+        assert rec.status == "interrupted" and rec.chosen == "alpha"
+        assert [(a.backend, a.outcome) for a in rec.attempts] == [("alpha", "ok")]
+        assert rec.cost > 0  # the predicted cost of the answer alpha was streaming
+        assert store.spend_by_key() == {"one": rec.cost}
+    finally:
+        store.close()

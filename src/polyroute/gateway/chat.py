@@ -95,6 +95,16 @@ class _Recorder:
         self.gw.store.start_request(RequestStart(self.id, self.ts, self.key_id,
                                                  self.requested_model, self.profile, self.stream))
 
+    def progress(self) -> None:
+        """Queue the tries so far and the cost of what is being served (estimated until usage
+        arrives), so that if the process dies now the ``interrupted`` row keeps them and the
+        spend counts them; ``finish`` replaces it with the record."""
+        charges = self._charges(None)
+        sources = {c[4] for c in charges if c[4] is not None}
+        self.gw.store.record_progress(
+            self.id, tuple(self.attempts), chosen=self.chosen, cost=sum(c[3] for c in charges),
+            cost_source=None if not sources else sources.pop() if len(sources) == 1 else "mixed")
+
     def finish(self, status: str, http_status: int, *, error: str | None = None,
                usage: dict[str, Any] | None = None, ttfb_ms: float | None = None,
                ended: float | None = None, kind: str | None = None) -> None:
@@ -264,6 +274,7 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         return _answered(rec, result)
 
     rec.answered = True
+    rec.progress()  # a stream may run for minutes: what it costs is on record from now
 
     def on_done(ending: StreamResult) -> None:
         try:
