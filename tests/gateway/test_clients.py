@@ -144,3 +144,39 @@ def test_a_client_giving_up_mid_cascade_is_charged_for_the_steps_paid(gateway_fa
     assert standins["gamma"].calls == 1 and standins["alpha"].calls == 1
     assert rec.cost > 0  # gamma's answer was paid for
     assert gw.gateway.store.spend_by_key()["one"] == rec.cost
+
+
+def test_a_stream_cancelled_at_the_shutdown_deadline_is_recorded(gateway_factory, standins,
+                                                                 tmp_path):
+    """uvicorn cancels what is left at its deadline and runs the lifespan's shutdown at once;
+    the store must not close before the cancelled stream has written its record."""
+    import threading
+
+    import httpx
+
+    from polyroute.store import SQLiteStore
+
+    gw = gateway_factory({"server": {"shutdown_timeout": 0.2}})
+    standins["alpha"].mode = "stall_mid"
+    got: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(httpx.TransportError), gw.client() as c, c.stream(
+                "POST", "/v1/chat/completions", json={
+                    "model": "alpha", "stream": True,
+                    "messages": [{"role": "user", "content": MATH_PROMPT}]}) as r:
+            for chunk in r.iter_bytes():
+                got.append(chunk)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    wait_for(lambda: b"answers 1|" in b"".join(got), "the stream to start")
+    gw.server.stop()
+    thread.join(30)
+    store = SQLiteStore(tmp_path / "store.sqlite", readonly=True)
+    try:
+        [rec] = store.recent_requests()
+        assert rec.status != "in_progress", rec
+        assert rec.chosen == "alpha"
+    finally:
+        store.close()
