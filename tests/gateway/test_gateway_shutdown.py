@@ -266,3 +266,29 @@ def test_a_stream_cut_by_a_kill_keeps_its_attempts_and_cost(tmp_path, router_dir
         assert store.spend_by_key() == {"one": rec.cost}
     finally:
         store.close()
+
+
+def test_a_plain_request_still_waiting_at_the_drain_deadline_gets_a_503(tmp_path, router_dir,
+                                                                         backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url, shutdown_timeout=1)
+    try:
+        app.mode = "delay:60"
+        thread, box = _send_in_background(url)
+        wait_for(lambda: app.calls == 1, "the backend to receive the request", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        thread.join(60)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "error" not in box, box.get("error")  # an answer, not a dropped connection
+    assert box["response"].status_code == 503
+    assert box["response"].json()["error"]["code"] == "gateway_shutdown"
+    store = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+    try:
+        [rec] = store.recent_requests()
+        assert (rec.status, rec.http_status) == ("error", 503) and "shut down" in rec.error
+    finally:
+        store.close()

@@ -258,14 +258,14 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         body = chat.body if not chat.stream else {
             k: v for k, v in chat.body.items() if k not in ("stream", "stream_options")}
         result = await _unless_client_leaves(request, _multi_call(
-            gw, rec, chat.text, body, plan.mode, decision.plan, plan))
+            gw, rec, chat.text, body, plan.mode, decision.plan, plan), gw.cutting)
         return _answered(rec, result, stream=chat.stream, include_usage=chat.wants_usage)
 
     try:
         result = await _unless_client_leaves(request, forward(
             [gw.backends[c.model] for c in rec.candidates], chat.body, stream=chat.stream,
             client_wants_usage=chat.wants_usage, request_id=rec.id, attempts=rec.attempts,
-            metrics=gw.metrics))
+            metrics=gw.metrics), gw.cutting)
     except AllFailed as exc:
         raise _api_error(exc) from None
     rec.chosen = result.backend.name
@@ -296,33 +296,48 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
     return RelayResponse(result, rec.headers(), rec.t0, on_done, cut=gw.cutting)
 
 
-async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+async def _unless_client_leaves(request: Request, work: Awaitable[T],
+                                cut: anyio.Event | None = None) -> T:
     """``await work``, unless the client disconnects first: then the work (a backend call,
     a cascade) is cancelled and :class:`ClientGone` raised, so the request is recorded
     ``client_closed`` with whatever was paid so far — not left waiting for an answer nobody
     reads and then recorded ``ok``. (A streamed answer has its own watcher in RelayResponse.)
+    Likewise when ``cut`` is set (the shutdown deadline): a 503 ``gateway_shutdown``, so the
+    client gets an answer rather than a dropped connection.
     """
-    gone = False
+    done = shut = False
     failure: Exception | None = None
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
-            nonlocal gone
             while (await request.receive())["type"] != "http.disconnect":
                 pass
-            gone = True
+            tg.cancel_scope.cancel()
+
+        async def deadline(event: anyio.Event) -> None:
+            nonlocal shut
+            await event.wait()
+            shut = True
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
+        if cut is not None:
+            tg.start_soon(deadline, cut)
         try:
             result = await work
+            done = True
         except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
             failure = exc
         tg.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    if gone:
+    if not done and shut:
+        raise APIError(503, "the gateway shut down before the answer arrived; retry",
+                       code="gateway_shutdown", headers={"connection": "close"})
+    if not done:  # only a watcher cancels the work here (the task's own cancellation raises)
         raise ClientGone("the client closed the connection before the answer")
+    # Work that completed as the client left is kept: an opened stream must be relayed (and so
+    # closed) and an answer charged; the response then finds the client gone.
     return result
 
 
