@@ -322,6 +322,11 @@ class ServerConfig(_Section):
     metrics_auth: bool = True
     #: Seconds in-flight requests get to finish on shutdown.
     shutdown_timeout: float = Field(30.0, ge=0)
+    #: Seconds a client has to send a request's headers, from connecting (or from the previous
+    #: response on a kept-alive connection); slower connections are closed.
+    header_timeout: float = Field(10.0, gt=0)
+    #: Seconds a client has to send a request's whole body; slower uploads get 408.
+    body_timeout: float = Field(30.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
 

@@ -40,7 +40,8 @@ def backend():
         yield app, server.url
 
 
-def _start(tmp_path: Path, router_dir: Path, backend_url: str) -> tuple[subprocess.Popen, str]:
+def _start(tmp_path: Path, router_dir: Path, backend_url: str, shutdown_timeout: float = 30
+           ) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     config = {
         "backends": [{"name": name, "base_url": f"{backend_url}/v1", "input_price_per_mtok": 1,
@@ -48,7 +49,7 @@ def _start(tmp_path: Path, router_dir: Path, backend_url: str) -> tuple[subproce
         "router": {"path": str(router_dir)},
         "keys": [{"id": "one", "sha256": hash_key(KEY)}],
         "store": {"path": "state.sqlite"},
-        "server": {"port": port, "log_level": "warning", "shutdown_timeout": 30},
+        "server": {"port": port, "log_level": "warning", "shutdown_timeout": shutdown_timeout},
     }
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -141,5 +142,153 @@ def test_a_killed_gateway_leaves_no_request_unrecorded(tmp_path, router_dir, bac
         [rec] = store.recent_requests()
         assert rec.status == "interrupted" and rec.key_id == "one"
         assert rec.error
+    finally:
+        store.close()
+
+
+def test_a_second_gateway_on_a_busy_port_fails_before_loading_anything(tmp_path, router_dir):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = {
+            "backends": [{"name": n, "base_url": "http://127.0.0.1:9/v1",
+                          "input_price_per_mtok": 1, "output_price_per_mtok": 1}
+                         for n in ("alpha", "beta", "gamma")],
+            "router": {"path": str(router_dir)},
+            "keys": [{"id": "one", "sha256": hash_key(KEY)}],
+            "store": {"path": str(tmp_path / "state.sqlite")},
+            "server": {"port": port, "log_level": "info"},
+        }
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "polyroute", "serve", "--config", str(path)],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("polyroute: error: "), done.stderr
+    assert f"port {port} is already in use" in lines[0]
+    assert "gateway ready" not in done.stderr + done.stdout
+    assert not (tmp_path / "state.sqlite").exists()  # the live store was never opened
+
+
+def _stream_in_background(url: str) -> tuple[threading.Thread, dict]:
+    """A streamed request whose received bytes are collected in ``box["chunks"]``."""
+    box: dict = {"chunks": []}
+
+    def send() -> None:
+        try:
+            with httpx.stream("POST", f"{url}/v1/chat/completions",
+                              headers={"authorization": f"Bearer {KEY}"},
+                              json={"model": "polyroute-auto", "stream": True,
+                                    "messages": [{"role": "user", "content": MATH_PROMPT}]},
+                              timeout=60) as r:
+                box["status"] = r.status_code
+                for chunk in r.iter_bytes():
+                    box["chunks"].append(chunk)
+        except httpx.TransportError as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread, box
+
+
+def test_sigterm_drains_visibly_and_ends_a_long_stream_with_an_error(tmp_path, router_dir,
+                                                                     backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url, shutdown_timeout=4)
+    try:
+        app.mode = "stall_mid"  # two chunks, then nothing until the gateway hangs up
+        thread, box = _stream_in_background(url)
+        wait_for(lambda: b"answers 1|" in b"".join(box["chunks"]), "the stream to start",
+                 timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        # During the drain the listener stays open: a load balancer sees "draining" (polled
+        # only until the signal has been handled; a refused connection fails the test).
+        seen: list[httpx.Response] = []
+        wait_for(lambda: seen.append(httpx.get(f"{url}/healthz", timeout=5))
+                 or seen[-1].json()["status"] != "ok", "the gateway to handle SIGTERM")
+        assert (seen[-1].status_code, seen[-1].json()["status"]) == (503, "draining")
+        refused = httpx.post(f"{url}/v1/chat/completions", headers={
+            "authorization": f"Bearer {KEY}"}, json={"model": "polyroute-auto", "messages": [
+                {"role": "user", "content": MATH_PROMPT}]}, timeout=5)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "gateway_draining"
+        thread.join(60)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    received = b"".join(box["chunks"])
+    assert box["status"] == 200 and "error" not in box, box.get("error")
+    last = received.strip().split(b"\n\n")[-1]
+    assert last.startswith(b"data: ") and b'"gateway_shutdown"' in last, received
+    store = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+    try:
+        [stream] = [r for r in store.recent_requests() if r.stream]
+        assert stream.status == "interrupted" and stream.chosen == "alpha"
+        assert stream.error and "shut down" in stream.error
+    finally:
+        store.close()
+
+
+def test_a_stream_cut_by_a_kill_keeps_its_attempts_and_cost(tmp_path, router_dir, backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url)
+    try:
+        app.mode = "stall_mid"
+        thread, box = _stream_in_background(url)
+        wait_for(lambda: b"answers 1|" in b"".join(box["chunks"]), "the stream to start",
+                 timeout=60)
+        reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+        try:
+            wait_for(lambda: [r.chosen for r in reader.recent_requests()] == ["alpha"],
+                     "the stream's progress to be committed")
+        finally:
+            reader.close()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        thread.join(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = SQLiteStore(tmp_path / "state.sqlite", recover=True)  # what the next start does
+    try:
+        [row] = store.recent_requests()
+        rec = store.get_request(row.id)
+        assert rec.status == "interrupted" and rec.chosen == "alpha"
+        assert [(a.backend, a.outcome) for a in rec.attempts] == [("alpha", "ok")]
+        assert rec.cost > 0  # the predicted cost of the answer alpha was streaming
+        assert store.spend_by_key() == {"one": rec.cost}
+    finally:
+        store.close()
+
+
+def test_a_plain_request_still_waiting_at_the_drain_deadline_gets_a_503(tmp_path, router_dir,
+                                                                         backend):
+    app, backend_url = backend
+    proc, url = _start(tmp_path, router_dir, backend_url, shutdown_timeout=1)
+    try:
+        app.mode = "delay:60"
+        thread, box = _send_in_background(url)
+        wait_for(lambda: app.calls == 1, "the backend to receive the request", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        thread.join(60)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "error" not in box, box.get("error")  # an answer, not a dropped connection
+    assert box["response"].status_code == 503
+    assert box["response"].json()["error"]["code"] == "gateway_shutdown"
+    store = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+    try:
+        [rec] = store.recent_requests()
+        assert (rec.status, rec.http_status) == ("error", 503) and "shut down" in rec.error
     finally:
         store.close()

@@ -205,3 +205,41 @@ def test_export_feedback_round_trips_through_the_loader(store, tmp_path):
 def test_export_without_feedback_says_so(store, tmp_path):
     with pytest.raises(StoreError, match="no logged request has feedback"):
         export_feedback(store, tmp_path / "out.jsonl")
+
+
+def test_a_killed_request_keeps_the_attempts_and_cost_recorded_while_it_ran(tmp_path):
+    path = tmp_path / "state.sqlite"
+    s = SQLiteStore(path)
+    s.start_request(RequestStart("cut", time.time(), "k1", "m", "m", True))
+    served = (Attempt("beta", "http_500", 500, "boom", 3.0), Attempt("alpha", "ok", 200))
+    s.record_progress("cut", served, chosen="alpha", cost=0.02, cost_source="estimate")
+    s.flush()
+    assert s.get_request("cut").status == "in_progress"
+    s._writer.close()  # the process dies: no finish, no clean close
+    s = SQLiteStore(path, recover=True)
+    try:
+        r = s.get_request("cut")
+        assert r.status == "interrupted" and r.chosen == "alpha" and r.cost == 0.02
+        assert [a.outcome for a in r.attempts] == ["http_500", "ok"]
+        assert s.spend_by_key() == {"k1": 0.02}
+        assert [(m.model, m.requests, m.cost) for m in s.spend_by_model()] == [("alpha", 1, 0.02)]
+    finally:
+        s.close()
+    again = SQLiteStore(path, recover=True)  # a second start charges nothing twice
+    try:
+        assert again.spend_by_key() == {"k1": 0.02}
+    finally:
+        again.close()
+
+
+def test_progress_is_replaced_by_the_finished_record(store):
+    store.start_request(RequestStart("r1", time.time(), "k1", "m", "m", True))
+    store.record_progress("r1", (Attempt("alpha", "ok", 200),), chosen="alpha", cost=0.5,
+                          cost_source="estimate")
+    store.finish_request(record("r1", cost=0.01))
+    store.record_progress("r1", (), chosen=None, cost=9.0, cost_source=None)  # late: ignored
+    store.flush()
+    r = store.get_request("r1")
+    assert r.status == "ok" and r.cost == 0.01
+    assert [a.outcome for a in r.attempts] == ["http_500", "ok"]
+    assert store.spend_by_key() == {"k1": 0.01}

@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve", help="run the OpenAI-compatible routing gateway",
         description="Start the gateway described by a YAML config (see examples/gateway.yaml). "
                     "Settings are read from the file, then POLYROUTE__SECTION__KEY environment "
-                    "variables, then these flags (later wins). The config, the backend keys and "
-                    "the router are checked before the port is opened.",
+                    "variables, then these flags (later wins). The port is claimed first (a busy "
+                    "port fails at once); the config, the backend keys and the router are "
+                    "checked before the gateway serves.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE", help="gateway config")
     p.add_argument("--host", help="address to listen on (server.host)")

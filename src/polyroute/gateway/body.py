@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+import anyio
+from starlette.requests import ClientDisconnect, Request
 
 from polyroute.errors import PolicyError
 from polyroute.features import chat_to_text
@@ -37,8 +38,16 @@ MAX_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes (413) without reading it all."""
+class ClientGone(Exception):
+    """The client closed the connection before its request was answered: its own doing, so
+    recorded as ``client_closed``, never as a gateway error."""
+
+
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes (413) without reading it all, and a
+    body not complete within ``timeout`` seconds (408, and the connection is closed: a client
+    trickling its upload would otherwise hold a connection and a task as long as it likes).
+    Raises :class:`ClientGone` if the client leaves during the upload."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -49,12 +58,19 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise APIError(413, f"request body of {size} bytes exceeds the limit of {limit}",
                            code="request_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"request body exceeds the limit of {limit} bytes",
-                           code="request_too_large")
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise APIError(413, f"request body exceeds the limit of {limit} bytes",
+                                   code="request_too_large")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise APIError(408, f"the request body did not arrive within {timeout:g} s",
+                       code="request_timeout", headers={"connection": "close"}) from None
+    except ClientDisconnect:
+        raise ClientGone("the client closed the connection during the upload") from None
     return b"".join(chunks)
 
 

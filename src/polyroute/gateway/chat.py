@@ -14,15 +14,17 @@ import logging
 import math
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from polyroute.config import KeyConfig
 from polyroute.data.outcomes import ModelInfo, rule_cost
 from polyroute.gateway.aggregate import run_topk
-from polyroute.gateway.body import ChatRequest, parse_chat, parse_object, read_body
+from polyroute.gateway.body import ChatRequest, ClientGone, parse_chat, parse_object, read_body
 from polyroute.gateway.cascade import MultiCallResult, run_cascade
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.forward import AllFailed, Answer, forward
@@ -43,6 +45,8 @@ from polyroute.store import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class _Recorder:
@@ -94,6 +98,16 @@ class _Recorder:
     def start(self) -> None:
         self.gw.store.start_request(RequestStart(self.id, self.ts, self.key_id,
                                                  self.requested_model, self.profile, self.stream))
+
+    def progress(self) -> None:
+        """Queue the tries so far and the cost of what is being served (estimated until usage
+        arrives), so that if the process dies now the ``interrupted`` row keeps them and the
+        spend counts them; ``finish`` replaces it with the record."""
+        charges = self._charges(None)
+        sources = {c[4] for c in charges if c[4] is not None}
+        self.gw.store.record_progress(
+            self.id, tuple(self.attempts), chosen=self.chosen, cost=sum(c[3] for c in charges),
+            cost_source=None if not sources else sources.pop() if len(sources) == 1 else "mixed")
 
     def finish(self, status: str, http_status: int, *, error: str | None = None,
                usage: dict[str, Any] | None = None, ttfb_ms: float | None = None,
@@ -178,7 +192,7 @@ def _error_kind(status: str, http_status: int) -> str:
 async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     rec = _Recorder(gw)
-    gw.metrics.in_flight.inc()
+    gw.enter()
     handed_over = False
     try:
         response = await _handle(gw, request, rec)
@@ -187,6 +201,9 @@ async def chat_completions(request: Request) -> Response:
     except APIError as exc:
         rec.finish(ERROR, exc.status, error=exc.message)
         return error_response(exc, rec.headers())
+    except ClientGone as exc:
+        rec.finish(CLIENT_CLOSED, 499, error=str(exc))
+        return Response(status_code=499, headers=rec.headers())  # nobody is left to read it
     except Exception:
         logger.exception("request %s failed inside the gateway", rec.id)
         exc = APIError(500, f"internal gateway error (request {rec.id}); see the gateway log")
@@ -194,15 +211,20 @@ async def chat_completions(request: Request) -> Response:
         return error_response(exc, rec.headers())
     finally:
         if not handed_over:
-            gw.metrics.in_flight.dec()
             # Only reached without a record when the task was cancelled (server shutdown).
             rec.finish(INTERRUPTED, 499, error="the request was cancelled before it finished")
+            gw.leave()
 
 
 async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
+    if gw.draining:
+        raise APIError(503, "the gateway is shutting down; retry (another instance, or this "
+                            "one once restarted)", code="gateway_draining",
+                       headers={"retry-after": "1", "connection": "close"})
     key = gw.keys.authenticate(request.headers.get("authorization"))
     rec.key_id = key.id if key is not None else None
-    raw = await read_body(request, gw.config.server.max_body_bytes)
+    raw = await read_body(request, gw.config.server.max_body_bytes,
+                          gw.config.server.body_timeout)
     chat = parse_chat(parse_object(raw), request.headers)
     rec.requested_model, rec.stream, rec.text = chat.model, chat.stream, chat.text
     route = gw.resolve(chat.model)
@@ -240,13 +262,15 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         # answer replayed as SSE once the cascade or merge is done (see completion_to_sse).
         body = chat.body if not chat.stream else {
             k: v for k, v in chat.body.items() if k not in ("stream", "stream_options")}
-        result = await _multi_call(gw, rec, chat.text, body, plan.mode, decision.plan, plan)
+        result = await _unless_client_leaves(request, _multi_call(
+            gw, rec, chat.text, body, plan.mode, decision.plan, plan), gw.cutting)
         return _answered(rec, result, stream=chat.stream, include_usage=chat.wants_usage)
 
     try:
-        result = await forward([gw.backends[c.model] for c in rec.candidates], chat.body,
-                               stream=chat.stream, client_wants_usage=chat.wants_usage,
-                               request_id=rec.id, attempts=rec.attempts, metrics=gw.metrics)
+        result = await _unless_client_leaves(request, forward(
+            [gw.backends[c.model] for c in rec.candidates], chat.body, stream=chat.stream,
+            client_wants_usage=chat.wants_usage, request_id=rec.id, attempts=rec.attempts,
+            metrics=gw.metrics), gw.cutting)
     except AllFailed as exc:
         raise _api_error(exc) from None
     rec.chosen = result.backend.name
@@ -255,12 +279,15 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
         return _answered(rec, result)
 
     rec.answered = True
+    rec.progress()  # a stream may run for minutes: what it costs is on record from now
 
     def on_done(ending: StreamResult) -> None:
         try:
             # A disconnect seen after the last byte (the client closing) is not an abandonment.
             if ending.completed:
                 status = OK
+            elif ending.cut:
+                status = INTERRUPTED
             elif ending.error is not None or not ending.client_closed:
                 status = ERROR
             else:
@@ -269,9 +296,54 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
                        ttfb_ms=ending.ttfb_ms, ended=ending.ended,
                        kind="backend_stream_error" if status == ERROR else None)
         finally:
-            gw.metrics.in_flight.dec()
+            gw.leave()
 
-    return RelayResponse(result, rec.headers(), rec.t0, on_done)
+    return RelayResponse(result, rec.headers(), rec.t0, on_done, cut=gw.cutting)
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T],
+                                cut: anyio.Event | None = None) -> T:
+    """``await work``, unless the client disconnects first: then the work (a backend call,
+    a cascade) is cancelled and :class:`ClientGone` raised, so the request is recorded
+    ``client_closed`` with whatever was paid so far — not left waiting for an answer nobody
+    reads and then recorded ``ok``. (A streamed answer has its own watcher in RelayResponse.)
+    Likewise when ``cut`` is set (the shutdown deadline): a 503 ``gateway_shutdown``, so the
+    client gets an answer rather than a dropped connection.
+    """
+    done = shut = False
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        async def deadline(event: anyio.Event) -> None:
+            nonlocal shut
+            await event.wait()
+            shut = True
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        if cut is not None:
+            tg.start_soon(deadline, cut)
+        try:
+            result = await work
+            done = True
+        except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if not done and shut:
+        raise APIError(503, "the gateway shut down before the answer arrived; retry",
+                       code="gateway_shutdown", headers={"connection": "close"})
+    if not done:  # only a watcher cancels the work here (the task's own cancellation raises)
+        raise ClientGone("the client closed the connection before the answer")
+    # Work that completed as the client left is kept: an opened stream must be relayed (and so
+    # closed) and an answer charged; the response then finds the client gone.
+    return result
 
 
 def _reserve(gw: Gateway, key: KeyConfig | None, chat: ChatRequest, rec: _Recorder,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from polyroute.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.metrics import CONTENT_TYPE
 from polyroute.gateway.service import Gateway
@@ -31,10 +34,39 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
+#: A breaker's state in the words ``/healthz`` shows an operator.
+_HEALTH_WORDS = {CLOSED: "healthy", OPEN: "cooling down", HALF_OPEN: "probing"}
+
+
+def backend_health(breaker: CircuitBreaker) -> str:
+    """``healthy`` (traffic flows), ``cooling down (N s left)`` (skipped after failures) or
+    ``probing`` (the cooldown is over: the next request is a probe)."""
+    left = breaker.retry_after()
+    if breaker.state == OPEN and left <= 0:
+        return _HEALTH_WORDS[HALF_OPEN]  # the next request turns it half-open and probes
+    if breaker.state == OPEN:
+        return f"{_HEALTH_WORDS[OPEN]} ({math.ceil(left)} s left)"
+    return _HEALTH_WORDS[breaker.state]
+
+
 async def healthz(request: Request) -> Response:
+    """``ok`` when every backend is healthy, ``degraded`` when some cool down or probe, ``down``
+    (503) when all do, ``draining`` (503) while shutting down — so a load balancer stops sending
+    here in the last two cases. ``backends`` keeps the raw breaker states for scripts; ``health``
+    says the same in words."""
     gw: Gateway = request.app.state.gateway
-    return JSONResponse({"status": "draining" if gw.draining else "ok",
-                         "backends": {n: b.breaker.state for n, b in gw.backends.items()}})
+    health = {n: backend_health(b.breaker) for n, b in gw.backends.items()}
+    cooling = sum(1 for h in health.values() if h.startswith(_HEALTH_WORDS[OPEN]))
+    if gw.draining:
+        status = "draining"
+    else:
+        healthy = sum(1 for h in health.values() if h == _HEALTH_WORDS[CLOSED])
+        status = "ok" if healthy == len(health) else "down" if cooling == len(health) \
+            else "degraded"
+    body = {"status": status,
+            "backends": {n: b.breaker.state for n, b in gw.backends.items()},
+            "health": health}
+    return JSONResponse(body, status_code=503 if status in ("down", "draining") else 200)
 
 
 async def metrics(request: Request) -> Response:

@@ -4,14 +4,22 @@ Construction does the slow, fallible work — read keys from the environment, lo
 router, check it against the backends, warm the encoder — so that a bad setup fails before a port
 is opened. ``startup``/``shutdown`` open and release what lives in the event loop: backend
 connection pools, the decision thread and the store.
+
+Shutdown has two steps. :meth:`Gateway.drain` (on SIGTERM, see ``server.py``) only refuses new
+chat requests (503) and turns ``/healthz`` to ``draining`` while the listener stays open, so a
+load balancer sees it and in-flight requests finish; :meth:`Gateway.cut` then ends the streams
+still running at the deadline with an error event. :meth:`Gateway.shutdown` waits for every
+request to be recorded before the store is closed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import anyio
 import httpx
 
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
@@ -75,6 +83,11 @@ class Gateway:
         self.metrics = Metrics()
         self._store: Store | None = None
         self.draining = False
+        #: Requests being handled, streams included until their record is written.
+        self.active = 0
+        #: Set when the shutdown deadline cuts the streams still running (made in ``startup``:
+        #: an event belongs to the running loop).
+        self.cutting: anyio.Event | None = None
 
     @property
     def store(self) -> Store:
@@ -96,8 +109,34 @@ class Gateway:
                            param="model")
         return route
 
+    # -- requests in flight ----------------------------------------------------------------------
+    def enter(self) -> None:
+        """A request began (paired with exactly one :meth:`leave`, after its record)."""
+        self.active += 1
+        self.metrics.in_flight.inc()
+
+    def leave(self) -> None:
+        self.active -= 1
+        self.metrics.in_flight.dec()
+
     # -- lifecycle -------------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Stop taking chat requests (503) and report ``draining``; in-flight ones go on."""
+        if not self.draining:
+            self.draining = True
+            logger.warning("polyroute gateway draining: %d request(s) in flight", self.active)
+
+    def cut(self) -> None:
+        """The drain's deadline: end the streams still running, each with an error event."""
+        self.draining = True
+        if self.cutting is not None and not self.cutting.is_set():
+            if self.active:
+                logger.warning("shutdown deadline: cutting %d request(s) still in flight",
+                               self.active)
+            self.cutting.set()
+
     async def startup(self, store: Store | None = None) -> None:
+        self.cutting = anyio.Event()
         self._store = store if store is not None else \
             SQLiteStore(self.config.store.path, recover=True)
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
@@ -111,9 +150,20 @@ class Gateway:
         logger.info("polyroute gateway ready: profiles %s; backends %s",
                     ", ".join(self.profile_names), ", ".join(self.backends))
 
-    async def shutdown(self) -> None:
-        """Runs after the server has let in-flight requests finish: release and flush."""
-        self.draining = True
+    async def shutdown(self, record_timeout: float = 5.0) -> None:
+        """Runs after the server has let in-flight requests finish: release and flush.
+
+        uvicorn cancels the requests left at its deadline and starts this at once, before they
+        have run their ``finally`` blocks; so first wait (up to ``record_timeout`` s) until every
+        request has written its record — else a stream whose last byte had gone out, but whose
+        record was not yet queued, would find the store closed and be marked interrupted.
+        """
+        self.cut()
+        deadline = time.monotonic() + record_timeout
+        while self.active and time.monotonic() < deadline:
+            await anyio.sleep(0.01)
+        if self.active:
+            logger.warning("%d request(s) still unrecorded at shutdown", self.active)
         for backend in self.backends.values():
             await backend.aclose()
         self.decider.stop()

@@ -161,6 +161,8 @@ class StreamResult:
 
     completed: bool = False
     client_closed: bool = False
+    #: Ended by the gateway's shutdown deadline (the client got an error event).
+    cut: bool = False
     error: str | None = None
     usage: dict[str, Any] | None = None
     ttfb_ms: float | None = None
@@ -176,8 +178,11 @@ class RelayResponse(Response):
     """
 
     def __init__(self, stream: OpenStream, headers: dict[str, str], started: float,
-                 on_done: Callable[[StreamResult], None]) -> None:
+                 on_done: Callable[[StreamResult], None], *,
+                 cut: anyio.Event | None = None) -> None:
         self.stream = stream
+        #: Set at the shutdown deadline: the stream ends with a ``gateway_shutdown`` error event.
+        self._cut = cut
         self.status_code = 200
         self.background = None
         self._started = started
@@ -203,9 +208,22 @@ class RelayResponse(Response):
                             tg.cancel_scope.cancel()
                             return
 
+                async def deadline(cut: anyio.Event) -> None:
+                    await cut.wait()
+                    result.cut = True
+                    tg.cancel_scope.cancel()
+
                 tg.start_soon(watch)
+                if self._cut is not None:
+                    tg.start_soon(deadline, self._cut)
                 failed = await self._pump(send, relay, result)
                 tg.cancel_scope.cancel()
+            if result.cut and not result.completed and not result.client_closed:
+                result.error = "the gateway shut down before the stream finished"
+                body = error_body(result.error, type="server_error", code="gateway_shutdown")
+                await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n",
+                            "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             result.client_closed = True
         finally:

@@ -2,7 +2,8 @@
 
 Why an interface: SQLite is right for one gateway process; replicas will need a shared database
 later. The gateway only calls these methods, so a second implementation slots in without touching
-HTTP code. Writes made on the request path (``start_request``, ``finish_request``) must not block:
+HTTP code. Writes made on the request path (``start_request``, ``record_progress``,
+``finish_request``) must not block:
 implementations queue them and commit in order; ``flush`` waits until all queued writes are
 committed, ``close`` flushes and releases everything.
 """
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 
 from polyroute.store.records import (
+    Attempt,
     FeedbackExample,
     FeedbackRecord,
     FeedbackTarget,
@@ -32,6 +34,18 @@ class Store(ABC):
     @abstractmethod
     def start_request(self, start: RequestStart) -> None:
         """Record that a request began routing (status ``in_progress``); does not block."""
+
+    @abstractmethod
+    def record_progress(self, request_id: str, attempts: Sequence[Attempt], *,
+                        chosen: str | None, cost: float, cost_source: str | None) -> None:
+        """Record, while a request is still ``in_progress``, the backend tries made so far and
+        the cost known (or estimated) of what was served; does not block.
+
+        Why: a gateway killed mid-request never writes its record, and its row is marked
+        ``interrupted`` at the next start; with this the row keeps what backends served and
+        recovery books that cost as spend. Ignored once the request is finished (the finished
+        record replaces it).
+        """
 
     @abstractmethod
     def finish_request(self, record: RequestRecord) -> None:

@@ -97,9 +97,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, str(self.path))
             if recover:
-                n = conn.execute("UPDATE requests SET status = ?, error = ? WHERE status = ?",
-                                 (INTERRUPTED, "the gateway stopped before this request finished",
-                                  IN_PROGRESS)).rowcount
+                n = _recover(conn)
                 if n:
                     logger.warning("%s: %d request(s) left in progress by a previous run were "
                                    "marked interrupted", self.path, n)
@@ -125,6 +123,22 @@ class SQLiteStore(Store):
         def job(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR IGNORE INTO requests (id, ts, key_id, requested_model, "
                          "profile, stream, status) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+
+        self._w().submit(job)
+
+    def record_progress(self, request_id: str, attempts: Sequence[Attempt], *,
+                        chosen: str | None, cost: float, cost_source: str | None) -> None:
+        attempts = tuple(attempts)
+        fallbacks = RequestRecord(request_id, 0.0, IN_PROGRESS, 0, attempts=attempts,
+                                  chosen=chosen).fallbacks  # the one definition of fallbacks
+
+        def job(conn: sqlite3.Connection) -> None:
+            if not conn.execute("UPDATE requests SET chosen = ?, fallbacks = ?, cost = ?, "
+                                "cost_source = ? WHERE id = ? AND status = ?",
+                                (chosen, fallbacks, float(cost), cost_source, request_id,
+                                 IN_PROGRESS)).rowcount:
+                return  # finished already (or never started): the record has the last word
+            _write_attempts(conn, request_id, attempts)
 
         self._w().submit(job)
 
@@ -273,6 +287,19 @@ def _summary(row: tuple) -> RequestSummary:
                           ttfb_ms=row[17])
 
 
+def _charged_model(r: RequestRecord) -> str | None:
+    """The model a request's spend is booked under: the one that answered; for a request that
+    paid for calls but returned no answer (a client leaving mid-cascade), the last backend that
+    answered — so its cost counts in ``spend_by_key`` and limits survive a restart."""
+    if r.chosen is not None:
+        return r.chosen
+    if r.cost > 0:
+        answered = [a.backend for a in r.attempts if a.outcome == "ok"]
+        if answered:
+            return answered[-1]
+    return None
+
+
 def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
     """The whole record of one request; runs inside the writer's transaction."""
     finished = r.finished_ts if r.finished_ts is not None else time.time()
@@ -295,21 +322,58 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
           r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
           r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
-    conn.execute("DELETE FROM attempts WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?)",
                          [(r.id, i, c.model, c.estimated_quality, c.estimated_cost)
                           for i, c in enumerate(r.candidates)])
-    if r.attempts:
+    _write_attempts(conn, r.id, r.attempts)
+    charged = _charged_model(r)
+    if charged is not None:
+        _add_spend(conn, r.key_id, charged, r.ts, r.prompt_tokens, r.completion_tokens, r.cost)
+
+
+def _write_attempts(conn: sqlite3.Connection, request_id: str,
+                    attempts: Sequence[Attempt]) -> None:
+    conn.execute("DELETE FROM attempts WHERE request_id = ?", (request_id,))
+    if attempts:
         conn.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [(r.id, i, a.backend, a.outcome, a.http_status, a.error, a.latency_ms)
-                          for i, a in enumerate(r.attempts)])
-    if r.chosen is not None:
-        conn.execute("""
-            INSERT INTO spend VALUES (?, ?, ?, 1, ?, ?, ?)
-            ON CONFLICT (key_id, model, day) DO UPDATE SET requests = requests + 1,
-                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                completion_tokens = completion_tokens + excluded.completion_tokens,
-                cost = cost + excluded.cost
-        """, (r.key_id or "", r.chosen, utc_day(r.ts), int(r.prompt_tokens or 0),
-              int(r.completion_tokens or 0), float(r.cost)))
+                         [(request_id, i, a.backend, a.outcome, a.http_status, a.error,
+                           a.latency_ms) for i, a in enumerate(attempts)])
+
+
+def _add_spend(conn: sqlite3.Connection, key_id: str | None, model: str, ts: float,
+               prompt_tokens: int | None, completion_tokens: int | None, cost: float) -> None:
+    conn.execute("""
+        INSERT INTO spend VALUES (?, ?, ?, 1, ?, ?, ?)
+        ON CONFLICT (key_id, model, day) DO UPDATE SET requests = requests + 1,
+            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = completion_tokens + excluded.completion_tokens,
+            cost = cost + excluded.cost
+    """, (key_id or "", model, utc_day(ts), int(prompt_tokens or 0), int(completion_tokens or 0),
+          float(cost)))
+
+
+def _recover(conn: sqlite3.Connection) -> int:
+    """Mark the requests a previous run left ``in_progress`` as ``interrupted``, booking as spend
+    what their progress rows say was served (one transaction: a crash here changes nothing)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute("SELECT id, ts, key_id, chosen, cost, prompt_tokens, "
+                            "completion_tokens FROM requests WHERE status = ?",
+                            (IN_PROGRESS,)).fetchall()
+        for rid, ts, key_id, chosen, cost, pt, ct in rows:
+            attempts = tuple(Attempt(b, o) for b, o in conn.execute(
+                "SELECT backend, outcome FROM attempts WHERE request_id = ? ORDER BY n",
+                (rid,)))
+            charged = _charged_model(RequestRecord(rid, ts, INTERRUPTED, 0, attempts=attempts,
+                                                   chosen=chosen, cost=float(cost or 0.0)))
+            if charged is not None:
+                _add_spend(conn, key_id, charged, ts, pt, ct, float(cost or 0.0))
+        conn.execute("UPDATE requests SET status = ?, error = ? WHERE status = ?",
+                     (INTERRUPTED, "the gateway stopped before this request finished",
+                      IN_PROGRESS))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return len(rows)
