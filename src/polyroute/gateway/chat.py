@@ -218,7 +218,8 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             if chat.preference is not None:
                 rec.preference["lam"] = chat.preference.lam
             rebalance(plan, gw.backends)
-        decision = await gw.decider.decide(chat.text, policy, route.allowed)
+        decision = await gw.decider.decide(chat.text, policy, route.allowed,
+                                           multi_call=plan is not None and plan.multi_call)
         rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
         gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
         gw.metrics.decisions.labels(route.name, decision.candidates[0].model).inc()

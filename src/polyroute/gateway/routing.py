@@ -29,10 +29,8 @@ from polyroute.errors import ConfigError
 from polyroute.pipeline import Pipeline
 from polyroute.policies import (
     CascadeDecision,
-    CascadePolicy,
     Policy,
     SetDecision,
-    TopKPolicy,
     decisions,
 )
 from polyroute.routers import CostModel, Estimates
@@ -138,6 +136,7 @@ class _Decide:
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future | None
     enqueued: float
+    multi_call: bool = False
 
 
 @dataclass
@@ -281,7 +280,10 @@ class Decider:
         return [self._rank(est, i, policy, allowed)[0] for i in range(len(texts))]
 
     def _rank(self, est: Estimates, row: int, policy: Policy,
-              allowed: tuple[str, ...] | None) -> tuple[tuple[Candidate, ...], Plan]:
+              allowed: tuple[str, ...] | None,
+              multi_call: bool = False) -> tuple[tuple[Candidate, ...], Plan]:
+        """Ranked candidates of one prompt; with ``multi_call`` (the profile's kind serves a
+        cascade or a set) also the policy's per-prompt plan."""
         one = est.subset(np.array([row]))
         if allowed is not None:
             keep = [j for j, m in enumerate(one.models) if m in allowed]
@@ -291,18 +293,18 @@ class Decider:
                             uncertainty=None if one.uncertainty is None else
                             one.uncertainty[:, keep], cost_scale=one.cost_scale)
         d = decisions(one, policy)[0]
-        plan: Plan = policy.decide(one)[0] if isinstance(policy, (CascadePolicy, TopKPolicy)) \
-            else None
+        plan: Plan = policy.decide(one)[0] if multi_call else None  # type: ignore[attr-defined]
         return tuple(Candidate(m, d.estimated_quality[m], d.estimated_cost[m])
                      for m in d.candidates), plan
 
-    async def decide(self, text: str, policy: Policy,
-                     allowed: tuple[str, ...] | None = None) -> RoutingResult:
-        """Ranked candidates for one prompt, computed on the worker thread."""
+    async def decide(self, text: str, policy: Policy, allowed: tuple[str, ...] | None = None,
+                     *, multi_call: bool = False) -> RoutingResult:
+        """Ranked candidates for one prompt, computed on the worker thread; ``multi_call`` asks
+        for the policy's per-prompt plan too (a cascade's chain, a top-k set)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         started = time.perf_counter()
-        self._queue.put(_Decide(text, policy, allowed, loop, future, started))
+        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call))
         candidates, plan = await future
         return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000,
                              plan)
@@ -361,7 +363,7 @@ class Decider:
             return
         for i, j in enumerate(jobs):
             try:
-                result, error = self._rank(est, i, j.policy, j.allowed), None
+                result, error = self._rank(est, i, j.policy, j.allowed, j.multi_call), None
             except Exception as exc:  # noqa: BLE001 - raised again in the request's task
                 result, error = None, exc
             j.loop.call_soon_threadsafe(_resolve, j.future, result, error)
