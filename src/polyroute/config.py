@@ -81,6 +81,9 @@ class BackendConfig(_Section):
     #: Ask for token usage in streams (``stream_options.include_usage``) so streamed calls are
     #: charged real tokens; the extra chunk is removed unless the client asked for it.
     stream_usage: bool = True
+    #: Until this backend has outcome data, route it on the estimates of this model the router
+    #: knows (priced at this backend's own prices); decisions that use it say so.
+    like: str | None = None
     #: A key written in the file is rejected with a message saying where it belongs.
     api_key: Any = Field(None, exclude=True)
 
@@ -88,6 +91,12 @@ class BackendConfig(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         return _check_name(v, "backend name")
+
+    @model_validator(mode="after")
+    def _like_other(self) -> BackendConfig:
+        if self.like is not None and self.like == self.name:
+            raise ValueError(f"like: a backend cannot borrow its own estimates ({self.name!r})")
+        return self
 
     @field_validator("base_url")
     @classmethod

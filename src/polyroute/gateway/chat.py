@@ -84,6 +84,9 @@ class _Recorder:
                                                  if a.outcome not in ("ok", "passthrough")))
         if self.profile is not None:
             h["x-polyroute-profile"] = self.profile
+        borrowed = [f"{c.model}={c.borrowed_from}" for c in self.candidates if c.borrowed_from]
+        if borrowed:  # these candidates were estimated as another (known) model
+            h["x-polyroute-borrowed"] = ",".join(borrowed)
         h.update(self.extra_headers)
         return h
 

@@ -20,7 +20,7 @@ from polyroute.gateway.backends import Backend
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
-from polyroute.gateway.routing import Decider, check_backends, load_pipeline
+from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
@@ -43,6 +43,11 @@ class Route:
     @property
     def allowed(self) -> tuple[str, ...] | None:
         return None if self.profile is None else self.profile.models
+
+    def routable(self, servable: tuple[str, ...]) -> bool:
+        """A backend route always is; a profile when one of its models can be routed."""
+        allowed = self.allowed
+        return self.profile is None or any(allowed is None or m in allowed for m in servable)
 
 
 class Gateway:
@@ -92,6 +97,10 @@ class Gateway:
                                 f"({', '.join(self.profile_names)}) or a backend "
                                 f"({', '.join(self.backends)})", code="model_not_found",
                            param="model")
+        if not route.routable(self.decider.models):
+            raise APIError(503, f"profile {model!r} has no backend the router can route yet "
+                                f"(no outcome data); name a backend as the model, or "
+                                f"{ONBOARD_HINT}", code="no_routable_backend")
         return route
 
     # -- lifecycle -------------------------------------------------------------------------------

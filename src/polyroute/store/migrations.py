@@ -102,8 +102,13 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v2_borrowed_estimates(conn: sqlite3.Connection) -> None:
+    """A candidate may be routed on another model's estimates (a backend's ``like``)."""
+    conn.execute("ALTER TABLE candidates ADD COLUMN borrowed_from TEXT")
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial, _v2_borrowed_estimates]
 
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -26,6 +26,8 @@ class Candidate:
     model: str
     estimated_quality: float | None = None
     estimated_cost: float | None = None
+    #: The known model whose estimates this backend borrowed (``like``), if any.
+    borrowed_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,8 @@ class SQLiteStore(Store):
             if not rows:
                 return None
             summary = _summary(rows[0])
-            cands = tuple(Candidate(m, q, c) for m, q, c in conn.execute(
-                "SELECT model, estimated_quality, estimated_cost FROM candidates "
+            cands = tuple(Candidate(m, q, c, b) for m, q, c, b in conn.execute(
+                "SELECT model, estimated_quality, estimated_cost, borrowed_from FROM candidates "
                 "WHERE request_id = ? ORDER BY rank", (request_id,)))
             atts = tuple(Attempt(b, o, s, e, lat) for b, o, s, e, lat in conn.execute(
                 "SELECT backend, outcome, http_status, error, latency_ms FROM attempts "
@@ -297,9 +297,10 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     conn.execute("DELETE FROM attempts WHERE request_id = ?", (r.id,))
     if r.candidates:
-        conn.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?)",
-                         [(r.id, i, c.model, c.estimated_quality, c.estimated_cost)
-                          for i, c in enumerate(r.candidates)])
+        conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "
+                         "estimated_cost, borrowed_from) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(r.id, i, c.model, c.estimated_quality, c.estimated_cost,
+                           c.borrowed_from) for i, c in enumerate(r.candidates)])
     if r.attempts:
         conn.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
                          [(r.id, i, a.backend, a.outcome, a.http_status, a.error, a.latency_ms)
