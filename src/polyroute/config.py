@@ -231,6 +231,8 @@ class KeyConfig(_Section):
     #: Dollars this key may spend per ``spend_period``; none = unlimited.
     spend_limit: float | None = Field(None, gt=0)
     spend_period: Literal["total", "day", "month"] = "month"
+    #: May call the operator endpoints (``POST /v1/admin/reload-router``).
+    admin: bool = False
     #: A key written in the file is rejected with a message saying what to write instead.
     key: Any = Field(None, exclude=True)
 
