@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 
 from polyroute.store.records import (
+    CalibrationAnswer,
     FeedbackExample,
     FeedbackRecord,
     FeedbackTarget,
@@ -45,6 +46,14 @@ class Store(ABC):
         The future fails with :class:`~polyroute.errors.StoreError` if the request is unknown or,
         with ``owner_check``, was made with another client key.
         """
+
+    @abstractmethod
+    def record_calibration(self, answer: CalibrationAnswer) -> None:
+        """Keep one onboarding answer (replacing an earlier failed one for the same prompt)."""
+
+    @abstractmethod
+    def calibration_answers(self, backend: str | None = None) -> list[CalibrationAnswer]:
+        """Onboarding answers kept so far (of one backend, or all), oldest first."""
 
     @abstractmethod
     def sync_keys(self, keys: Sequence[KeyRecord]) -> None:

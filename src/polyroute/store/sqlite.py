@@ -27,6 +27,7 @@ from polyroute.store.records import (
     IN_PROGRESS,
     INTERRUPTED,
     Attempt,
+    CalibrationAnswer,
     Candidate,
     FeedbackExample,
     FeedbackRecord,
@@ -148,6 +149,22 @@ class SQLiteStore(Store):
         assert future is not None
         return future
 
+    def record_calibration(self, answer: CalibrationAnswer) -> None:
+        a = answer
+        row = (a.backend, a.prompt_id, a.prompt, a.task, a.answer, a.quality, float(a.cost),
+               a.latency_s, a.prompt_tokens, a.completion_tokens, a.detail, a.error,
+               a.ts or time.time())
+        self._w().submit(lambda conn: conn.execute(
+            f"INSERT OR REPLACE INTO calibration_answers ({_CALIBRATION_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 13)})", row))
+
+    def calibration_answers(self, backend: str | None = None) -> list[CalibrationAnswer]:
+        where, args = ("WHERE backend = ?", (backend,)) if backend is not None else ("", ())
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_CALIBRATION_COLUMNS} FROM calibration_answers "
+                                f"{where} ORDER BY ts, backend, prompt_id", args).fetchall()
+        return [CalibrationAnswer(*r[:10], detail=r[10], error=r[11], ts=r[12]) for r in rows]
+
     def sync_keys(self, keys: Sequence[KeyRecord]) -> None:
         now = time.time()
 
@@ -258,6 +275,9 @@ class SQLiteStore(Store):
             self._read_conns = []
             self._local = threading.local()
 
+
+_CALIBRATION_COLUMNS = ("backend, prompt_id, prompt, task, answer, quality, cost, latency_s, "
+                        "prompt_tokens, completion_tokens, detail, error, ts")
 
 _SUMMARY_SQL = """
     SELECT r.id, r.ts, r.key_id, r.requested_model, r.profile, r.status, r.http_status, r.chosen,
