@@ -23,13 +23,21 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from polyroute.errors import ConfigError
 from polyroute.policies import Preference
+from polyroute.policies.kinds import (  # noqa: F401 (re-exported: the config's spec types)
+    BalanceConfig,
+    CascadeSpec,
+    TopKSpec,
+    TradeoffSpec,
+    kind_of,
+    policy_spec_union,
+)
 
 #: Prefix of environment variables that override config values.
 ENV_PREFIX = "POLYROUTE__"
@@ -76,6 +84,9 @@ class BackendConfig(_Section):
     #: The most completion tokens this backend's model produces in one answer, if known: the
     #: answer-length ceiling learnt for spend limits (see ``ceilings``) never exceeds it.
     max_output_tokens: int | None = Field(None, ge=1)
+    #: Until this backend has outcome data, route it on the estimates of this model the router
+    #: knows (priced at this backend's own prices); decisions that use it say so.
+    like: str | None = None
     #: A key written in the file is rejected with a message saying where it belongs.
     api_key: Any = Field(None, exclude=True)
 
@@ -83,6 +94,12 @@ class BackendConfig(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         return _check_name(v, "backend name")
+
+    @model_validator(mode="after")
+    def _like_other(self) -> BackendConfig:
+        if self.like is not None and self.like == self.name:
+            raise ValueError(f"like: a backend cannot borrow its own estimates ({self.name!r})")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -144,64 +161,9 @@ class PolicyConfig(_Section):
         return Preference(lam=self.lam or 0.0, budget=self.budget, floor=self.floor)
 
 
-def _finite_lam(v: float) -> float:
-    if not math.isfinite(v):
-        raise ValueError("must be a finite number")
-    return v
-
-
-class CascadeSpec(_Section):
-    """Call the cheapest model of the prompt's estimated frontier first; escalate to the next
-    one while confidence (router estimate × answer score) stays below ``threshold``."""
-
-    kind: Literal["cascade"]
-    threshold: float = Field(0.7, ge=0, le=1)
-    #: Bounds the chain: its last step is the model the trade-off at this λ picks.
-    lam: float = Field(0.0, ge=0)
-    max_calls: int = Field(2, ge=1, le=8)
-    #: What looks at each answer: ``heuristic`` (empty, refusal, truncated, looping answers
-    #: score low) or ``none`` (the router's estimate alone decides).
-    scorer: Literal["heuristic", "none"] = "heuristic"
-
-    _lam = field_validator("lam")(classmethod(lambda cls, v: _finite_lam(v)))
-
-
-class TopKSpec(_Section):
-    """Ask a set of up to ``max_k`` models in parallel, then have the ``aggregator`` backend
-    merge their answers (a set of one is answered directly)."""
-
-    kind: Literal["topk"]
-    lam: float = Field(0.0, ge=0)
-    max_k: int = Field(3, ge=1, le=8)
-    #: Backend name that merges the candidates' answers.
-    aggregator: str
-    #: 0 = members fail independently, 1 = they fail together (sets grow less).
-    dependence: float = Field(0.0, ge=0, le=1)
-
-    _lam = field_validator("lam")(classmethod(lambda cls, v: _finite_lam(v)))
-
-
-class BalanceConfig(_Section):
-    """Online load balancing: a per-backend bias added to the trade-off scores, lowered by
-    ``gamma`` per request while the backend's load (in flight + waiting for a slot) exceeds
-    ``target`` × its ``max_concurrency``, raised back (up to 0) while below."""
-
-    gamma: float = Field(0.01, gt=0, le=1)
-    target: float = Field(0.9, gt=0, le=1)
-
-
-class TradeoffSpec(_Section):
-    """Trade-off routing at ``lam``, optionally with online load balancing."""
-
-    kind: Literal["tradeoff"]
-    lam: float = Field(0.0, ge=0)
-    balance: BalanceConfig | None = None
-
-    _lam = field_validator("lam")(classmethod(lambda cls, v: _finite_lam(v)))
-
-
-#: A profile's policy, told apart by ``kind``.
-PolicySpec = Annotated[CascadeSpec | TopKSpec | TradeoffSpec, Field(discriminator="kind")]
+#: A profile's policy, told apart by ``kind``: the union of the registered policy kinds' specs
+#: (:mod:`polyroute.policies.kinds`), so a new kind needs no edit here.
+PolicySpec = policy_spec_union()
 
 
 class ProfileConfig(PolicyConfig):
@@ -272,6 +234,8 @@ class KeyConfig(_Section):
     #: Dollars this key may spend per ``spend_period``; none = unlimited.
     spend_limit: float | None = Field(None, gt=0)
     spend_period: Literal["total", "day", "month"] = "month"
+    #: May call the operator endpoints (``POST /v1/admin/reload-router``).
+    admin: bool = False
     #: A key written in the file is rejected with a message saying what to write instead.
     key: Any = Field(None, exclude=True)
 
@@ -401,10 +365,11 @@ class GatewayConfig(_Section):
                                  f"{', '.join(unknown)}; configured: {', '.join(names)}")
             if profile.models is not None and not profile.models:
                 raise ValueError(f"profiles.{pname}.models: empty list (omit it to allow all)")
-            if isinstance(profile.policy, TopKSpec) and profile.policy.aggregator not in names:
-                raise ValueError(f"profiles.{pname}.policy.aggregator: unknown backend "
-                                 f"{profile.policy.aggregator!r}; configured: "
-                                 f"{', '.join(names)}")
+            if profile.policy is not None:
+                for key, ref in kind_of(profile.policy).backends_named(profile.policy).items():
+                    if ref not in names:
+                        raise ValueError(f"profiles.{pname}.policy.{key}: unknown backend "
+                                         f"{ref!r}; configured: {', '.join(names)}")
         ids = [k.id for k in self.keys]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:

@@ -6,6 +6,7 @@ featurizer's id is recorded and checked on load: a router is meaningless in anot
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +45,9 @@ class Pipeline:
         self._cache = cache
         self._featurizer: Featurizer | None = None
         self.cost_model_: CostModel | None = None
+        #: ``router@digest`` of the saved directory this pipeline was loaded from or saved to
+        #: (what the gateway logs when it switches routers); ``router@unsaved`` otherwise.
+        self.identity = f"{self.router.name}@unsaved"
 
     # -- featurizer ----------------------------------------------------------------------------
     def _wrap(self, inner: Featurizer) -> Featurizer:
@@ -130,6 +134,7 @@ class Pipeline:
                 "featurizer": self.featurizer_spec, "featurizer_id": inner.id,
                 "cost_model": self.cost_model_.to_dict()}
         (directory / PIPELINE_FILE).write_text(json.dumps(meta, indent=1))
+        self.identity = _identity(self.router.name, directory)
         return directory
 
     @classmethod
@@ -153,4 +158,14 @@ class Pipeline:
                               f"{meta['featurizer_id']!r} but {inner.id!r} was loaded")
         pipeline._featurizer = pipeline._wrap(inner)
         pipeline.cost_model_ = CostModel.from_dict(meta["cost_model"])
+        pipeline.identity = _identity(pipeline.router.name, directory)
         return pipeline
+
+
+def _identity(router: str, directory: Path) -> str:
+    """``router@`` + the first 12 hex digits of a SHA-256 over the saved files (names and
+    contents, in name order): two saves of different state never share an identity."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{router}@{digest.hexdigest()[:12]}"

@@ -82,3 +82,20 @@ def test_make_featurizer_knows_tfidf() -> None:
 def test_too_little_text_is_a_data_error(texts: list[str]) -> None:
     with pytest.raises(DataError, match=f"on {len(texts)} prompt"):
         TfidfFeaturizer().fit(texts)
+
+
+def test_encoding_reuses_the_projection_and_identity_once_fitted() -> None:
+    """The fitted state is hashed and transposed once, not per call (both used to cost a full
+    pass over the projection for every text looked up in the cache)."""
+    texts = [f"prompt number {i} about {w}" for i, w in enumerate(["cats", "dogs", "math"] * 5)]
+    f = TfidfFeaturizer(dim=4).fit(texts)
+    first = f.encode(texts[:3])
+    assert f._projection() is f._projection()
+    ident = f.id
+    assert f.id is ident
+    np.testing.assert_allclose(f.encode(texts[:3]), first)
+    # Exactly what the float32 product gave before, within float32 rounding.
+    sparse = f._vectorizer.transform(texts[:3])
+    old = np.asarray(sparse @ f.components_.T, dtype=np.float32)
+    old /= np.maximum(np.linalg.norm(old, axis=1, keepdims=True), 1e-12)
+    np.testing.assert_allclose(first, old, rtol=1e-5, atol=1e-6)

@@ -87,10 +87,39 @@ def test_router_models_without_backend_are_dropped(pipeline, router_dir, tmp_pat
     assert [c.model for c in ranked][0] != "gamma"
 
 
-def test_router_knowing_no_backend_is_a_config_error(pipeline, router_dir, tmp_path):
+def test_router_knowing_no_backend_still_starts_and_says_how_to_onboard(pipeline, router_dir,
+                                                                         tmp_path):
+    # Was a ConfigError; a gateway must start with backends it has no outcome data for.
     raw = base_config(router_dir, tmp_path / "s.sqlite", {"delta": "http://x:1"})
     raw["profiles"] = {}
-    with pytest.raises(ConfigError, match="no backend is named after a model the router knows"):
+    warnings = check_backends(pipeline.models, validate_config(raw))
+    assert any("no backend is named after a model the router knows" in w for w in warnings)
+    assert any("delta" in w and "polyroute onboard" in w for w in warnings)
+    assert Decider(pipeline, validate_config(raw).backends).models == ()
+
+
+def test_a_backend_like_a_known_model_borrows_its_estimates(pipeline, router_dir, tmp_path):
+    raw = base_config(router_dir, tmp_path / "s.sqlite",
+                      {"alpha": "http://x:1", "delta": "http://x:2"})
+    raw["backends"][1]["like"] = "beta"
+    raw["backends"][1]["input_price_per_mtok"] = 9.0
+    raw["profiles"] = {}
+    cfg = validate_config(raw)
+    assert any("delta (like beta)" in w for w in check_backends(pipeline.models, cfg))
+    decider = Decider(pipeline, cfg.backends)
+    assert decider.models == ("alpha", "delta") and decider.borrowed == {"delta": "beta"}
+    est = decider.estimates([POETRY_PROMPT])
+    assert est.quality[0, 1] == pytest.approx(pipeline.estimate([POETRY_PROMPT]).quality[0, 1])
+    [ranked] = decider.decide_now([POETRY_PROMPT], TradeoffPolicy(0.0))
+    assert ranked[0].model == "delta" and ranked[0].borrowed_from == "beta"
+    assert ranked[1].borrowed_from is None
+
+
+def test_like_naming_an_unknown_model_is_a_config_error(pipeline, router_dir, tmp_path):
+    raw = base_config(router_dir, tmp_path / "s.sqlite", {"delta": "http://x:1"})
+    raw["backends"][0]["like"] = "nobody"
+    raw["profiles"] = {}
+    with pytest.raises(ConfigError, match=r"backends\[0\]\.like: 'nobody' is not a model"):
         check_backends(pipeline.models, validate_config(raw))
 
 

@@ -58,11 +58,13 @@ class CachedFeaturizer:
             self._conn = conn
         return self._conn
 
-    def _key(self, text: str) -> str:
-        return hashlib.sha256(f"{self.inner.id}\0{text}".encode()).hexdigest()
+    def _key(self, text: str, featurizer_id: str | None = None) -> str:
+        fid = self.inner.id if featurizer_id is None else featurizer_id
+        return hashlib.sha256(f"{fid}\0{text}".encode()).hexdigest()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        keys = [self._key(t) for t in texts]
+        fid = self.inner.id  # once per call, not per text
+        keys = [self._key(t, fid) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:
             conn = self._connection()

@@ -36,10 +36,16 @@ class TfidfFeaturizer:
 
     @property
     def id(self) -> str:
+        """``tfidf:<dim>:<digest of the fitted projection>``, hashed once per fitted state
+        (the projection is tens of MB: hashing it per call made every cached lookup slow)."""
         if self.components_ is None:
             return "tfidf:unfitted"
-        digest = hashlib.sha256(self.components_.tobytes()).hexdigest()[:12]
-        return f"tfidf:{self.components_.shape[0]}:{digest}"
+        cached = getattr(self, "_id", None)
+        if cached is None or cached[0] is not self.components_:
+            digest = hashlib.sha256(self.components_.tobytes()).hexdigest()[:12]
+            cached = (self.components_, f"tfidf:{self.components_.shape[0]}:{digest}")
+            self._id = cached
+        return cached[1]
 
     def fit(self, texts: Sequence[str]) -> TfidfFeaturizer:
         from sklearn.decomposition import TruncatedSVD
@@ -65,9 +71,21 @@ class TfidfFeaturizer:
         if not texts:
             return np.zeros((0, self.components_.shape[0]), dtype=np.float32)
         sparse = self._vectorizer.transform([focus_text(t, self.max_chars) for t in texts])
-        dense = np.asarray(sparse @ self.components_.T, dtype=np.float32)
+        dense = np.asarray(sparse @ self._projection(), dtype=np.float32)
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         return dense / np.maximum(norms, 1e-12)
+
+    def _projection(self) -> np.ndarray:
+        """``components_.T`` as C-contiguous float64, made once per fitted state: the sparse
+        TF-IDF rows are float64, and multiplying them by the float32 transpose made scipy copy
+        and upcast the whole (vocabulary × dim) matrix on every call."""
+        cached = getattr(self, "_proj", None)
+        if cached is None or cached[0] is not self.components_:
+            assert self.components_ is not None
+            cached = (self.components_,
+                      np.ascontiguousarray(self.components_.T, dtype=np.float64))
+            self._proj = cached
+        return cached[1]
 
     def save(self, directory: Path) -> None:
         if self._vectorizer is None or self.components_ is None:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from polyroute.config import GatewayConfig
+from polyroute.gateway.admin import reload_router
 from polyroute.gateway.chat import chat_completions
 from polyroute.gateway.endpoints import healthz, list_models, metrics
 from polyroute.gateway.errors import APIError, error_response
@@ -58,6 +59,7 @@ def create_app(config: GatewayConfig, *, pipeline: Pipeline | None = None,
             Route("/v1/feedback", feedback, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/v1/admin/reload-router", reload_router, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

@@ -92,6 +92,9 @@ class _Recorder:
                                                  if a.outcome not in ("ok", "passthrough")))
         if self.profile is not None:
             h["x-polyroute-profile"] = self.profile
+        borrowed = [f"{c.model}={c.borrowed_from}" for c in self.candidates if c.borrowed_from]
+        if borrowed:  # these candidates were estimated as another (known) model
+            h["x-polyroute-borrowed"] = ",".join(borrowed)
         h.update(self.extra_headers)
         return h
 
@@ -246,7 +249,8 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
             if chat.preference is not None:
                 rec.preference["lam"] = chat.preference.lam
             rebalance(plan, gw.backends)
-        decision = await gw.decider.decide(chat.text, policy, route.allowed)
+        decision = await gw.decider.decide(chat.text, policy, route.allowed,
+                                           multi_call=plan is not None and plan.multi_call)
         rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
         gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
         gw.metrics.decisions.labels(route.name, decision.candidates[0].model).inc()

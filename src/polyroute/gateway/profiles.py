@@ -1,95 +1,45 @@
 """Turn a route profile's config into what a request needs: a policy and its gateway-side parts.
 
-Why a module of its own: a profile may select a plain single-knob policy (lam / budget / floor), a
-multi-call one (cascade, top-k) that needs an answer scorer or an aggregator backend, or a
-trade-off with online load balancing that owns mutable state (a :class:`BiasBalancer` per
-profile). Building those once here keeps ``service.py`` about lifecycle and ``chat.py`` about the
-request flow.
+What each policy kind builds, and how a per-request λ changes it, is declared once in the kind
+registry (:mod:`polyroute.policies.kinds`); this module only dispatches to it, and keeps the one
+gateway-side step that needs live backends: rebalancing a balanced profile from their load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 
 import numpy as np
 
-from polyroute.config import BackendConfig, CascadeSpec, ProfileConfig, TopKSpec, TradeoffSpec
+from polyroute.config import ProfileConfig
 from polyroute.gateway.backends import Backend
-from polyroute.policies import (
-    AnswerScorer,
-    BalancedPolicy,
-    BiasBalancer,
-    CascadePolicy,
-    HeuristicScorer,
-    Policy,
-    Preference,
-    TopKPolicy,
-    TradeoffPolicy,
-    policy_for,
+from polyroute.policies import Preference, policy_for
+from polyroute.policies.kinds import (
+    ANSWER_TOKENS,
+    CASCADE,
+    PLAIN,
+    SINGLE,
+    TOPK,
+    BuildContext,
+    Priced,
+    ProfilePlan,
+    aggregation_cost,
+    kind_of,
 )
 
-#: How a route's requests are served.
-PLAIN, CASCADE, TOPK = "plain", "cascade", "topk"
-
-
-@dataclass(frozen=True)
-class ProfilePlan:
-    """A profile's policy and the parts its serving mode needs (unused ones are None)."""
-
-    policy: Policy
-    mode: str = PLAIN
-    scorer: AnswerScorer | None = None
-    aggregator: str | None = None
-    balancer: BiasBalancer | None = None
-    balance_target: float = 1.0
-    #: Predicted dollars of one aggregation call, charged to every set of two or more.
-    aggregator_cost: float = 0.0
-
-
-#: Tokens assumed per answer when pricing an aggregation call before any answer exists (the same
-#: output-length convention as the bundled data's cost rule).
-ANSWER_TOKENS = 256
-
-
-def aggregation_cost(spec: TopKSpec, backends: Mapping[str, BackendConfig]) -> float:
-    """Predicted cost of merging ``max_k`` answers on the aggregator backend: its input is the
-    question plus the answers, its output one answer (each ~``ANSWER_TOKENS``)."""
-    backend = backends.get(spec.aggregator)
-    if backend is None:
-        return 0.0
-    tokens_in = (spec.max_k + 1) * ANSWER_TOKENS
-    return (tokens_in * backend.input_price_per_mtok
-            + ANSWER_TOKENS * backend.output_price_per_mtok) / 1e6
+__all__ = ["ANSWER_TOKENS", "CASCADE", "PLAIN", "SINGLE", "TOPK", "ProfilePlan",
+           "aggregation_cost", "plan_for", "rebalance", "with_preference"]
 
 
 def plan_for(profile: ProfileConfig, servable: Sequence[str],
-             backends: Mapping[str, BackendConfig] | None = None) -> ProfilePlan:
+             backends: Mapping[str, Priced] | None = None) -> ProfilePlan:
     """The plan for ``profile``; ``servable`` are the router's models that have a backend, in the
     decider's order (a balancer's models must match the estimates the policy will see);
     ``backends`` price a top-k profile's aggregation call."""
     spec = profile.policy
     if spec is None:
         return ProfilePlan(policy_for(profile.preference()))
-    if isinstance(spec, CascadeSpec):
-        scorer = HeuristicScorer() if spec.scorer == "heuristic" else None
-        return ProfilePlan(CascadePolicy(spec.threshold, lam=spec.lam, max_calls=spec.max_calls),
-                           CASCADE, scorer=scorer)
-    if isinstance(spec, TopKSpec):
-        # The aggregator need not be a model the router knows: its call is priced from its
-        # backend's list prices, so a second member must be worth the merge too.
-        extra = aggregation_cost(spec, backends or {})
-        return ProfilePlan(TopKPolicy(spec.lam, max_k=spec.max_k, dependence=spec.dependence,
-                                      aggregator_cost=extra),
-                           TOPK, aggregator=spec.aggregator, aggregator_cost=extra)
-    assert isinstance(spec, TradeoffSpec)
-    if spec.balance is None:
-        return ProfilePlan(TradeoffPolicy(spec.lam))
-    allowed = profile.models
-    models = [m for m in servable if allowed is None or m in allowed]
-    balancer = BiasBalancer(models, spec.balance.gamma)
-    return ProfilePlan(BalancedPolicy(balancer, spec.lam), balancer=balancer,
-                       balance_target=spec.balance.target)
+    return kind_of(spec).build(spec, BuildContext(servable, profile.models, backends))
 
 
 def with_preference(profile: ProfileConfig, plan: ProfilePlan,
@@ -105,17 +55,7 @@ def with_preference(profile: ProfileConfig, plan: ProfilePlan,
         return plan
     if spec is None or preference.budget is not None or preference.floor is not None:
         return None
-    lam = preference.lam
-    if isinstance(spec, CascadeSpec):
-        return replace(plan, policy=CascadePolicy(spec.threshold, lam=lam,
-                                                  max_calls=spec.max_calls))
-    if isinstance(spec, TopKSpec):
-        return replace(plan, policy=TopKPolicy(lam, max_k=spec.max_k,
-                                               aggregator_cost=plan.aggregator_cost,
-                                               dependence=spec.dependence))
-    if plan.balancer is not None:
-        return replace(plan, policy=BalancedPolicy(plan.balancer, lam))
-    return replace(plan, policy=TradeoffPolicy(lam))
+    return kind_of(spec).with_lam(spec, plan, preference.lam)
 
 
 def rebalance(plan: ProfilePlan, backends: Mapping[str, Backend]) -> None:

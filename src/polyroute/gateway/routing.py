@@ -17,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,10 +29,8 @@ from polyroute.errors import ConfigError
 from polyroute.pipeline import Pipeline
 from polyroute.policies import (
     CascadeDecision,
-    CascadePolicy,
     Policy,
     SetDecision,
-    TopKPolicy,
     decisions,
 )
 from polyroute.routers import CostModel, Estimates
@@ -66,50 +64,82 @@ def load_pipeline(config: RouterConfig) -> Pipeline:
     return pipe
 
 
-def check_backends(router_models: Sequence[str], config: GatewayConfig) -> list[str]:
-    """Warnings about router models without a backend and backends the router does not know.
+def estimated_as(router_models: Sequence[str],
+                 backends: Sequence[BackendConfig]) -> dict[str, str]:
+    """Servable backend → the router model whose estimates it gets.
 
-    Raises :class:`ConfigError` if no configured backend is a model the router knows.
+    A backend named after a model the router knows is estimated as itself; one that declares
+    ``like: <known model>`` borrows that model's quality estimates (priced at its own prices)
+    until it is onboarded; any other backend is not routable (reachable only by name). Known
+    backends come in the router's order, borrowing ones after them in config order.
     """
-    names = set(config.backend_names)
-    known = [m for m in router_models if m in names]
-    if not known:
-        raise ConfigError(f"no backend is named after a model the router knows: the router "
-                          f"estimates {', '.join(router_models)}; backends are "
-                          f"{', '.join(config.backend_names)} (a backend's name must be the "
-                          f"model name used in the training outcomes)")
+    known = set(router_models)
+    names = {b.name for b in backends}
+    out = {m: m for m in router_models if m in names}
+    for b in backends:
+        if b.name not in known and b.like is not None and b.like in known:
+            out[b.name] = b.like
+    return out
+
+
+ONBOARD_HINT = ("onboard them with `polyroute onboard --config FILE`, or give a backend "
+                "`like: <a model the router knows>` to borrow that model's estimates until then")
+
+
+def check_backends(router_models: Sequence[str], config: GatewayConfig) -> list[str]:
+    """Warnings about router models without a backend and backends the router has no data for.
+
+    A gateway starts with backends the router does not know: they are reachable by naming them
+    as the model, and routed once onboarded (or while they borrow a known model's estimates with
+    ``like``). Raises :class:`ConfigError` only for a ``like`` that names no known model.
+    """
+    known = set(router_models)
+    for i, b in enumerate(config.backends):
+        if b.like is not None and b.like not in known:
+            raise ConfigError(f"backends[{i}].like: {b.like!r} is not a model the router knows "
+                              f"(it knows {', '.join(router_models)})")
+    servable = estimated_as(router_models, config.backends)
     warnings = []
+    names = set(config.backend_names)
     dropped = [m for m in router_models if m not in names]
     if dropped:
         warnings.append(f"router models without a backend (never chosen): {', '.join(dropped)}")
-    unknown = [b for b in config.backend_names if b not in set(router_models)]
+    unknown = [b for b in config.backend_names if b not in servable]
     if unknown:
-        warnings.append(f"backends the router does not know (reachable only by naming them as "
-                        f"the model): {', '.join(unknown)}")
+        warnings.append(f"backends the router has no outcome data for (reachable only by naming "
+                        f"them as the model): {', '.join(unknown)}; {ONBOARD_HINT}")
+    borrowing = [f"{b} (like {m})" for b, m in servable.items() if b != m]
+    if borrowing:
+        warnings.append(f"backends routed on a known model's estimates until onboarded: "
+                        f"{', '.join(borrowing)}")
+    if not servable:
+        warnings.append("no backend is named after a model the router knows: route profiles "
+                        "answer 503 until a backend can be routed; " + ONBOARD_HINT)
     for name, profile in config.effective_profiles().items():
-        if profile.models is not None and not set(profile.models) & set(known):
-            raise ConfigError(f"profiles.{name}.models: none of {', '.join(profile.models)} is "
-                              f"a model the router knows")
+        if servable and profile.models is not None and not set(profile.models) & set(servable):
+            warnings.append(f"profiles.{name}.models: none of {', '.join(profile.models)} can "
+                            f"be routed yet, so the profile answers 503; {ONBOARD_HINT}")
     return warnings
 
 
-def _repriced(pipe: Pipeline, models: Sequence[str],
+def _repriced(pipe: Pipeline, source: Mapping[str, str],
               backends: dict[str, BackendConfig]) -> CostModel | None:
     """A cost model with the backends' prices, or None if they equal the training prices.
 
     The router's cost model learned each model's mean output *cost* at training prices; the
-    expected output length it implies is re-priced at the configured price.
+    expected output length it implies is re-priced at the configured price (a borrowing
+    backend takes the output length of the model it is estimated as).
     """
     cm = pipe.cost_model_
     assert cm is not None
     index = {m.name: j for j, m in enumerate(cm.models)}
     infos, out_cost, changed = [], [], False
-    for name in models:
-        old, b = cm.models[index[name]], backends[name]
+    for name, like in source.items():
+        old, b = cm.models[index[like]], backends[name]
         new = ModelInfo(name, b.input_price_per_mtok, b.output_price_per_mtok)
-        changed |= (old.input_price_per_mtok, old.output_price_per_mtok) != \
+        changed |= name != like or (old.input_price_per_mtok, old.output_price_per_mtok) != \
             (new.input_price_per_mtok, new.output_price_per_mtok)
-        learned = cm.output_cost[index[name]]
+        learned = cm.output_cost[index[like]]
         tokens = learned / (old.output_price_per_mtok / 1e6) if old.output_price_per_mtok > 0 \
             else DEFAULT_OUTPUT_TOKENS
         infos.append(new)
@@ -138,6 +168,7 @@ class _Decide:
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future | None
     enqueued: float
+    multi_call: bool = False
 
 
 @dataclass
@@ -194,11 +225,13 @@ class Decider:
         self.pipeline = pipeline
         by_name = {b.name: b for b in backends}
         router_models = list(pipeline.models)
-        self.models: tuple[str, ...] = tuple(m for m in router_models if m in by_name)
-        if not self.models:
-            raise ConfigError("no configured backend is a model the router knows")
-        self._cols = np.array([router_models.index(m) for m in self.models])
-        self._cost_model = _repriced(pipeline, self.models, by_name)
+        source = estimated_as(router_models, backends)
+        #: Servable backends (possibly none: then every profile answers 503).
+        self.models: tuple[str, ...] = tuple(source)
+        #: Borrowing backend → the known model whose estimates it uses.
+        self.borrowed: dict[str, str] = {b: m for b, m in source.items() if b != m}
+        self._cols = np.array([router_models.index(m) for m in source.values()], dtype=int)
+        self._cost_model = _repriced(pipeline, source, by_name) if source else None
         self.max_batch = max_batch
         self.threads = threads
         self.learns_online = bool(type(pipeline.router).learns_online)
@@ -223,6 +256,8 @@ class Decider:
         request is not slow."""
         from polyroute.policies import TradeoffPolicy
 
+        if not self.models:  # nothing to route yet: the encoder loads on first use
+            return
         self.decide_now(["warm-up: what is two plus two?"], TradeoffPolicy(0.0))
         if self.threads is not None:
             limit_cpu_threads(self.threads)
@@ -281,7 +316,10 @@ class Decider:
         return [self._rank(est, i, policy, allowed)[0] for i in range(len(texts))]
 
     def _rank(self, est: Estimates, row: int, policy: Policy,
-              allowed: tuple[str, ...] | None) -> tuple[tuple[Candidate, ...], Plan]:
+              allowed: tuple[str, ...] | None,
+              multi_call: bool = False) -> tuple[tuple[Candidate, ...], Plan]:
+        """Ranked candidates of one prompt; with ``multi_call`` (the profile's kind serves a
+        cascade or a set) also the policy's per-prompt plan."""
         one = est.subset(np.array([row]))
         if allowed is not None:
             keep = [j for j, m in enumerate(one.models) if m in allowed]
@@ -291,18 +329,19 @@ class Decider:
                             uncertainty=None if one.uncertainty is None else
                             one.uncertainty[:, keep], cost_scale=one.cost_scale)
         d = decisions(one, policy)[0]
-        plan: Plan = policy.decide(one)[0] if isinstance(policy, (CascadePolicy, TopKPolicy)) \
-            else None
-        return tuple(Candidate(m, d.estimated_quality[m], d.estimated_cost[m])
+        plan: Plan = policy.decide(one)[0] if multi_call else None  # type: ignore[attr-defined]
+        return tuple(Candidate(m, d.estimated_quality[m], d.estimated_cost[m],
+                               borrowed_from=self.borrowed.get(m))
                      for m in d.candidates), plan
 
-    async def decide(self, text: str, policy: Policy,
-                     allowed: tuple[str, ...] | None = None) -> RoutingResult:
-        """Ranked candidates for one prompt, computed on the worker thread."""
+    async def decide(self, text: str, policy: Policy, allowed: tuple[str, ...] | None = None,
+                     *, multi_call: bool = False) -> RoutingResult:
+        """Ranked candidates for one prompt, computed on the worker thread; ``multi_call`` asks
+        for the policy's per-prompt plan too (a cascade's chain, a top-k set)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         started = time.perf_counter()
-        self._queue.put(_Decide(text, policy, allowed, loop, future, started))
+        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call))
         candidates, plan = await future
         return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000,
                              plan)
@@ -361,7 +400,7 @@ class Decider:
             return
         for i, j in enumerate(jobs):
             try:
-                result, error = self._rank(est, i, j.policy, j.allowed), None
+                result, error = self._rank(est, i, j.policy, j.allowed, j.multi_call), None
             except Exception as exc:  # noqa: BLE001 - raised again in the request's task
                 result, error = None, exc
             j.loop.call_soon_threadsafe(_resolve, j.future, result, error)

@@ -14,7 +14,10 @@ request to be recorded before the store is closed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,13 +26,14 @@ import anyio
 import httpx
 
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
+from polyroute.errors import ConfigError, PolyrouteError
 from polyroute.gateway.auth import KeyRing
 from polyroute.gateway.backends import Backend
 from polyroute.gateway.ceilings import OutputCeilings
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
-from polyroute.gateway.routing import Decider, check_backends, load_pipeline
+from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
@@ -53,6 +57,11 @@ class Route:
     def allowed(self) -> tuple[str, ...] | None:
         return None if self.profile is None else self.profile.models
 
+    def routable(self, servable: tuple[str, ...]) -> bool:
+        """A backend route always is; a profile when one of its models can be routed."""
+        allowed = self.allowed
+        return self.profile is None or any(allowed is None or m in allowed for m in servable)
+
 
 class Gateway:
     """Everything one running gateway needs; held by its app as ``app.state.gateway``."""
@@ -61,22 +70,13 @@ class Gateway:
                  env: Mapping[str, str] | None = None, warm_up: bool = True) -> None:
         self.config = config
         api_keys = backend_api_keys(config, env)
-        self.pipeline = pipeline if pipeline is not None else load_pipeline(config.router)
-        self.warnings = check_backends(self.pipeline.models, config)
-        for warning in self.warnings:
-            logger.warning("%s", warning)
-        self.decider = Decider(self.pipeline, config.backends, config.router.max_batch,
-                               config.router.threads)
-        if warm_up:
-            self.decider.warm_up()
         self.backends = {b.name: Backend(b, api_keys[b.name], config.breaker)
                          for b in config.backends}
-        self.routes: dict[str, Route] = {}
-        for name, p in config.effective_profiles().items():
-            plan = plan_for(p, self.decider.models, {b.name: b for b in config.backends})
-            self.routes[name] = Route(name, profile=p, policy=plan.policy, plan=plan)
-        for name in self.backends:
-            self.routes[name] = Route(name, backend=name)
+        self.pipeline = pipeline if pipeline is not None else load_pipeline(config.router)
+        self.decider, self.routes, self.warnings = self._routing(self.pipeline, warm_up)
+        for warning in self.warnings:
+            logger.warning("%s", warning)
+        self._reload_lock = asyncio.Lock()
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)
@@ -88,6 +88,56 @@ class Gateway:
         #: Set when the shutdown deadline cuts the streams still running (made in ``startup``:
         #: an event belongs to the running loop).
         self.cutting: anyio.Event | None = None
+
+    def _routing(self, pipeline: Pipeline, warm_up: bool
+                 ) -> tuple[Decider, dict[str, Route], list[str]]:
+        """What a router decides with: its decider (warmed up), the routes built on its servable
+        models, and the warnings about backends it does not know. Blocking (loads the encoder)."""
+        config = self.config
+        warnings = check_backends(pipeline.models, config)
+        decider = Decider(pipeline, config.backends, config.router.max_batch,
+                          config.router.threads)
+        if warm_up:
+            decider.warm_up()
+        routes: dict[str, Route] = {}
+        for name, p in config.effective_profiles().items():
+            plan = plan_for(p, decider.models, {b.name: b for b in config.backends})
+            routes[name] = Route(name, profile=p, policy=plan.policy, plan=plan)
+        for name in self.backends:
+            routes[name] = Route(name, backend=name)
+        return decider, routes, warnings
+
+    async def reload_router(self) -> dict[str, str]:
+        """Load ``router.path`` again and switch to it; returns both routers' identities.
+
+        Why this shape: loading and warming the new router happen off the event loop while the
+        old one keeps deciding; the switch itself is three assignments on the loop, so a request
+        sees one router or the other, never a mix. Decisions already queued on the old decider
+        finish there before its thread stops. Raises :class:`ConfigError` (the old router stays)
+        if the new one cannot be loaded or serves none of the backends as configured.
+        """
+        if self.config.router.path is None:
+            raise ConfigError("router.path is not set (the router is trained at start-up): "
+                              "there is nothing to reload")
+        async with self._reload_lock:
+            old = self.pipeline.identity
+            pipeline = await asyncio.to_thread(load_pipeline, self.config.router)
+            decider, routes, warnings = await asyncio.to_thread(self._routing, pipeline, True)
+            decider.start()
+            previous = self.decider
+            self.pipeline, self.decider, self.routes, self.warnings = \
+                pipeline, decider, routes, warnings
+            await asyncio.to_thread(previous.stop)
+        logger.warning("router switched: %s -> %s", old, pipeline.identity)
+        for warning in warnings:
+            logger.warning("%s", warning)
+        return {"previous": old, "current": pipeline.identity}
+
+    async def _reload_on_signal(self) -> None:
+        try:
+            await self.reload_router()
+        except PolyrouteError as exc:
+            logger.error("router reload failed, the previous router stays: %s", exc)
 
     @property
     def store(self) -> Store:
@@ -107,6 +157,10 @@ class Gateway:
                                 f"({', '.join(self.profile_names)}) or a backend "
                                 f"({', '.join(self.backends)})", code="model_not_found",
                            param="model")
+        if not route.routable(self.decider.models):
+            raise APIError(503, f"profile {model!r} has no backend the router can route yet "
+                                f"(no outcome data); name a backend as the model, or "
+                                f"{ONBOARD_HINT}", code="no_routable_backend")
         return route
 
     # -- requests in flight ----------------------------------------------------------------------
@@ -147,7 +201,11 @@ class Gateway:
         for backend in self.backends.values():
             backend.open(ssl_context)
         self.decider.start()
-        logger.info("polyroute gateway ready: profiles %s; backends %s",
+        if threading.current_thread() is threading.main_thread():  # signals reach only it
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_on_signal()))
+        logger.info("polyroute gateway ready (router %s): profiles %s; backends %s",
+                    self.pipeline.identity,
                     ", ".join(self.profile_names), ", ".join(self.backends))
 
     async def shutdown(self, record_timeout: float = 5.0) -> None:

@@ -9,6 +9,7 @@ from polyroute.store.records import (
     INTERRUPTED,
     OK,
     Attempt,
+    CalibrationAnswer,
     Candidate,
     FeedbackExample,
     FeedbackRecord,
@@ -23,6 +24,7 @@ from polyroute.store.sqlite import SQLiteStore
 
 __all__ = [
     "Attempt",
+    "CalibrationAnswer",
     "CLIENT_CLOSED",
     "Candidate",
     "ERROR",

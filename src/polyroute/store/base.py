@@ -16,6 +16,7 @@ from concurrent.futures import Future
 
 from polyroute.store.records import (
     Attempt,
+    CalibrationAnswer,
     FeedbackExample,
     FeedbackRecord,
     FeedbackTarget,
@@ -59,6 +60,14 @@ class Store(ABC):
         The future fails with :class:`~polyroute.errors.StoreError` if the request is unknown or,
         with ``owner_check``, was made with another client key.
         """
+
+    @abstractmethod
+    def record_calibration(self, answer: CalibrationAnswer) -> None:
+        """Keep one onboarding answer (replacing an earlier failed one for the same prompt)."""
+
+    @abstractmethod
+    def calibration_answers(self, backend: str | None = None) -> list[CalibrationAnswer]:
+        """Onboarding answers kept so far (of one backend, or all), oldest first."""
 
     @abstractmethod
     def sync_keys(self, keys: Sequence[KeyRecord]) -> None:

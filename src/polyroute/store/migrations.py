@@ -102,8 +102,36 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v2_borrowed_estimates(conn: sqlite3.Connection) -> None:
+    """A candidate may be routed on another model's estimates (a backend's ``like``)."""
+    conn.execute("ALTER TABLE candidates ADD COLUMN borrowed_from TEXT")
+
+
+def _v3_calibration_answers(conn: sqlite3.Connection) -> None:
+    """Onboarding answers, one per (backend, prompt), kept as they arrive (resumable runs)."""
+    _statements(conn, """
+        CREATE TABLE calibration_answers (
+            backend TEXT NOT NULL,
+            prompt_id TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            task TEXT NOT NULL,
+            answer TEXT,
+            quality REAL CHECK (quality IS NULL OR (quality >= 0 AND quality <= 1)),
+            cost REAL NOT NULL DEFAULT 0,
+            latency_s REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            detail TEXT NOT NULL DEFAULT '',
+            error TEXT,
+            ts REAL NOT NULL,
+            PRIMARY KEY (backend, prompt_id)
+        )
+    """)
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers]
 
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -26,6 +26,8 @@ class Candidate:
     model: str
     estimated_quality: float | None = None
     estimated_cost: float | None = None
+    #: The known model whose estimates this backend borrowed (``like``), if any.
+    borrowed_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,3 +167,27 @@ class FeedbackExample:
     score: float
     cost: float
     latency_s: float | None
+
+
+@dataclass(frozen=True)
+class CalibrationAnswer:
+    """One graded answer of a backend to a calibration prompt (``polyroute onboard``).
+
+    Kept in the store as it arrives, so an interrupted onboarding resumes where it stopped and
+    never pays twice for an answer it has. ``quality`` None = ungraded (or the call failed:
+    then ``error`` says why, and ``cost`` is what it cost as far as known).
+    """
+
+    backend: str
+    prompt_id: str
+    prompt: str
+    task: str
+    answer: str | None
+    quality: float | None
+    cost: float
+    latency_s: float | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    detail: str = ""
+    error: str | None = None
+    ts: float = 0.0

@@ -27,6 +27,7 @@ from polyroute.store.records import (
     IN_PROGRESS,
     INTERRUPTED,
     Attempt,
+    CalibrationAnswer,
     Candidate,
     FeedbackExample,
     FeedbackRecord,
@@ -162,6 +163,22 @@ class SQLiteStore(Store):
         assert future is not None
         return future
 
+    def record_calibration(self, answer: CalibrationAnswer) -> None:
+        a = answer
+        row = (a.backend, a.prompt_id, a.prompt, a.task, a.answer, a.quality, float(a.cost),
+               a.latency_s, a.prompt_tokens, a.completion_tokens, a.detail, a.error,
+               a.ts or time.time())
+        self._w().submit(lambda conn: conn.execute(
+            f"INSERT OR REPLACE INTO calibration_answers ({_CALIBRATION_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 13)})", row))
+
+    def calibration_answers(self, backend: str | None = None) -> list[CalibrationAnswer]:
+        where, args = ("WHERE backend = ?", (backend,)) if backend is not None else ("", ())
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_CALIBRATION_COLUMNS} FROM calibration_answers "
+                                f"{where} ORDER BY ts, backend, prompt_id", args).fetchall()
+        return [CalibrationAnswer(*r[:10], detail=r[10], error=r[11], ts=r[12]) for r in rows]
+
     def sync_keys(self, keys: Sequence[KeyRecord]) -> None:
         now = time.time()
 
@@ -197,8 +214,8 @@ class SQLiteStore(Store):
             if not rows:
                 return None
             summary = _summary(rows[0])
-            cands = tuple(Candidate(m, q, c) for m, q, c in conn.execute(
-                "SELECT model, estimated_quality, estimated_cost FROM candidates "
+            cands = tuple(Candidate(m, q, c, b) for m, q, c, b in conn.execute(
+                "SELECT model, estimated_quality, estimated_cost, borrowed_from FROM candidates "
                 "WHERE request_id = ? ORDER BY rank", (request_id,)))
             atts = tuple(Attempt(b, o, s, e, lat) for b, o, s, e, lat in conn.execute(
                 "SELECT backend, outcome, http_status, error, latency_ms FROM attempts "
@@ -273,6 +290,9 @@ class SQLiteStore(Store):
             self._local = threading.local()
 
 
+_CALIBRATION_COLUMNS = ("backend, prompt_id, prompt, task, answer, quality, cost, latency_s, "
+                        "prompt_tokens, completion_tokens, detail, error, ts")
+
 _SUMMARY_SQL = """
     SELECT r.id, r.ts, r.key_id, r.requested_model, r.profile, r.status, r.http_status, r.chosen,
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
@@ -323,9 +343,10 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
           r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
-        conn.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?)",
-                         [(r.id, i, c.model, c.estimated_quality, c.estimated_cost)
-                          for i, c in enumerate(r.candidates)])
+        conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "
+                         "estimated_cost, borrowed_from) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(r.id, i, c.model, c.estimated_quality, c.estimated_cost,
+                           c.borrowed_from) for i, c in enumerate(r.candidates)])
     _write_attempts(conn, r.id, r.attempts)
     charged = _charged_model(r)
     if charged is not None:
