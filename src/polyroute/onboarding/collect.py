@@ -42,6 +42,13 @@ class CalibrationItem:
     prompt: str
     task: str
     reference: Reference | None = None
+    #: What is sent: the prompt in its task's question format (options, tests, answer format;
+    #: see :func:`polyroute.grading.prompts.task_prompt`); the prompt itself when None.
+    message: str | None = None
+
+    @property
+    def text_sent(self) -> str:
+        return self.message if self.message is not None else self.prompt
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,14 @@ class BackendPlan:
         """Dollars for the items still to ask, at list prices, with answers of
         ``output_tokens`` (the data's convention); the worst case uses ``max_tokens``."""
         b = self.backend
-        return sum(input_tokens(i.prompt) * b.input_price_per_mtok
+        return sum(input_tokens(i.text_sent) * b.input_price_per_mtok
                    + output_tokens * b.output_price_per_mtok for i in self.todo) / 1e6
 
 
 def call_bound(item: CalibrationItem, backend: BackendConfig, max_tokens: int) -> float:
     """The most one call can cost: its prompt and ``max_tokens`` at list prices (a little
     slack for chat-template tokens)."""
-    return ((input_tokens(item.prompt) + 32) * backend.input_price_per_mtok
+    return ((input_tokens(item.text_sent) + 32) * backend.input_price_per_mtok
             + max_tokens * backend.output_price_per_mtok) / 1e6
 
 
@@ -162,7 +169,7 @@ async def collect(plans: Sequence[BackendPlan], api_keys: Mapping[str, str | Non
 
 async def _ask(client: Backend, item: CalibrationItem, max_tokens: int, retries: int,
                metrics: Metrics, grade: Grade_fn) -> CalibrationAnswer:
-    body = {"model": client.name, "messages": [{"role": "user", "content": item.prompt}],
+    body = {"model": client.name, "messages": [{"role": "user", "content": item.text_sent}],
             "max_tokens": max_tokens, "temperature": 0}
     cfg = client.config
     error = "no attempt was made"
@@ -187,9 +194,9 @@ async def _ask(client: Backend, item: CalibrationItem, max_tokens: int, retries:
         if pt is not None and ct is not None:
             cost = (pt * cfg.input_price_per_mtok + ct * cfg.output_price_per_mtok) / 1e6
         else:  # no usage reported: the list-price estimate of what was sent and received
-            cost = (input_tokens(item.prompt) * cfg.input_price_per_mtok
+            cost = (input_tokens(item.text_sent) * cfg.input_price_per_mtok
                     + input_tokens(text) * cfg.output_price_per_mtok) / 1e6
-        g = grade(item, text)
+        g = await asyncio.to_thread(grade, item, text)  # graders may run code or a judge
         return CalibrationAnswer(client.name, item.prompt_id, item.prompt, item.task, text,
                                  g.score, cost, latency, pt, ct, detail=g.detail, ts=time.time())
     return CalibrationAnswer(client.name, item.prompt_id, item.prompt, item.task, None, None,

@@ -1,0 +1,1 @@
+"""Onboarding: give backends without outcome data the answers a router needs to route them."""
