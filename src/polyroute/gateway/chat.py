@@ -194,11 +194,18 @@ def _error_kind(status: str, http_status: int) -> str:
 
 async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    try:
+        key = gw.keys.authenticate(request.headers.get("authorization"))
+    except APIError as exc:
+        # Counted, never stored: a flood of wrong keys must not fill the store (or its disk).
+        gw.metrics.unauthenticated()
+        return error_response(exc)
     rec = _Recorder(gw)
+    rec.key_id = key.id if key is not None else None
     gw.enter()
     handed_over = False
     try:
-        response = await _handle(gw, request, rec)
+        response = await _handle(gw, request, rec, key)
         handed_over = isinstance(response, RelayResponse)
         return response
     except APIError as exc:
@@ -219,13 +226,12 @@ async def chat_completions(request: Request) -> Response:
             gw.leave()
 
 
-async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
+async def _handle(gw: Gateway, request: Request, rec: _Recorder,
+                  key: KeyConfig | None) -> Response:
     if gw.draining:
         raise APIError(503, "the gateway is shutting down; retry (another instance, or this "
                             "one once restarted)", code="gateway_draining",
                        headers={"retry-after": "1", "connection": "close"})
-    key = gw.keys.authenticate(request.headers.get("authorization"))
-    rec.key_id = key.id if key is not None else None
     raw = await read_body(request, gw.config.server.max_body_bytes,
                           gw.config.server.body_timeout)
     chat = parse_chat(parse_object(raw), request.headers)

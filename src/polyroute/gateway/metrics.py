@@ -79,6 +79,11 @@ class Metrics:
         if fallback:
             self.fallbacks.labels(backend).inc()
 
+    def unauthenticated(self) -> None:
+        """A request refused for its key: counted here only (no store row is written)."""
+        self.requests.labels("invalid", "401").inc()
+        self.errors.labels("auth").inc()
+
     def finished(self, route: str, status: int, seconds: float, stream: bool) -> None:
         self.requests.labels(route, str(status)).inc()
         self.request_latency.labels("true" if stream else "false").observe(seconds)
