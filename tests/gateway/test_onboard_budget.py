@@ -98,3 +98,29 @@ def test_bad_arguments_are_one_line_errors_before_anything_is_sent(tmp_path, cap
         assert main(["onboard", "--config", cfg, "--yes", *flag]) == 2
     assert capsys.readouterr().err.startswith("polyroute: error:")
     assert backend.calls == 0
+
+
+def test_own_prompts_graded_by_reference_and_by_a_judge_backend(tmp_path, capsys):
+    prompts = tmp_path / "mine.jsonl"
+    rows = [{"prompt_id": "calc", "prompt": "What is 6 times 7?", "reference": "42",
+             "metric": "GSM8K", "task": "math"},
+            {"prompt_id": "poem", "task": "poetry", "prompt": "Write a haiku about rain."}]
+    rows += [{"prompt_id": f"more{i}", "task": "poetry",
+              "prompt": f"Write a haiku about rain and {w}."} for i, w in
+             enumerate(["wind", "snow", "rain clouds", "wind and snow"])]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model, judge = StandIn("model"), StandIn("judge")
+    model.reply = "Six times seven is 42."
+    judge.reply = "The haiku follows the form. Score: 0.75"
+    with ServerThread(model) as m, ServerThread(judge) as j:
+        cfg = _config(tmp_path, {"model": m.url, "judge": j.url})
+        assert main(["onboard", "--config", cfg, "--prompts", str(prompts), "--judge", "judge",
+                     "--yes"]) == 0
+    kept = {(a.backend, a.prompt_id): a for a in _answers(cfg)}
+    assert kept[("model", "calc")].quality == 1.0      # by its reference (GSM8K grader)
+    assert kept[("model", "poem")].quality == 0.75     # by the judge
+    assert kept[("judge", "poem")].quality == 0.75     # every backend answers own prompts
+    assert kept[("judge", "calc")].quality == 0.0      # "Score: 0.75" holds no 42
+    # Each judged answer cost one judge call: the judge saw 5 per backend besides its own 6.
+    assert judge.calls == 6 + 2 * 5
+    assert "grading by the judge cost $" in capsys.readouterr().out

@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         answers = [a for bp in plan.backends for a in store.calibration_answers(bp.backend.name)]
         write_answers(answers, out_path)
         _print_summary(summary(answers))
+        if counts.grading_cost:
+            out.print(f"grading by the judge cost ${counts.grading_cost:.4f} this run "
+                      f"(included in the ${counts.spent:.4f} spent)")
         outcomes = build_outcomes(plan, config, answers, random_state=args.seed)
         err.print(f"[dim]training {plan.router} on {outcomes}[/dim]")
         pipe, previous = save_router(outcomes, plan, config.router.path, progress=True)

@@ -145,10 +145,12 @@ async def collect(plans: Sequence[BackendPlan], api_keys: Mapping[str, str | Non
                     if not money.hold(bound):
                         progress.stopped_by_budget = True
                         return
-                    record = await _ask(client, item, max_tokens, retries, metrics, grade)
-                    money.settle(bound, record.cost)
+                    record, grading_cost = await _ask(client, item, max_tokens, retries,
+                                                      metrics, grade)
+                    money.settle(bound, record.cost + grading_cost)  # a judge's calls count
                     store.record_calibration(record)
                     progress.spent = money.spent
+                    progress.grading_cost += grading_cost
                     if record.error is None:
                         progress.answered += 1
                     else:
@@ -168,7 +170,8 @@ async def collect(plans: Sequence[BackendPlan], api_keys: Mapping[str, str | Non
 
 
 async def _ask(client: Backend, item: CalibrationItem, max_tokens: int, retries: int,
-               metrics: Metrics, grade: Grade_fn) -> CalibrationAnswer:
+               metrics: Metrics, grade: Grade_fn) -> tuple[CalibrationAnswer, float]:
+    """The item's answer as kept in the store, and what grading it cost (a judge's call)."""
     body = {"model": client.name, "messages": [{"role": "user", "content": item.text_sent}],
             "max_tokens": max_tokens, "temperature": 0}
     cfg = client.config
@@ -198,9 +201,10 @@ async def _ask(client: Backend, item: CalibrationItem, max_tokens: int, retries:
                     + input_tokens(text) * cfg.output_price_per_mtok) / 1e6
         g = await asyncio.to_thread(grade, item, text)  # graders may run code or a judge
         return CalibrationAnswer(client.name, item.prompt_id, item.prompt, item.task, text,
-                                 g.score, cost, latency, pt, ct, detail=g.detail, ts=time.time())
+                                 g.score, cost, latency, pt, ct, detail=g.detail,
+                                 ts=time.time()), g.cost
     return CalibrationAnswer(client.name, item.prompt_id, item.prompt, item.task, None, None,
-                             0.0, None, detail="", error=error, ts=time.time())
+                             0.0, None, detail="", error=error, ts=time.time()), 0.0
 
 
 def _answer_text(content: bytes) -> str:
