@@ -47,8 +47,10 @@ from polyroute.routers import CostModel, Estimates, make_router  # noqa: E402
 
 BUDGETS = (25, 50, 100, 200)
 STRATEGIES = (*SELECTION_STRATEGIES, ADAPTIVE)
-#: ridge is left out of the grid: it tracked logistic within noise in a trial run and costs time
-METHODS = ("task_mean", "logistic", "profile")
+#: ridge and task_mean are left out of the grid: in a first full run (3 splits, 1 draw) ridge
+#: tracked logistic and task_mean was worst by the selection's criterion (Brier 0.19 against
+#: 0.14) and in recovery; see the write-up.
+METHODS = ("logistic", "profile")
 SELECTION_BUDGET = 100
 #: leave-one-model-out selection uses the strongest other models (they decide routing)
 SELECTION_MODELS = 3
@@ -73,6 +75,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="train/test splits")
     parser.add_argument("--irt-seeds", type=int, default=1, help="splits with the IRT baseline")
     parser.add_argument("--resamples", type=int, default=200, help="paired bootstrap resamples")
+    parser.add_argument("--draws", type=int, default=2,
+                        help="draws of the asked prompts per split (their mean is reported)")
     parser.add_argument("--router", default="knn", help="router trained on the onboarded table")
     args = parser.parse_args()
 
@@ -80,7 +84,8 @@ def main() -> None:
     result: dict = {"machine": machine(), "router": args.router, "featurizer": "minilm",
                     "budgets": list(BUDGETS), "strategies": list(STRATEGIES),
                     "methods": list(METHODS), "seeds": args.seeds,
-                    "irt_seeds": args.irt_seeds, "resamples": args.resamples, "target": TARGET,
+                    "irt_seeds": args.irt_seeds, "draws": args.draws,
+                    "resamples": args.resamples, "target": TARGET,
                     "why": {m: WHY.get(m, "") for m in args.models.split(",")}, "splits": []}
     outcomes = load_benchmark_data()
     result["data"] = {"source": Path(outcomes.source).name, "prompts": outcomes.n_prompts,
@@ -90,7 +95,7 @@ def main() -> None:
     targets = [m for m in args.models.split(",") if m]
     for seed in range(args.seeds):
         split = run_split(outcomes, features, targets, seed, args.router,
-                          irt=seed < args.irt_seeds, resamples=args.resamples)
+                          irt=seed < args.irt_seeds, resamples=args.resamples, draws=args.draws)
         result["splits"].append(split)
         print(f"split {seed} done at {time.time() - t0:.0f} s", flush=True)
     result["summary"] = summarise(result["splits"], targets)
@@ -100,7 +105,7 @@ def main() -> None:
 
 
 def run_split(outcomes: Outcomes, features: np.ndarray, targets: list[str], seed: int,
-              router: str, irt: bool, resamples: int) -> dict:
+              router: str, irt: bool, resamples: int, draws: int) -> dict:
     train, test = train_test_split(outcomes, 0.2, random_state=seed)
     index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
     x_train = features[[index[p] for p in train.prompt_ids]]
@@ -152,12 +157,15 @@ def run_split(outcomes: Outcomes, features: np.ndarray, targets: list[str], seed
         for strategy in STRATEGIES:
             for budget in BUDGETS:
                 for method in METHODS:
-                    onb = onboard(base, info, lambda rows, truth=truth: truth[rows], budget,
-                                  strategy, method, random_state=seed)
-                    q, _ = fit(onb.outcomes.select_models(names), **params)
+                    cells = []
+                    for draw in range(draws):
+                        onb = onboard(base, info, lambda rows, truth=truth: truth[rows], budget,
+                                      strategy, method, random_state=1000 * seed + draw)
+                        q, _ = fit(onb.outcomes.select_models(names), **params)
+                        cells.append((aiq(q), brier(q[:, j], test, j), onb.asking_cost(model)))
+                    a, b, d = (float(np.mean(v)) for v in zip(*cells, strict=True))
                     row["onboarded"][f"{strategy}/{method}/{budget}"] = {
-                        "aiq": aiq(q), "brier": brier(q[:, j], test, j),
-                        "dollars": onb.asking_cost(model)}
+                        "aiq": a, "brier": b, "dollars": d, "aiq_draws": [c[0] for c in cells]}
         if irt and irt_full is not None:
             row["irt"] = irt_baseline(train, x_train, x_test, model, names, aiq, seed)
         split["models"][model] = row
@@ -286,7 +294,8 @@ def write_markdown(result: dict) -> None:
         f"{len(result['data']['models'])} models). Router: {result['router']} on "
         f"all-MiniLM-L6-v2 embeddings. {result['seeds']} seeded 80/20 splits "
         f"({result['splits'][0]['n_train']} train / {result['splits'][0]['n_test']} test "
-        f"prompts). Machine: {m0['cpus']} CPUs, load {fmt(m0['load_average_1min_at_start'], '.1f')}"
+        f"prompts), {result['draws']} draws of the asked prompts per split and N. "
+        f"Machine: {m0['cpus']} CPUs, load {fmt(m0['load_average_1min_at_start'], '.1f')}"
         f" at start, commit {m0['commit']}, {result['seconds']} s in all.", "",
         "## Protocol", "",
         "For each target model M: **without** = the router trained on the training prompts "
