@@ -15,8 +15,8 @@ from polyroute.onboarding.calibrate import (
 __all__ = [
     "ADAPTIVE",
     "IMPUTATION_METHODS",
-    "SELECTION_STRATEGIES",
     "Onboarded",
+    "SELECTION_STRATEGIES",
     "add_answers",
     "choose_prompts",
     "impute_quality",
