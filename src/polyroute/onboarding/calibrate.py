@@ -1,0 +1,558 @@
+"""Onboard a new model from a few graded answers, so that any router can be trained with it.
+
+The recorded outcomes of the models we already have (the *reference* models, e.g. the bundled
+ones) calibrate the prompts: which tasks are hard, which prompts the strong models miss, which
+models tend to fail together. A new model then needs only enough answers to place itself among
+them. Two steps:
+
+1. :func:`choose_prompts` picks the ``n`` prompts to ask: spread over tasks in proportion to
+   their size (``"stratified"``), or, with ``"informative"``, a greedy A-optimal design for the
+   imputation's regression (each next prompt the one that most lowers the summed variance of the
+   predicted qualities over all prompts), which spreads the answers over tasks *and* over the
+   patterns of the reference models' scores.
+2. :func:`add_answers` joins the graded answers (by prompt id) and fills the new model's other
+   cells with its *expected* quality given what the reference models scored on each prompt and
+   the prompt's task (:data:`IMPUTATION_METHODS`). The result is an ordinary :class:`Outcomes`
+   table with the new column, plus a mask of the imputed cells (:class:`Onboarded`).
+
+:func:`onboard` does both with a callable that asks the new model. Routers that estimate each
+model's quality per prompt from the table (knn, cluster, linear, mlp, mf, ensemble, best-single)
+can be trained on ``Onboarded.outcomes``; anything that must learn from *real* outcomes only
+(online learners replaying feedback, the evaluation oracle) takes ``Onboarded.observed()``,
+where imputed cells are NaN again. See docs/onboarding.md for the measured recovery.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polyroute.data.outcomes import ModelInfo, Outcomes, rule_costs
+from polyroute.errors import DataError
+
+#: How to choose the prompts to ask: uniformly, stratified by task, or by an A-optimal design
+#: over the imputation's features (reference models' scores and task).
+SELECTION_STRATEGIES = ("random", "stratified", "informative")
+#: How to fill the new model's unasked cells (see :func:`impute_quality`).
+#: :func:`onboard` only: half the prompts by the informative design, the rest where the first
+#: answers leave a routing decision open.
+ADAPTIVE = "adaptive"
+IMPUTATION_METHODS = ("task_mean", "ridge", "logistic", "profile")
+
+_C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+_KAPPA_GRID = (1.0, 3.0, 10.0, 30.0)
+_ALPHA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Onboarded:
+    """Outcomes that include onboarded model(s), and which of their cells are imputed.
+
+    ``imputed`` is a boolean ``(n_prompts, n_models)`` mask aligned with ``outcomes`` (True where
+    a quality was filled in rather than recorded); ``asked`` maps each onboarded model to the
+    prompt ids it was asked (failed answers included: they were paid for).
+    """
+
+    outcomes: Outcomes
+    imputed: np.ndarray
+    asked: Mapping[str, tuple[str, ...]]
+
+    def observed(self) -> Outcomes:
+        """The same table with every imputed cell unknown (NaN) again."""
+        return _with_quality(self.outcomes, np.where(self.imputed, np.nan,
+                                                     self.outcomes.quality))
+
+    def asking_cost(self, model: str) -> float:
+        """Dollars spent asking ``model`` its calibration prompts (the table's cost rule)."""
+        if model not in self.asked:
+            raise DataError(f"model {model!r} was not onboarded here")
+        j = self.outcomes.model_names.index(model)
+        index = {p: i for i, p in enumerate(self.outcomes.prompt_ids)}
+        return float(sum(self.outcomes.cost[index[p], j] for p in self.asked[model]))
+
+
+# -- choosing the prompts --------------------------------------------------------------------
+def choose_prompts(outcomes: Outcomes, n: int, strategy: str = "random",
+                   reference: Sequence[str] | None = None,
+                   random_state: int | None = 0) -> np.ndarray:
+    """Row indices of the ``n`` prompts of ``outcomes`` to ask a new model, without repeats.
+
+    ``reference`` names the models whose outcomes calibrate the prompts (default: all).
+    """
+    if strategy not in SELECTION_STRATEGIES:
+        raise DataError(f"unknown selection strategy {strategy!r}; choose from: "
+                        f"{', '.join(SELECTION_STRATEGIES)}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise DataError(f"the number of calibration prompts must be at least 1, got {n!r}")
+    rng = np.random.default_rng(random_state)
+    total = outcomes.n_prompts
+    if n >= total:
+        return np.arange(total)
+    if strategy == "random":
+        return np.sort(rng.choice(total, size=n, replace=False))
+    ref_q = _reference_quality(outcomes, reference)
+    tasks = np.asarray(outcomes.tasks)
+    names = outcomes.task_names
+    groups = [np.flatnonzero(tasks == t) for t in names]
+    sizes = np.array([len(g) for g in groups], dtype=float)
+    if strategy == "informative":
+        return _a_optimal(_design(ref_q, *_task_codes(outcomes)), n, rng)
+    alloc = _allocate(n, sizes, sizes.astype(int))
+    chosen = [rng.choice(g, size=k, replace=False) for g, k in zip(groups, alloc, strict=True) if k]
+    return np.sort(np.concatenate(chosen))
+
+
+def _a_optimal(design: np.ndarray, n: int, rng: np.random.Generator,
+               prior: float = 1.0) -> np.ndarray:
+    """Greedy A-optimal design for the imputation's regression: each next prompt is the one that
+    most lowers the summed variance of the predictions over every prompt (a ridge posterior with
+    precision ``prior``), so the answers spread over tasks and over the patterns of reference
+    scores. Ties (identical profiles are common with 0/1 outcomes) are broken at random."""
+    perm = rng.permutation(design.shape[0])
+    x = design[perm]
+    second = x.T @ x / len(x)
+    inv = np.eye(x.shape[1]) / prior
+    open_ = np.ones(len(x), dtype=bool)
+    picked = []
+    for _ in range(n):
+        v = x @ inv  # (n, d): A^-1 x_c for every candidate
+        gain = np.einsum("nd,de,ne->n", v, second, v) / (1.0 + np.einsum("nd,nd->n", v, x))
+        gain[~open_] = -np.inf
+        c = int(np.argmax(gain))  # first maximum in the random order: a random tie-break
+        picked.append(c)
+        open_[c] = False
+        u = inv @ x[c]
+        inv -= np.outer(u, u) / (1.0 + x[c] @ u)
+    return np.sort(perm[picked])
+
+
+def _allocate(n: int, weights: np.ndarray, caps: np.ndarray,
+              one_each: bool = True) -> np.ndarray:
+    """Split ``n`` draws over groups in proportion to ``weights`` (largest remainders), at least
+    one per group when ``n`` allows (and ``one_each``), never more than a group holds."""
+    alloc = np.zeros(len(weights), dtype=int)
+    if one_each and n >= len(weights):
+        alloc[:] = np.minimum(1, caps)
+    left = n - int(alloc.sum())
+    while left > 0:
+        room = caps - alloc
+        share = np.where(room > 0, weights, 0.0)
+        if share.sum() <= 0:
+            share = (room > 0).astype(float)
+        ideal = left * share / share.sum()
+        add = np.minimum(np.floor(ideal).astype(int), room)
+        if add.sum() == 0:  # the remainder goes one at a time to the largest share left
+            add[int(np.argmax(np.where(room > 0, ideal, -1.0)))] = 1
+        alloc += add
+        left -= int(add.sum())
+    return alloc
+
+
+# -- imputing the unasked cells --------------------------------------------------------------
+def impute_quality(outcomes: Outcomes, rows: np.ndarray, answers: np.ndarray,
+                   method: str = "logistic", reference: Sequence[str] | None = None,
+                   random_state: int | None = 0) -> np.ndarray:
+    """The new model's expected quality on every prompt of ``outcomes``.
+
+    ``answers[i]`` is its graded quality on prompt ``rows[i]`` (NaN = the call failed; such
+    prompts are imputed like unasked ones). Methods, all fitted on the answered prompts only:
+
+    * ``task_mean``: the model's accuracy per task, shrunk towards the reference models' mean on
+      that task plus the model's overall offset from them (weight chosen by cross-validation).
+    * ``ridge``: a ridge regression of the answers on the reference models' scores on the same
+      prompt and the task (which models the new one resembles, and where it differs by task).
+    * ``logistic``: the same design as a regularised logistic regression (probabilities stay in
+      [0, 1]; fractional qualities are fitted as weighted 0/1 labels).
+    * ``profile``: a hierarchical logistic model. The new model's per-task log-odds get the
+      reference models' per-task profiles as prior (their mean and task-by-task covariance, so
+      an answer on gsm8k also informs math when the reference models are good or bad at both);
+      within a task, its per-prompt deviation follows the reference models' deviations on that
+      prompt (which prompts are hard, which models it fails with). Prior scales by CV.
+
+    Returns an ``(n_prompts,)`` array in [0, 1] whose answered cells hold the answers.
+    """
+    if method not in IMPUTATION_METHODS:
+        raise DataError(f"unknown imputation method {method!r}; choose from: "
+                        f"{', '.join(IMPUTATION_METHODS)}")
+    rows = np.asarray(rows, dtype=int)
+    y = np.asarray(answers, dtype=float)
+    if rows.shape != y.shape or rows.ndim != 1:
+        raise DataError("rows and answers must be 1-d and of the same length")
+    if len(set(rows.tolist())) != len(rows):
+        raise DataError("a prompt was answered twice")
+    known = ~np.isnan(y)
+    if np.any((y[known] < 0) | (y[known] > 1)):
+        raise DataError("answer qualities must lie in [0, 1] (NaN for a failed call)")
+    rows, y = rows[known], y[known]
+    if len(rows) == 0:
+        raise DataError("no answered calibration prompt: every call failed")
+    ref_q = _reference_quality(outcomes, reference)
+    codes, n_tasks = _task_codes(outcomes)
+    rng = np.random.default_rng(random_state)
+    if method == "task_mean":
+        pred = _task_mean(ref_q, codes, n_tasks, rows, y, rng)
+    elif method == "profile":
+        pred = _profile(ref_q, codes, n_tasks, rows, y, rng)
+    else:
+        design = _design(ref_q, codes, n_tasks)
+        fitter = _fit_logistic if method == "logistic" else _fit_ridge
+        pred = fitter(design, rows, y, rng)
+    pred = np.clip(pred, 0.0, 1.0)
+    pred[rows] = y
+    return pred
+
+
+def add_answers(outcomes: Outcomes, info: ModelInfo, answers: Mapping[str, float],
+                method: str = "logistic", reference: Sequence[str] | None = None,
+                random_state: int | None = 0, imputed: np.ndarray | None = None) -> Onboarded:
+    """``outcomes`` plus a column for the new model ``info``: its answers (a mapping from prompt
+    id to graded quality, NaN = failed) where asked, its imputed expected quality elsewhere.
+
+    The new column's cost follows the data's rule at the model's list prices. ``reference``
+    defaults to every model of ``outcomes`` with recorded (not ``imputed``) outcomes.
+    """
+    if info.name in outcomes.model_names:
+        raise DataError(f"model {info.name!r} is already in the outcomes")
+    index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
+    unknown = [p for p in answers if p not in index]
+    if unknown:
+        raise DataError(f"answers for prompt id(s) not in the outcomes: {', '.join(unknown[:5])}")
+    prompt_ids = list(answers)
+    rows = np.array([index[p] for p in prompt_ids], dtype=int)
+    values = np.array([answers[p] for p in prompt_ids], dtype=float)
+    old_mask = (np.zeros(outcomes.quality.shape, dtype=bool) if imputed is None
+                else np.asarray(imputed, dtype=bool))
+    if old_mask.shape != outcomes.quality.shape:
+        raise DataError("the imputed mask must have the outcomes' shape")
+    if reference is None:
+        reference = [m for j, m in enumerate(outcomes.model_names) if not old_mask[:, j].any()]
+    column = impute_quality(outcomes, rows, values, method, reference, random_state)
+    mask = np.ones(outcomes.n_prompts, dtype=bool)
+    mask[rows[~np.isnan(values)]] = False
+    cost = rule_costs(outcomes.prompts, [info])
+    table = Outcomes(
+        prompt_ids=outcomes.prompt_ids, prompts=outcomes.prompts, tasks=outcomes.tasks,
+        models=(*outcomes.models, info),
+        quality=np.column_stack([outcomes.quality, column]),
+        cost=np.column_stack([outcomes.cost, cost]),
+        latency=None if outcomes.latency is None
+        else np.column_stack([outcomes.latency, np.full(outcomes.n_prompts, np.nan)]),
+        source=outcomes.source)
+    return Onboarded(outcomes=table, imputed=np.column_stack([old_mask, mask]),
+                     asked={info.name: tuple(prompt_ids)})
+
+
+def onboard(outcomes: Outcomes, info: ModelInfo, ask: Callable[[np.ndarray], Sequence[float]],
+            n: int = 100, strategy: str = "random", method: str = "logistic",
+            reference: Sequence[str] | None = None, random_state: int | None = 0,
+            first_share: float = 0.5) -> Onboarded:
+    """Choose ``n`` calibration prompts, ``ask`` the new model (row indices of ``outcomes`` in,
+    graded qualities out, NaN = failed) and return the table that includes it.
+
+    The defaults (``random``, ``logistic``) had the lowest Brier on the unasked cells when each
+    bundled model in turn was onboarded against the others (benchmarks/onboard_recovery.py); no
+    strategy or method recovered routing value reliably better within the noise there.
+
+    ``strategy`` is one of :data:`SELECTION_STRATEGIES` (all prompts chosen up front) or
+    ``"adaptive"``: ``first_share`` of the prompts by the ``informative`` design, then the rest
+    in the tasks where what the first answers leave uncertain could change a routing decision
+    (see :func:`routing_value_of_tasks`), so no answer is spent confirming a task the model
+    clearly wins or clearly loses.
+    """
+    if strategy != ADAPTIVE:
+        rows = choose_prompts(outcomes, n, strategy, reference, random_state)
+        return add_answers(outcomes, info, _ask(ask, outcomes, rows), method, reference,
+                           random_state)
+    if not 0 < first_share <= 1:
+        raise DataError(f"first_share must lie in (0, 1], got {first_share!r}")
+    first = max(1, min(n, int(round(n * first_share))))
+    rows = choose_prompts(outcomes, first, "informative", reference, random_state)
+    answers = _ask(ask, outcomes, rows)
+    if n > first:
+        done = np.array([not math.isnan(v) for v in answers.values()])
+        column = impute_quality(outcomes, rows, np.array(list(answers.values())), method,
+                                reference, random_state) if done.any() else None
+        more = _second_round(outcomes, info, rows, column, n - first, reference,
+                             np.random.default_rng(random_state))
+        answers.update(_ask(ask, outcomes, more))
+    return add_answers(outcomes, info, answers, method, reference, random_state)
+
+
+def routing_value_of_tasks(outcomes: Outcomes, info: ModelInfo, column: np.ndarray,
+                           answered: np.ndarray,
+                           reference: Sequence[str] | None = None) -> dict[str, float]:
+    """Per task, how much routing could gain from knowing the new model's accuracy exactly.
+
+    The new model's accuracy on task ``t`` is uncertain: estimate ``p̂`` (the mean of its
+    imputed ``column`` over the task) with the binomial spread of ``answered[t]`` answers. For
+    each trade-off weight λ of the evaluation's sweep, the router prefers it over the best
+    reference model iff ``p − λ·cost`` beats theirs; the expected value of perfect information
+    of that two-way choice, ``s·φ(d/s) − |d|·Φ(−|d|/s)`` with ``d`` the margin, summed over λ and
+    weighted by the task's size, says where another answer is worth its price.
+    """
+    from scipy.stats import norm
+
+    ref_q = _reference_quality(outcomes, reference)
+    names = list(outcomes.model_names if reference is None else reference)
+    ref_cost = np.asarray(outcomes.select_models(names).cost, dtype=float)
+    new_cost = rule_costs(outcomes.prompts, [info])[:, 0]
+    scale = float(max(np.nanmean(ref_cost, axis=0).max(), new_cost.mean())) or 1.0
+    tasks = np.asarray(outcomes.tasks)
+    lambdas = np.array([0.0, *np.geomspace(1e-3, 1e3, 61)])
+    value: dict[str, float] = {}
+    for t in outcomes.task_names:
+        rows = tasks == t
+        acc = ref_q[rows].mean(axis=0)
+        cost = np.nanmean(ref_cost[rows], axis=0) / scale
+        mine = float(new_cost[rows].mean() / scale)
+        p = float(np.clip(column[rows].mean(), 0.02, 0.98))
+        spread = math.sqrt(p * (1 - p) / (answered.get(t, 0) + 2.0))
+        best = np.max(acc[None, :] - lambdas[:, None] * cost[None, :], axis=1)
+        margin = p - (best + lambdas * mine)
+        z = np.abs(margin) / spread
+        evpi = spread * norm.pdf(z) - np.abs(margin) * norm.cdf(-z)
+        value[t] = float(rows.sum() * evpi.sum())
+    return value
+
+
+def _second_round(outcomes: Outcomes, info: ModelInfo, asked: np.ndarray,
+                  column: np.ndarray | None, n: int, reference: Sequence[str] | None,
+                  rng: np.random.Generator) -> np.ndarray:
+    """``n`` more prompts, allocated over tasks by :func:`routing_value_of_tasks`."""
+    tasks = np.asarray(outcomes.tasks)
+    open_ = np.ones(outcomes.n_prompts, dtype=bool)
+    open_[asked] = False
+    names = outcomes.task_names
+    if column is None:  # every first answer failed: nothing to focus on, stratify
+        weights = np.array([np.sum(tasks == t) for t in names], dtype=float)
+    else:
+        answered = {t: int(np.sum(tasks[asked] == t)) for t in names}
+        value = routing_value_of_tasks(outcomes, info, column, answered, reference)
+        weights = np.array([value[t] for t in names]) + 1e-12
+    groups = [np.flatnonzero(open_ & (tasks == t)) for t in names]
+    caps = np.array([len(g) for g in groups])
+    alloc = _allocate(min(n, int(caps.sum())), np.where(caps > 0, weights, 0.0), caps,
+                      one_each=False)
+    chosen = [rng.choice(g, size=k, replace=False) for g, k in zip(groups, alloc, strict=True) if k]
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)
+
+
+def _ask(ask: Callable[[np.ndarray], Sequence[float]], outcomes: Outcomes,
+         rows: np.ndarray) -> dict[str, float]:
+    if len(rows) == 0:
+        return {}
+    values = np.asarray(ask(rows), dtype=float).reshape(-1)
+    if values.shape != rows.shape:
+        raise DataError(f"ask() returned {values.size} qualities for {len(rows)} prompts")
+    return {outcomes.prompt_ids[i]: float(v) for i, v in zip(rows, values, strict=True)}
+
+
+# -- internals -------------------------------------------------------------------------------
+def _with_quality(outcomes: Outcomes, quality: np.ndarray) -> Outcomes:
+    return Outcomes(prompt_ids=outcomes.prompt_ids, prompts=outcomes.prompts,
+                    tasks=outcomes.tasks, models=outcomes.models, quality=quality,
+                    cost=outcomes.cost, latency=outcomes.latency, source=outcomes.source)
+
+
+def _reference_quality(outcomes: Outcomes, reference: Sequence[str] | None) -> np.ndarray:
+    """The reference models' quality, unknown cells filled with the model's task mean (then its
+    overall mean), so every prompt has a complete calibration profile."""
+    names = list(outcomes.model_names if reference is None else reference)
+    if not names:
+        raise DataError("onboarding needs at least one reference model with recorded outcomes")
+    q = np.array(outcomes.select_models(names).quality, dtype=float)
+    if not np.isnan(q).any():
+        return q
+    codes, n_tasks = _task_codes(outcomes)
+    with np.errstate(invalid="ignore"):
+        overall = np.nanmean(q, axis=0)
+    if np.isnan(overall).any():
+        missing = [n for n, v in zip(names, overall, strict=True) if np.isnan(v)]
+        raise DataError(f"reference model(s) without any recorded outcome: {', '.join(missing)}")
+    for t in range(n_tasks):
+        block = q[codes == t]
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(block, axis=0) if np.any(~np.isnan(block)) else overall
+        means = np.where(np.isnan(means), overall, means)
+        q[codes == t] = np.where(np.isnan(block), means[None, :], block)
+    return q
+
+
+def _task_codes(outcomes: Outcomes) -> tuple[np.ndarray, int]:
+    names = {t: k for k, t in enumerate(sorted(outcomes.task_names))}
+    return np.array([names[t] for t in outcomes.tasks], dtype=int), len(names)
+
+
+def _design(ref_q: np.ndarray, codes: np.ndarray, n_tasks: int) -> np.ndarray:
+    """Per prompt: the reference models' scores (centred) and the task, one-hot."""
+    onehot = np.zeros((len(codes), n_tasks))
+    onehot[np.arange(len(codes)), codes] = 1.0
+    return np.column_stack([ref_q - ref_q.mean(axis=0), onehot])
+
+
+def _folds(n: int, rng: np.random.Generator, k: int = 5) -> list[np.ndarray]:
+    return np.array_split(rng.permutation(n), min(k, n)) if n >= 2 else []
+
+
+def _cv_choice(grid: Sequence[float], n: int, rng: np.random.Generator,
+               loss: Callable[[float, np.ndarray, np.ndarray], float]) -> float:
+    """The grid value with the lowest summed held-out loss over k folds of the answers."""
+    folds = _folds(n, rng)
+    if len(folds) < 2:
+        return float(grid[len(grid) // 2])
+    scores = []
+    for value in grid:
+        total = 0.0
+        for fold in folds:
+            train = np.setdiff1d(np.arange(n), fold)
+            total += loss(value, train, fold)
+        scores.append(total)
+    return float(grid[int(np.argmin(scores))])
+
+
+def _task_mean(ref_q: np.ndarray, codes: np.ndarray, n_tasks: int, rows: np.ndarray,
+               y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ref_mean = ref_q.mean(axis=1)  # per prompt, mean over reference models
+    sizes = np.maximum(np.bincount(codes, minlength=n_tasks), 1)
+    task_prior = np.bincount(codes, ref_mean, n_tasks) / sizes
+
+    def fit(kappa: float, sel: np.ndarray) -> np.ndarray:
+        r, v = rows[sel], y[sel]
+        offset = float(np.mean(v - ref_mean[r]))
+        prior = np.clip(task_prior + offset, 0.0, 1.0)
+        total = np.bincount(codes[r], v, n_tasks)
+        count = np.bincount(codes[r], minlength=n_tasks)
+        return (total + kappa * prior) / (count + kappa)
+
+    def loss(kappa: float, train: np.ndarray, fold: np.ndarray) -> float:
+        return float(np.sum((fit(kappa, train)[codes[rows[fold]]] - y[fold]) ** 2))
+
+    kappa = _cv_choice(_KAPPA_GRID, len(rows), rng, loss)
+    return fit(kappa, np.arange(len(rows)))[codes]
+
+
+def _fit_ridge(design: np.ndarray, rows: np.ndarray, y: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    from sklearn.linear_model import Ridge
+
+    x = design[rows]
+
+    def loss(alpha: float, train: np.ndarray, fold: np.ndarray) -> float:
+        model = Ridge(alpha=alpha).fit(x[train], y[train])
+        return float(np.sum((np.clip(model.predict(x[fold]), 0, 1) - y[fold]) ** 2))
+
+    alpha = _cv_choice(_ALPHA_GRID, len(rows), rng, loss)
+    return Ridge(alpha=alpha).fit(x, y).predict(design)
+
+
+def _fit_logistic(design: np.ndarray, rows: np.ndarray, y: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    x = design[rows]
+    if np.all(y == y[0]) and y[0] in (0.0, 1.0):  # one class only: nothing to separate
+        return np.full(design.shape[0], float(y[0]))
+
+    def loss(c: float, train: np.ndarray, fold: np.ndarray) -> float:
+        p = np.clip(_logistic(x[train], y[train], c).predict(x[fold]), 1e-4, 1 - 1e-4)
+        return float(-np.sum(y[fold] * np.log(p) + (1 - y[fold]) * np.log(1 - p)))
+
+    c = _cv_choice(_C_GRID, len(rows), rng, loss)
+    return _logistic(x, y, c).predict(design)
+
+
+@dataclass(frozen=True)
+class _LogisticFit:
+    model: Any
+    constant: float | None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.constant is not None:
+            return np.full(x.shape[0], self.constant)
+        return self.model.predict_proba(x)[:, 1]
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, c: float) -> _LogisticFit:
+    """L2 logistic regression on qualities in [0, 1]: each answer is a 1-label of weight ``y``
+    and a 0-label of weight ``1 − y`` (the same likelihood as a fractional label)."""
+    from sklearn.linear_model import LogisticRegression
+
+    weight = np.concatenate([y, 1 - y])
+    keep = weight > 0
+    labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])[keep]
+    if len(np.unique(labels)) < 2:
+        return _LogisticFit(None, float(labels[0]) if len(labels) else float(np.mean(y)))
+    model = LogisticRegression(C=c, max_iter=2000)
+    model.fit(np.concatenate([x, x])[keep], labels, sample_weight=weight[keep])
+    return _LogisticFit(model, None)
+
+
+# -- the hierarchical task-profile model -----------------------------------------------------
+_TAU_GRID = (0.25, 0.5, 1.0, 2.0)
+_SIGMA_GRID = (0.1, 0.3, 1.0, 3.0)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.02, 0.98)
+    return np.log(p / (1 - p))
+
+
+def _profile(ref_q: np.ndarray, codes: np.ndarray, n_tasks: int, rows: np.ndarray,
+             y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    sizes = np.maximum(np.bincount(codes, minlength=n_tasks), 1)
+    acc = np.stack([np.bincount(codes, ref_q[:, j], n_tasks) / sizes
+                    for j in range(ref_q.shape[1])], axis=1)  # (tasks, models)
+    logits = _logit(acc)
+    mu = logits.mean(axis=1)
+    if logits.shape[1] > 1:
+        cov = np.cov(logits).reshape(n_tasks, n_tasks)
+    else:
+        cov = np.eye(n_tasks)
+    # shrink the 8-sample covariance towards its diagonal so it is safely invertible
+    cov = 0.8 * cov + 0.2 * np.diag(np.diag(cov)) + 0.05 * np.eye(n_tasks)
+    within = ref_q - acc[codes]  # each reference model's deviation from its task accuracy
+    onehot = np.zeros((len(codes), n_tasks))
+    onehot[np.arange(len(codes)), codes] = 1.0
+    design = np.column_stack([onehot, within])
+    m = within.shape[1]
+    prior_mean = np.concatenate([mu, np.zeros(m)])
+    cov_inv = np.linalg.inv(cov)
+
+    def precision(tau: float, sigma: float) -> np.ndarray:
+        out = np.zeros((n_tasks + m, n_tasks + m))
+        out[:n_tasks, :n_tasks] = cov_inv / tau
+        out[n_tasks:, n_tasks:] = np.eye(m) / sigma
+        return out
+
+    grid = [(t, sg) for t in _TAU_GRID for sg in _SIGMA_GRID]
+    x = design[rows]
+
+    def loss(index: float, train: np.ndarray, fold: np.ndarray) -> float:
+        theta = _map_logistic(x[train], y[train], prior_mean, precision(*grid[int(index)]))
+        p = np.clip(_sigmoid(x[fold] @ theta), 1e-4, 1 - 1e-4)
+        return float(-np.sum(y[fold] * np.log(p) + (1 - y[fold]) * np.log(1 - p)))
+
+    best = int(_cv_choice(list(range(len(grid))), len(rows), rng, loss))
+    theta = _map_logistic(x, y, prior_mean, precision(*grid[best]))
+    return _sigmoid(design @ theta)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def _map_logistic(x: np.ndarray, y: np.ndarray, mean: np.ndarray, precision: np.ndarray,
+                  iterations: int = 25) -> np.ndarray:
+    """MAP of a logistic regression (labels in [0, 1]) under a Gaussian prior, by Newton steps."""
+    theta = mean.copy()
+    for _ in range(iterations):
+        p = _sigmoid(x @ theta)
+        grad = x.T @ (p - y) + precision @ (theta - mean)
+        hess = (x * (p * (1 - p))[:, None]).T @ x + precision
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-6:
+            break
+    return theta

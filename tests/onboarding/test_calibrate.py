@@ -1,0 +1,220 @@
+"""Onboarding a new model from a few answers, on made-up outcomes whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from polyroute.data import ModelInfo, Outcomes
+from polyroute.errors import DataError
+from polyroute.onboarding import (
+    IMPUTATION_METHODS,
+    add_answers,
+    choose_prompts,
+    impute_quality,
+    onboard,
+    routing_value_of_tasks,
+)
+
+TASKS = ("alpha", "beta", "gamma", "delta")
+#: Per-task accuracy of four reference models: strengths differ by task.
+ACCURACY = np.array([[0.9, 0.2, 0.5, 0.7],
+                     [0.3, 0.8, 0.6, 0.2],
+                     [0.6, 0.6, 0.1, 0.9],
+                     [0.1, 0.1, 0.9, 0.4]])
+
+
+def make_world(n_per_task: int = 150, seed: int = 0) -> tuple[Outcomes, np.ndarray]:
+    """Outcomes of four reference models plus the hidden 0/1 column of a new model that copies
+    reference model 1 on every prompt (so it is as good as model 1 on every task)."""
+    rng = np.random.default_rng(seed)
+    tasks = [t for t in TASKS for _ in range(n_per_task)]
+    codes = np.repeat(np.arange(len(TASKS)), n_per_task)
+    difficulty = rng.normal(0, 1.0, len(codes))
+    logits = np.log(ACCURACY / (1 - ACCURACY))[codes] - difficulty[:, None]
+    quality = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(float)
+    models = tuple(ModelInfo(f"m{j}", 0.1 * (j + 1), 0.2 * (j + 1)) for j in range(4))
+    n = len(tasks)
+    outcomes = Outcomes(prompt_ids=tuple(f"p{i}" for i in range(n)),
+                        prompts=tuple(f"question {i} " + "x" * (i % 7) for i in range(n)),
+                        tasks=tuple(tasks), models=models, quality=quality,
+                        cost=np.full((n, 4), 1e-4))
+    return outcomes, quality[:, 1].copy()
+
+
+NEW = ModelInfo("newbie", 0.5, 1.5)
+
+
+def test_stratified_and_informative_choices_cover_every_task() -> None:
+    outcomes, _ = make_world()
+    for strategy in ("stratified", "informative"):
+        rows = choose_prompts(outcomes, 20, strategy, random_state=3)
+        assert len(rows) == len(set(rows.tolist())) == 20
+        counts = {t: sum(outcomes.tasks[i] == t for i in rows) for t in TASKS}
+        assert min(counts.values()) >= 1, (strategy, counts)
+        if strategy == "stratified":  # equal task sizes: an equal share each
+            assert set(counts.values()) == {5}
+
+
+def test_informative_covers_more_score_patterns_than_random() -> None:
+    outcomes, _ = make_world()
+    profiles = [tuple(row) + (task,) for row, task in zip(outcomes.quality, outcomes.tasks,
+                                                          strict=True)]
+
+    def patterns(strategy: str, seed: int) -> int:
+        return len({profiles[i] for i in choose_prompts(outcomes, 40, strategy,
+                                                        random_state=seed)})
+
+    for seed in range(3):
+        assert patterns("informative", seed) > patterns("random", seed)
+
+
+def test_choice_is_seeded_and_capped() -> None:
+    outcomes, _ = make_world(n_per_task=5)
+    a = choose_prompts(outcomes, 7, "informative", random_state=1)
+    assert np.array_equal(a, choose_prompts(outcomes, 7, "informative", random_state=1))
+    assert np.array_equal(choose_prompts(outcomes, 99, "random"), np.arange(outcomes.n_prompts))
+    with pytest.raises(DataError, match="strategy"):
+        choose_prompts(outcomes, 5, "clever")
+    with pytest.raises(DataError, match="at least 1"):
+        choose_prompts(outcomes, 0)
+
+
+@pytest.mark.parametrize("method", IMPUTATION_METHODS)
+def test_a_copy_of_a_model_gets_that_models_task_accuracy(method: str) -> None:
+    outcomes, hidden = make_world(n_per_task=400)
+    rows = choose_prompts(outcomes, 400, "stratified", random_state=0)  # 100 a task
+    column = impute_quality(outcomes, rows, hidden[rows], method)
+    assert np.array_equal(column[rows], hidden[rows])
+    codes = np.array([TASKS.index(t) for t in outcomes.tasks])
+    rest = np.setdiff1d(np.arange(outcomes.n_prompts), rows)
+    for k in range(len(TASKS)):
+        cells = rest[codes[rest] == k]
+        assert abs(column[cells].mean() - hidden[cells].mean()) < 0.1, (method, TASKS[k])
+
+
+def test_collaborative_terms_find_the_model_the_new_one_copies() -> None:
+    outcomes, hidden = make_world()
+    rows = choose_prompts(outcomes, 100, "stratified", random_state=0)
+    rest = np.setdiff1d(np.arange(outcomes.n_prompts), rows)
+    error = {m: float(np.mean((impute_quality(outcomes, rows, hidden[rows], m)[rest]
+                               - hidden[rest]) ** 2)) for m in IMPUTATION_METHODS}
+    # The per-prompt copy is visible only through the reference models' scores.
+    assert error["logistic"] < 0.5 * error["task_mean"]
+    assert error["ridge"] < 0.5 * error["task_mean"]
+
+
+def test_failed_answers_are_imputed_not_recorded() -> None:
+    outcomes, hidden = make_world()
+    rows = choose_prompts(outcomes, 60, "stratified", random_state=0)
+    values = hidden[rows].copy()
+    values[:10] = np.nan
+    answers = {outcomes.prompt_ids[i]: v for i, v in zip(rows, values, strict=True)}
+    result = add_answers(outcomes, NEW, answers)
+    j = result.outcomes.model_names.index("newbie")
+    assert result.imputed[rows[:10], j].all() and not result.imputed[rows[10:], j].any()
+    assert np.all(np.isfinite(result.outcomes.quality[:, j]))
+    assert np.isnan(result.observed().quality[rows[:10], j]).all()
+    assert np.array_equal(result.observed().quality[rows[10:], j], hidden[rows[10:]])
+    assert len(result.asked["newbie"]) == 60  # failed calls were paid for too
+    with pytest.raises(DataError, match="every call failed"):
+        impute_quality(outcomes, rows, np.full(len(rows), np.nan))
+
+
+def test_joins_go_by_prompt_id_and_model_name_not_position() -> None:
+    outcomes, hidden = make_world()
+    rows = choose_prompts(outcomes, 80, "stratified", random_state=0)
+    answers = {outcomes.prompt_ids[i]: hidden[i] for i in rows}
+    base = add_answers(outcomes, NEW, answers)
+    perm = np.random.default_rng(7).permutation(outcomes.n_prompts)
+    shuffled = outcomes.subset(perm).select_models(["m3", "m1", "m0", "m2"])
+    reversed_answers = dict(reversed(list(answers.items())))
+    other = add_answers(shuffled, NEW, reversed_answers)
+    want = dict(zip(base.outcomes.prompt_ids, base.outcomes.quality[:, -1], strict=True))
+    got = dict(zip(other.outcomes.prompt_ids, other.outcomes.quality[:, -1], strict=True))
+    assert got.keys() == want.keys()
+    np.testing.assert_allclose([got[p] for p in want], list(want.values()), atol=1e-6)
+    with pytest.raises(DataError, match="not in the outcomes"):
+        add_answers(outcomes, NEW, {"nope": 1.0})
+    with pytest.raises(DataError, match="already in the outcomes"):
+        add_answers(outcomes, ModelInfo("m0", 0, 0), answers)
+
+
+def test_onboard_asks_once_and_prices_the_new_column() -> None:
+    outcomes, hidden = make_world()
+    asked: list[np.ndarray] = []
+
+    def ask(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows)
+        return hidden[rows]
+
+    result = onboard(outcomes, NEW, ask, n=40, strategy="informative", random_state=2)
+    assert len(asked) == 1 and len(asked[0]) == 40
+    table = result.outcomes
+    assert table.model_names[-1] == "newbie" and table.n_prompts == outcomes.n_prompts
+    j = table.model_names.index("newbie")
+    text = outcomes.prompts[0]
+    want = (np.ceil(len(text) / 4) * 0.5 + 256 * 1.5) / 1e6
+    assert table.cost[0, j] == pytest.approx(want)
+    assert result.asking_cost("newbie") == pytest.approx(table.cost[asked[0], j].sum())
+    assert not result.imputed[:, :4].any() and result.imputed[:, j].sum() == outcomes.n_prompts - 40
+
+
+def test_second_model_is_imputed_from_recorded_columns_only() -> None:
+    outcomes, hidden = make_world()
+    rows = choose_prompts(outcomes, 50, "stratified", random_state=0)
+    first = add_answers(outcomes, NEW, {outcomes.prompt_ids[i]: hidden[i] for i in rows})
+    second = add_answers(first.outcomes, ModelInfo("other", 0.1, 0.1),
+                         {outcomes.prompt_ids[i]: hidden[i] for i in rows},
+                         imputed=first.imputed)
+    direct = add_answers(outcomes, ModelInfo("other", 0.1, 0.1),
+                         {outcomes.prompt_ids[i]: hidden[i] for i in rows})
+    np.testing.assert_allclose(second.outcomes.quality[:, -1], direct.outcomes.quality[:, -1])
+    assert second.imputed[:, -2].sum() == first.imputed[:, -1].sum()
+
+
+def test_routers_train_on_the_onboarded_table() -> None:
+    from polyroute.routers import make_router
+
+    outcomes, hidden = make_world()
+    result = onboard(outcomes, NEW, lambda r: hidden[r], n=60)
+    features = np.eye(len(TASKS))[[TASKS.index(t) for t in outcomes.tasks]]
+    est = make_router("knn", k=20).fit(result.outcomes, features).estimate(features[:3])
+    assert est.models[-1] == "newbie" and est.quality.shape == (3, 5)
+
+
+def test_routing_value_is_highest_where_the_decision_is_open() -> None:
+    outcomes, _ = make_world()
+    codes = np.array([TASKS.index(t) for t in outcomes.tasks])
+    best = ACCURACY.max(axis=1)
+    # The new model is far ahead of every reference model on "alpha" and "beta", level with
+    # the best on "gamma", hopeless on "delta": only "gamma" is worth more answers.
+    level = np.array([1.0, 1.0, 0.0, 0.0])
+    level[2] = outcomes.quality[codes == 2].mean(axis=0).max()
+    column = np.clip(np.array([min(best[0] + 0.6, 0.99), min(best[1] + 0.6, 0.99), level[2],
+                               0.01]), 0, 1)[codes]
+    answered = {t: 10 for t in TASKS}
+    value = routing_value_of_tasks(outcomes, NEW, column, answered)
+    assert max(value, key=value.get) == "gamma"
+    assert value["delta"] < value["gamma"] and value["alpha"] < value["gamma"]
+    fewer = routing_value_of_tasks(outcomes, NEW, column, {**answered, "gamma": 100})
+    assert fewer["gamma"] < value["gamma"]  # more answers already, less left to learn
+
+
+def test_adaptive_onboarding_spends_the_second_half_where_it_matters() -> None:
+    outcomes, hidden = make_world()
+    codes = np.array([TASKS.index(t) for t in outcomes.tasks])
+    asked: list[np.ndarray] = []
+
+    def ask(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows)
+        return hidden[rows]
+
+    result = onboard(outcomes, NEW, ask, n=80, strategy="adaptive", random_state=0)
+    assert len(asked) == 2 and len(np.concatenate(asked)) == 80
+    assert len(set(np.concatenate(asked).tolist())) == 80  # never the same prompt twice
+    assert len(result.asked["newbie"]) == 80
+    first = np.bincount(codes[asked[0]], minlength=4)
+    assert first.min() >= 1  # the first half covers every task
+    with pytest.raises(DataError, match="first_share"):
+        onboard(outcomes, NEW, ask, n=10, strategy="adaptive", first_share=0)
