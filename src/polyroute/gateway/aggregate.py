@@ -13,13 +13,15 @@ replayed as SSE (``completion_to_sse``).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyroute.gateway.cascade import MultiCallResult, answer_text, call_one
 from polyroute.gateway.forward import AllFailed, Answer, all_failed, forward
-from polyroute.gateway.service import Gateway
 from polyroute.policies import SetDecision
 from polyroute.store import Attempt
+
+if TYPE_CHECKING:  # the gateway's parts import the strategies that call these
+    from polyroute.gateway.service import Gateway
 
 MERGE_INSTRUCTIONS = (
     "You are given a user's request and several candidate answers written by different "

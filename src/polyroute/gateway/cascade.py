@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyroute.gateway.forward import AllFailed, Answer, all_failed, forward
-from polyroute.gateway.service import Gateway
 from polyroute.policies import AnswerScorer, CascadeDecision
 from polyroute.store import Attempt
+
+if TYPE_CHECKING:  # the gateway's parts import the strategies that call these
+    from polyroute.gateway.service import Gateway
 
 
 @dataclass

@@ -9,7 +9,7 @@ number of concurrent requests while it still had a cent left and overshoot its l
 them. Instead each admitted request reserves an upper bound of its cost (see ``_reservation``
 in ``chat.py``), the check counts *spent + reserved*, and when the request finishes — however
 it finishes — its reservation is released and its actual cost added, in the one place that
-finishes a request (``_Recorder.finish``), with no await in between.
+finishes a request (``Recorder.finish`` in ``gateway/recorder.py``), with no await in between.
 
 What bounds a request's cost is the length of its answer, so every reserved request carries a
 ``max_tokens`` upstream: the client's, or else one the gateway sets (:meth:`reserve_answer`) —

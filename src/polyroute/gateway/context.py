@@ -1,0 +1,51 @@
+"""The request context: everything about one request, carried from stage to stage.
+
+Why one object: the stages (``gateway/stages``) and the serving strategies (``gateway/serving``)
+each do one job and hand the request on; what one stage learns (the parsed body, the route, the
+decision) is what the next one needs, and the :class:`~polyroute.gateway.recorder.Recorder`
+collects what the record will say. Nothing else is shared between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from polyroute.config import KeyConfig
+from polyroute.gateway.body import ChatRequest
+from polyroute.gateway.recorder import Recorder
+from polyroute.policies import Policy
+from polyroute.policies.kinds import SINGLE, ProfilePlan
+
+if TYPE_CHECKING:
+    from polyroute.gateway.routing import Plan, RoutingResult
+    from polyroute.gateway.service import Gateway, Route
+
+
+@dataclass
+class RequestContext:
+    gw: Gateway
+    request: Request
+    key: KeyConfig | None
+    rec: Recorder
+    chat: ChatRequest | None = None
+    route: Route | None = None
+    #: The profile's plan for this request (None: a backend named directly, or a per-request
+    #: budget/floor that routes plainly).
+    plan: ProfilePlan | None = None
+    policy: Policy | None = None
+    decision: RoutingResult | None = None
+
+    @property
+    def serving(self) -> str:
+        """The call shape that serves this request (a serving strategy's name)."""
+        return self.plan.mode if self.plan is not None else SINGLE
+
+    @property
+    def multi(self) -> Plan:
+        """The policy's per-prompt plan of a multi-call request (a chain, a set), else None."""
+        if self.decision is None or self.plan is None or not self.plan.multi_call:
+            return None
+        return self.decision.plan

@@ -1,0 +1,44 @@
+"""The request pipeline's stages, in order; each is one small module with one job.
+
+    authenticate (in the endpoint, before a record exists) → admit → parse → decide → reserve
+    → serve (the strategy of the request's call shape)
+
+Each stage is ``async def run(ctx) -> Response | None``: None hands the request on; a response
+ends it there (the stage sets ``ctx.rec.ended_by`` to say why, which the headers and the record
+carry). A stage that refuses the request raises :class:`~polyroute.gateway.errors.APIError`
+(recorded with its status). Stages still to come slot in by name: signals and input guards after
+parse, a cache lookup before decide, output guards and the cache store after serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.responses import Response
+
+from polyroute.gateway.stages import admit, decide, parse, reserve, serve
+
+if TYPE_CHECKING:
+    from polyroute.gateway.context import RequestContext
+
+Stage = Callable[["RequestContext"], Awaitable[Response | None]]
+
+#: (name, stage) in the order every request passes them.
+PIPELINE: tuple[tuple[str, Stage], ...] = (
+    ("admit", admit.run),
+    ("parse", parse.run),
+    ("decide", decide.run),
+    ("reserve", reserve.run),
+    ("serve", serve.run),
+)
+
+
+async def run_pipeline(ctx: RequestContext,
+                       stages: tuple[tuple[str, Stage], ...] = PIPELINE) -> Response:
+    """Pass ``ctx`` through ``stages``; the first response ends the request."""
+    for _name, stage in stages:
+        response = await stage(ctx)
+        if response is not None:
+            return response
+    raise RuntimeError("the pipeline's last stage must answer")

@@ -1,0 +1,43 @@
+"""Decide: the profile's plan for this request, its policy, and the router's ranked candidates.
+
+A backend named directly is its own single candidate; a profile asks the decider (on its worker
+thread) under the plan's policy. A per-request λ keeps the profile's kind; a budget or floor
+routes plainly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from polyroute.gateway.profiles import rebalance, with_preference
+from polyroute.policies import Preference, policy_for
+from polyroute.store import Candidate
+
+if TYPE_CHECKING:
+    from polyroute.gateway.context import RequestContext
+
+
+async def run(ctx: RequestContext) -> None:
+    gw, rec, route, chat = ctx.gw, ctx.rec, ctx.route, ctx.chat
+    assert route is not None and chat is not None
+    if route.profile is None:
+        assert route.backend is not None
+        rec.candidates = (Candidate(route.backend),)
+        return
+    assert route.policy is not None and route.plan is not None
+    plan = ctx.plan = with_preference(route.profile, route.plan, chat.preference)
+    policy = ctx.policy = plan.policy if plan is not None else \
+        policy_for(chat.preference or Preference())
+    pref = chat.preference or route.profile.preference()
+    rec.policy, rec.preference = policy.name, dataclasses.asdict(pref)
+    if plan is not None and route.profile.policy is not None:
+        rec.preference = route.profile.policy.model_dump()
+        if chat.preference is not None:
+            rec.preference["lam"] = chat.preference.lam
+        rebalance(plan, gw.backends)
+    decision = ctx.decision = await gw.decider.decide(
+        chat.text, policy, route.allowed, multi_call=plan is not None and plan.multi_call)
+    rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
+    gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
+    gw.metrics.decisions.labels(route.name, decision.candidates[0].model).inc()

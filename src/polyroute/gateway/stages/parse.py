@@ -1,0 +1,26 @@
+"""Parse: read and check the body, resolve the ``model`` field to a route, open the record.
+
+After this stage the request has a start row (so a crash cannot lose it), its route, and has
+passed the key's cheap spend check (the reservation follows the decision).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from polyroute.gateway.body import parse_chat, parse_object, read_body
+
+if TYPE_CHECKING:
+    from polyroute.gateway.context import RequestContext
+
+
+async def run(ctx: RequestContext) -> None:
+    gw, rec, server = ctx.gw, ctx.rec, ctx.gw.config.server
+    raw = await read_body(ctx.request, server.max_body_bytes, server.body_timeout)
+    chat = ctx.chat = parse_chat(parse_object(raw), ctx.request.headers)
+    rec.requested_model, rec.stream, rec.text = chat.model, chat.stream, chat.text
+    route = ctx.route = gw.resolve(chat.model)
+    rec.route = route.name
+    rec.profile = route.name if route.profile is not None else None
+    gw.spend.check(ctx.key)  # the cheap check: spent + reserved; the reservation follows
+    rec.start()
