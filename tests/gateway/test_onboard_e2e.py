@@ -21,7 +21,7 @@ from polyroute.store import SQLiteStore
 
 #: Stand-in name → (bundled model it replays, the task where it is the best of the three).
 STANDINS = {"frontier": ("llama-3.3-nemotron-super-49b-v1", "math"),
-            "local": ("qwen2.5-7b-instruct", "commonsense_qa"),
+            "local": ("qwen2.5-7b-instruct", "arc_challenge"),
             "small": ("gemma-2-9b-it", "agentverse-logicgrid")}
 
 

@@ -127,7 +127,7 @@ def calibration_items(base: Outcomes, references: dict[str, Reference], n: int,
     if not usable.any():
         raise DataError("no calibration prompt has a usable reference")
     pool = base.subset(usable)
-    rows = choose_prompts(pool, min(n, pool.n_prompts), "stratified", random_state=random_state)
+    rows = choose_prompts(pool, min(n, pool.n_prompts), random_state=random_state)
     items = []
     for i in rows:
         ref = references[pool.prompt_ids[i]]
