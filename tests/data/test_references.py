@@ -108,7 +108,7 @@ def test_user_file_without_flags_gets_them_worked_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line, message", [
-    ("{not json", ":1: not valid JSON"),
+    ("{not json", "line 1: not valid JSON"),
     ('{"prompt_id": "a", "task": "t"}', ":1: field 'metric'"),
     ('{"prompt_id": "a", "task": "t", "metric": "em_mc", "ground_truth": "A",'
      ' "choices": {"labels": ["A"], "texts": []}}', "1 labels but 0 texts"),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from polyroute.cli._common import out
+from polyroute.data.loaders import read_jsonl
 from polyroute.errors import DataError
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Preference, decisions, policy_for
@@ -38,16 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def read_prompts(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
     prompts = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
+    for lineno, obj in read_jsonl(path, objects=False):
         text = obj.get("prompt") if isinstance(obj, dict) else obj
         if not isinstance(text, str):
             raise DataError(f"{path}: line {lineno}: expected a string or an object with a "

@@ -193,7 +193,22 @@ def _read_text(path: Path, encoding: str = DEFAULT_ENCODING) -> str:
                         f"(e.g. cp1252)") from None
 
 
-def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: str | Path, *, encoding: str = DEFAULT_ENCODING, objects: bool = True,
+               missing: str = "no such file") -> list[tuple[int, Any]]:
+    """Every value of a JSON-lines file (``.gz`` too) with its line number, blank lines skipped.
+
+    The one reader of JSONL files (outcomes, references, prompt files): every problem is one
+    :class:`DataError` naming the file and line — a missing file (``missing`` says what was
+    expected), bytes not valid in ``encoding``, a line that is not JSON, and with ``objects``
+    a line that is not a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {missing}")
+    return list(_jsonl_records(path, _read_text(path, encoding), objects))
+
+
+def _jsonl_records(path: Path, text: str, objects: bool = True) -> Iterator[tuple[int, Any]]:
     for lineno, line in enumerate(io.StringIO(text), start=1):
         if not line.strip():
             continue
@@ -201,7 +216,7 @@ def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
+        if objects and not isinstance(obj, dict):
             raise DataError(f"{path}: line {lineno}: expected a JSON object")
         yield lineno, obj
 

@@ -153,20 +153,9 @@ def build_references_file(records: Iterable[Mapping[str, Any]], prompts: Mapping
 
 # -- parsing -----------------------------------------------------------------------------------
 def _read_lines(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such references file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(raw, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, raw
+    from polyroute.data.loaders import read_jsonl
+
+    return read_jsonl(path, missing="no such references file")
 
 
 def _parse(raw: dict[str, Any], where: str, prompts: Mapping[str, str]) -> Reference:

@@ -33,6 +33,7 @@ import numpy as np
 
 from polyroute.config import BackendConfig, GatewayConfig
 from polyroute.data import Outcomes, load_bundled
+from polyroute.data.loaders import read_jsonl
 from polyroute.data.outcomes import ModelInfo, rule_costs
 from polyroute.data.references import Reference, load_references
 from polyroute.errors import ConfigError, DataError
@@ -140,17 +141,17 @@ def read_prompts(path: Path) -> list[CalibrationItem]:
     """A user's own prompts: JSONL objects or CSV rows with ``prompt`` and optionally
     ``prompt_id``, ``task``, ``reference`` (the right answer) and ``metric`` (a grader's name;
     without one, a prompt is graded by the judge)."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() == ".csv":
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        try:
             with open(path, encoding="utf-8-sig", newline="") as fh:
                 rows = [(i + 2, dict(r)) for i, r in enumerate(csv.DictReader(fh))]
-        else:
-            with open(path, encoding="utf-8-sig") as fh:
-                rows = [(i + 1, json.loads(line)) for i, line in enumerate(fh) if line.strip()]
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it as UTF-8 JSONL or CSV ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") \
+                from None
+    else:
+        rows = read_jsonl(path, objects=False)
     items: list[CalibrationItem] = []
     seen: set[str] = set()
     for where, row in rows:
