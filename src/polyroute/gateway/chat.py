@@ -260,6 +260,9 @@ async def _handle(gw: Gateway, request: Request, rec: _Recorder) -> Response:
                 status = ERROR
             else:
                 status = CLIENT_CLOSED
+            if ending.error is not None:  # the committed try failed after all: say so
+                rec.attempts[-1] = dataclasses.replace(rec.attempts[-1], outcome="stream_error",
+                                                       error=ending.error)
             rec.finish(status, 200, error=ending.error, usage=ending.usage,
                        ttfb_ms=ending.ttfb_ms, ended=ending.ended,
                        kind="backend_stream_error" if status == ERROR else None)
