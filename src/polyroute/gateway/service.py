@@ -29,6 +29,18 @@ from polyroute.store import KeyRecord, SQLiteStore, Store
 logger = logging.getLogger(__name__)
 
 
+#: SHA-256 of "pr-demo-key-change-me", the client key examples/gateway.yaml ships with: public,
+#: so a gateway that still accepts it is open to anyone who read the example.
+DEMO_KEY_SHA256 = "09fd03db36fbec661391360cf374bcdac9181c8da3db0a7c3d1c60377e9633ae"
+
+
+def demo_key_warnings(config: GatewayConfig) -> list[str]:
+    """A warning per configured client key that is the example config's public demo key."""
+    return [f"keys[{i}] ({k.id}) is the example config's demo key, which anyone can read: "
+            f"replace it (`polyroute config new-key`)"
+            for i, k in enumerate(config.keys) if k.sha256.lower() == DEMO_KEY_SHA256]
+
+
 @dataclass(frozen=True)
 class Route:
     """What the client's ``model`` field names: a route profile, or one backend directly."""
@@ -53,7 +65,7 @@ class Gateway:
         self.config = config
         api_keys = backend_api_keys(config, env)
         self.pipeline = pipeline if pipeline is not None else load_pipeline(config.router)
-        self.warnings = check_backends(self.pipeline.models, config)
+        self.warnings = check_backends(self.pipeline.models, config) + demo_key_warnings(config)
         for warning in self.warnings:
             logger.warning("%s", warning)
         self.decider = Decider(self.pipeline, config.backends, config.router.max_batch,
