@@ -170,23 +170,30 @@ class RelayResponse(Response):
         """Pump the rest of the stream; why it broke, or None if it completed."""
         timeout = self.stream.backend.config.timeout
         seen = relay.events
+        chunks = aiter(self.stream.chunks)
+        # Seconds spent waiting on the upstream since the last data event: comment lines do not
+        # reset it (see the module), and time spent sending to a slow client does not count.
+        waited = 0.0
         try:
-            # The deadline moves on with each data event, not with any byte (see the module).
-            with anyio.CancelScope(deadline=anyio.current_time() + timeout) as idle:
-                async for chunk in self.stream.chunks:
-                    out = relay.feed(chunk)
-                    if out:
-                        await send({"type": "http.response.body", "body": out,
-                                    "more_body": True})
-                        if result.ttfb_ms is None:
-                            result.ttfb_ms = (time.perf_counter() - self._started) * 1000
-                    if relay.error is not None:
-                        return f"bad_response: {relay.error}"
-                    if relay.events != seen:
-                        seen = relay.events
-                        idle.deadline = anyio.current_time() + timeout
-            if idle.cancelled_caught:
-                return f"timeout: no data event within {timeout:g} s"
+            while True:
+                began = anyio.current_time()
+                with anyio.move_on_after(timeout - waited) as idle:
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                if idle.cancelled_caught:
+                    return f"timeout: no data event within {timeout:g} s"
+                waited += anyio.current_time() - began
+                out = relay.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if result.ttfb_ms is None:
+                        result.ttfb_ms = (time.perf_counter() - self._started) * 1000
+                if relay.error is not None:
+                    return f"bad_response: {relay.error}"
+                if relay.events != seen:
+                    seen, waited = relay.events, 0.0
         except httpx.HTTPError as exc:
             kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
             return f"{kind}: {type(exc).__name__}"
