@@ -27,8 +27,8 @@ import uvicorn
 #: "redirect:<status>" (a 3xx to another URL), "echo_key[:<status>]" (an error, 500 by default,
 #: whose body echoes the Authorization header it got), "huge_event:<bytes>" (streamed: one good
 #: chunk, then an event of that many bytes with no terminator; not streamed: an answer of that
-#: many bytes), "comments" (only ``: keep-alive`` lines until the client leaves) and
-#: "comments_mid" (one good chunk, then only comment lines).
+#: many bytes), "comments" (only ``: keep-alive`` lines, for ~10 s or until the client
+#: leaves, then the end) and "comments_mid" (one good chunk, then the same).
 
 
 @dataclass
@@ -199,9 +199,12 @@ class StandIn:
         elif behaviour in ("comments", "comments_mid"):
             if behaviour == "comments_mid":
                 await send(content(0))
-            while not await _client_left_within(0.02, receive):
+            # Bounded (then the stream just ends), so that a gateway missing the idle timeout
+            # fails a test instead of hanging it.
+            for _ in range(500):
+                if await _client_left_within(0.02, receive):
+                    return True
                 await send(raw(b": keep-alive\n\n"))
-            return True
         else:
             return False
         await send(raw(b"", more=False))
