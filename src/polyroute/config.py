@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +63,10 @@ def _check_name(value: str, what: str) -> str:
 
 
 # -- backends ----------------------------------------------------------------------------------
+#: Query parameters of a ``base_url`` that carry a credential.
+_SECRET_PARAM = re.compile(r"(?i)(key|token|secret|password|passwd)$|^(sig|signature|auth)$")
+
+
 class BackendConfig(_Section):
     """One OpenAI-compatible upstream. ``name`` is the model name the router knows (its column in
     the outcomes); ``model`` is the id sent upstream (defaults to ``name``)."""
@@ -87,6 +92,10 @@ class BackendConfig(_Section):
     #: Until this backend has outcome data, route it on the estimates of this model the router
     #: knows (priced at this backend's own prices); decisions that use it say so.
     like: str | None = None
+    #: Largest streamed event (bytes) relayed; a longer one ends the stream as an upstream error.
+    max_event_bytes: int = Field(4_000_000, ge=1024)
+    #: Largest non-streamed answer (bytes) read; a larger one counts as a failure (next candidate).
+    max_answer_bytes: int = Field(32_000_000, ge=1024)
     #: A key written in the file is rejected with a message saying where it belongs.
     api_key: Any = Field(None, exclude=True)
 
@@ -107,6 +116,18 @@ class BackendConfig(_Section):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"must be an http:// or https:// URL such as "
                              f"https://api.openai.com/v1, got {v!r}")
+        # A credential in the URL would be logged with every request and shown by tools that
+        # print URLs; the message does not repeat the URL, since it holds the secret.
+        parts = urllib.parse.urlsplit(v)
+        if "@" in parts.netloc:
+            raise ValueError("must not hold a user name or password (user:password@host): put the "
+                             "key in an environment variable and name it with api_key_env")
+        named = [k for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+                 if _SECRET_PARAM.search(k)]
+        if named:
+            raise ValueError(f"must not carry a credential in its query ({', '.join(named)}): "
+                             f"put the key in an environment variable and name it with "
+                             f"api_key_env")
         return v.rstrip("/") + "/"
 
     @field_validator("api_key_env")

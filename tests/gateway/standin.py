@@ -21,6 +21,14 @@ import uvicorn
 #: Behaviours: "ok", "500", "429" (or any status), "drop" (headers then close), "drop_mid"
 #: (stream two chunks then close), "delay:<seconds>", "stall_mid" (stream two chunks then hang),
 #: "hold" (answer once ``gate`` is set, or when the client leaves).
+#: Broken answers: "truncate" (stream chunks, no finish_reason, no [DONE], then end), "garbage"
+#: (non-JSON data lines from the start), "garbage_mid" (two good chunks, then a non-JSON one),
+#: "nochoices" / "choices:<json>" (answers or chunks without a list ``choices``),
+#: "redirect:<status>" (a 3xx to another URL), "echo_key[:<status>]" (an error, 500 by default,
+#: whose body echoes the Authorization header it got), "huge_event:<bytes>" (streamed: one good
+#: chunk, then an event of that many bytes with no terminator; not streamed: an answer of that
+#: many bytes), "comments" (only ``: keep-alive`` lines, for ~10 s or until the client
+#: leaves, then the end) and "comments_mid" (one good chunk, then the same).
 
 
 @dataclass
@@ -86,6 +94,18 @@ class StandIn:
                 "message": f"{self.name} fails with {behaviour}", "type": "server_error",
                 "param": None, "code": None}})
             return
+        if behaviour.startswith("redirect:"):
+            await send({"type": "http.response.start", "status": int(behaviour[9:]),
+                        "headers": [(b"location", b"http://127.0.0.1:9/elsewhere"),
+                                    (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if behaviour.startswith("echo_key"):
+            seen = self.headers[-1].get("authorization", "") if self.record else ""
+            status = int(behaviour.split(":", 1)[1]) if ":" in behaviour else 500
+            await _json(send, status, {"error": {"message": f"invalid request with {seen}",
+                                              "type": "server_error"}})
+            return
         if behaviour == "drop":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"),
@@ -97,6 +117,16 @@ class StandIn:
             return
         tokens, finish = self._length(request, 20)
         usage = {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": 10 + tokens}
+        if behaviour.startswith("huge_event:"):
+            size = int(behaviour.split(":", 1)[1])
+            await _json(send, 200, {"id": "x", "choices": [], "pad": "x" * size})
+            return
+        if behaviour == "nochoices" or behaviour.startswith("choices:"):
+            answer = {"id": f"chatcmpl-{self.name}", "object": "chat.completion", "usage": usage}
+            if behaviour != "nochoices":
+                answer["choices"] = json.loads(behaviour.split(":", 1)[1])
+            await _json(send, 200, answer)
+            return
         await _json(send, 200, {
             "id": f"chatcmpl-{self.name}", "object": "chat.completion", "created": int(time.time()),
             "model": request.get("model"),
@@ -126,6 +156,8 @@ class StandIn:
 
         base = {"id": f"chatcmpl-{self.name}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": request.get("model")}
+        if await self._broken_stream(send, receive, behaviour, base, event):
+            return
         await send(event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"},
                                                 "finish_reason": None}]}))
         for i in range(self.chunks):
@@ -146,6 +178,54 @@ class StandIn:
                 "total_tokens": 10 + tokens}}))
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n",
                     "more_body": False})
+
+
+    async def _broken_stream(self, send: Any, receive: Any, behaviour: str, base: dict,
+                             event: Any) -> bool:
+        """Send one of the broken streams; False if ``behaviour`` is not one of them."""
+        def content(i: int) -> dict:
+            return event({**base, "choices": [{"index": 0, "delta": {"content": f"x{i}"},
+                                               "finish_reason": None}]})
+
+        def raw(data: bytes, more: bool = True) -> dict:
+            return {"type": "http.response.body", "body": data, "more_body": more}
+
+        if behaviour == "truncate":
+            for i in range(self.chunks):
+                await send(content(i))
+        elif behaviour == "garbage":
+            await send(raw(b"data: this is not json\n\ndata: {oops\n\n"))
+        elif behaviour == "garbage_mid":
+            await send(content(0))
+            await send(content(1))
+            await send(raw(b"data: {\"choices\": [{\"delta\"\n\n"))
+        elif behaviour == "nochoices" or behaviour.startswith("choices:"):
+            obj = {**base}
+            if behaviour != "nochoices":
+                obj["choices"] = json.loads(behaviour.split(":", 1)[1])
+            await send(event(obj))
+            await send(raw(b"data: [DONE]\n\n"))
+        elif behaviour.startswith("huge_event:"):
+            size = int(behaviour.split(":", 1)[1])
+            await send(content(0))
+            piece = b"data: " + b"x" * 65_536
+            sent = 0
+            while sent < size:
+                await send(raw(piece[:size - sent]))
+                sent += len(piece)
+        elif behaviour in ("comments", "comments_mid"):
+            if behaviour == "comments_mid":
+                await send(content(0))
+            # Bounded (then the stream just ends), so that a gateway missing the idle timeout
+            # fails a test instead of hanging it.
+            for _ in range(500):
+                if await _client_left_within(0.02, receive):
+                    return True
+                await send(raw(b": keep-alive\n\n"))
+        else:
+            return False
+        await send(raw(b"", more=False))
+        return True
 
 
 async def _client_left_within(seconds: float, receive: Any) -> bool:

@@ -42,10 +42,11 @@ def check_config(path: Path, *, load_router: bool = True) -> tuple[GatewayConfig
     """Everything `serve` checks before opening its port; returns the config and warnings."""
     from polyroute.data import load_outcomes
     from polyroute.gateway.routing import check_backends, load_pipeline
+    from polyroute.gateway.service import demo_key_warnings
 
     config = load_config(path)
     backend_api_keys(config)
-    warnings: list[str] = []
+    warnings: list[str] = demo_key_warnings(config)
     if not config.store.path.parent.is_dir():
         raise ConfigError(f"store.path: the directory {config.store.path.parent} does not exist")
     if load_router:

@@ -51,7 +51,21 @@ def run(args: argparse.Namespace) -> int:
     from polyroute.gateway import serve
 
     config = load_config(args.config, overrides=flag_overrides(args))
-    logging.basicConfig(level=config.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.server.log_level)
     serve(config)
     return 0
+
+
+#: Libraries that log every upstream request (method, full URL, status) at INFO.
+_QUIET_LOGGERS = ("httpx", "httpcore")
+
+
+def configure_logging(level: str) -> None:
+    """The gateway process's logging: ``level`` for polyroute and uvicorn, WARNING at least
+    for httpx/httpcore — their INFO lines name every upstream URL, one per request, which
+    is noise at a gateway's rate and would expose whatever a URL carries."""
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(
+            level.upper())))

@@ -21,11 +21,13 @@ from polyroute.gateway.breaker import CircuitBreaker
 #: Upstream statuses that mean "this backend cannot serve now": try the next candidate.
 #: 401/403/404 are included because they are the gateway's misconfiguration (key, model id),
 #: never the client's fault; other 4xx describe the client's request and are relayed as is.
+#: Any 3xx is one too: an API does not redirect a completion, so a redirect means a wrong
+#: ``base_url`` (or a captive portal), and relaying it would send the client elsewhere.
 RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 429})
 
 
 def is_retryable(status: int) -> bool:
-    return status >= 500 or status in RETRYABLE_STATUS
+    return status >= 500 or 300 <= status < 400 or status in RETRYABLE_STATUS
 
 
 #: Connections per pooled client. httpcore's pool walks every connection (and polls each idle

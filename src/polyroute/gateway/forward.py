@@ -2,10 +2,17 @@
 
 The policy's ranked candidates are tried in order. A candidate is skipped while its circuit
 breaker is open or when it has no free slot; a connection error, a timeout, a retryable status
-(429, 5xx, and the gateway's own 401/403/404) or a malformed answer moves on to the next one. A
-streamed answer is committed when its first chunk arrives — after that nothing can be retried,
-because bytes have reached the client. Every try is appended to ``attempts`` as it happens, so the
-record is complete even if the request is cancelled half-way.
+(429, 5xx, a redirect, and the gateway's own 401/403/404), an answer that is not a chat completion
+or is larger than ``max_answer_bytes`` moves on to the next one. A streamed answer is committed
+when its first complete, valid event arrives — after that nothing can be retried, because bytes
+have reached the client; a stream that is garbage or ends before that falls back like any failure.
+A committed stream's verdict on the backend's breaker is given when it ends
+(:meth:`OpenStream.close`). Every try is appended to ``attempts`` as it happens, so the record is
+complete even if the request is cancelled half-way.
+
+What reaches the client about a failed backend is its name, the outcome and a generic reason
+(:data:`REASONS`), never the upstream body: backends echo keys and internals. The excerpt kept in
+``attempts.error`` for operators has credentials removed (:func:`~polyroute.gateway.redact.redact`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import httpx
 
 from polyroute.gateway.backends import Backend, Lease, is_retryable
 from polyroute.gateway.metrics import Metrics
+from polyroute.gateway.redact import redact, scrub_keys
+from polyroute.gateway.sse import SSERelay
 from polyroute.store import Attempt
 
 _MAX_ERROR_TEXT = 300
@@ -40,20 +49,26 @@ class Answer:
 
 @dataclass
 class OpenStream:
-    """A streamed answer whose first chunk has arrived; the caller must :meth:`close` it."""
+    """A streamed answer whose first valid event has arrived; the caller must :meth:`close` it.
+
+    ``first`` holds the bytes to send first (the judged events read before committing);
+    ``relay`` is the :class:`SSERelay` that cut them, to go on with for ``chunks``.
+    """
 
     backend: Backend
     response: httpx.Response
     first: bytes
     chunks: AsyncIterator[bytes]
     content_type: str
-    strip_usage: bool
+    relay: SSERelay
     upstream_ms: float
     lease: Lease | None = None
     _closed: bool = False
 
-    async def close(self, *, failed: bool = False) -> None:
-        """Close the upstream response and free the backend's slot (idempotent)."""
+    async def close(self, *, failed: bool = False, completed: bool = False) -> None:
+        """Close the upstream response, free the backend's slot and give the breaker its
+        verdict: a failure if ``failed``, a success if ``completed``, else none (the client
+        left: the stream proved nothing either way). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -64,6 +79,10 @@ class OpenStream:
                 self.lease.release()
             if failed:
                 self.backend.breaker.record_failure()
+            elif completed:
+                self.backend.breaker.record_success()
+            else:
+                self.backend.breaker.release()
 
 
 class AllFailed(Exception):
@@ -91,11 +110,35 @@ def _short(text: str | bytes) -> str:
     return text if len(text) <= _MAX_ERROR_TEXT else text[:_MAX_ERROR_TEXT] + "…"
 
 
+#: What a client is told about a failed or skipped candidate, by outcome (``http_*`` by class).
+REASONS = {
+    "timeout": "timed out", "connect_error": "connection refused or unreachable",
+    "transport_error": "connection failed", "bad_response": "bad response",
+    "too_large": "answer too large", "cooldown": "cooling down after failures",
+    "saturated": "all slots busy", "http_401": "unauthorized (the gateway's key for it)",
+    "http_403": "unauthorized (the gateway's key for it)",
+    "http_404": "not found (its model or base_url)", "http_408": "timed out",
+    "http_429": "rate-limited",
+}
+
+
+def reason(outcome: str) -> str:
+    """The generic, client-safe reason for an attempt's ``outcome``."""
+    if outcome in REASONS:
+        return REASONS[outcome]
+    if outcome.startswith("http_3"):
+        return "redirected (check its base_url)"
+    if outcome.startswith("http_5"):
+        return "upstream server error"
+    return "failed"
+
+
 async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream: bool,
                   client_wants_usage: bool, request_id: str, attempts: list[Attempt],
                   metrics: Metrics) -> Answer | OpenStream:
     """Try ``candidates`` in order; raise :class:`AllFailed` if none answers."""
     last = len(candidates) - 1
+    secrets = [b.api_key for b in candidates]
     for i, backend in enumerate(candidates):
         if not backend.breaker.allow():
             attempts.append(Attempt(backend.name, "cooldown"))
@@ -124,14 +167,18 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
             outcome = "ok" if status == 200 else "passthrough"
             attempts.append(Attempt(backend.name, outcome, status, None, elapsed))
             metrics.backend_outcome(backend.name, outcome, elapsed / 1000)
-            backend.breaker.record_success()
             verdict = True
-            handed_over = isinstance(result, OpenStream)
+            if isinstance(result, OpenStream):  # its verdict comes when it ends (close)
+                handed_over = True
+            else:
+                backend.breaker.record_success()
+                if status != 200:  # a relayed client error must not echo the key back
+                    result.content = scrub_keys(result.content, secrets)
             return result
         except _Failure as exc:
             elapsed = (time.perf_counter() - started) * 1000
-            attempts.append(Attempt(backend.name, exc.outcome, exc.http_status, exc.error,
-                                    elapsed))
+            attempts.append(Attempt(backend.name, exc.outcome, exc.http_status,
+                                    redact(exc.error, secrets), elapsed))
             metrics.backend_outcome(backend.name, exc.outcome, elapsed / 1000, fallback=i < last)
             backend.breaker.record_failure()
             verdict = True
@@ -145,8 +192,7 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
 
 def all_failed(candidates: Sequence[Backend], attempts: list[Attempt]) -> AllFailed:
     tried = [a for a in attempts if a.outcome not in ("cooldown", "saturated")]
-    summary = "; ".join(f"{a.backend}: {a.outcome}" + (f" ({a.error})" if a.error else "")
-                        for a in attempts)
+    summary = "; ".join(f"{a.backend}: {a.outcome} ({reason(a.outcome)})" for a in attempts)
     if not tried:
         waits = [b.breaker.retry_after() for b in candidates if b.breaker.retry_after() > 0]
         return AllFailed(503, f"no candidate backend is available right now ({summary})",
@@ -169,29 +215,54 @@ def _request(lease: Lease, content: bytes, request_id: str) -> httpx.Request:
                                       headers={"x-request-id": request_id})
 
 
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The whole (decoded) body, or a ``too_large`` failure as soon as it passes ``cap``."""
+    parts, size = [], 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            raise _Failure("too_large", f"the answer exceeds max_answer_bytes ({cap} bytes)",
+                           response.status_code)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _refused(status: int, body: bytes) -> _Failure:
+    """A status that means "try the next candidate"; a redirect's body is of no interest."""
+    if 300 <= status < 400:
+        return _Failure(f"http_{status}", "redirected: base_url must name the API itself",
+                        status)
+    return _Failure(f"http_{status}", _short(body), status)
+
+
 async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: str,
                     started: float) -> Answer:
     request = _request(lease, content, request_id)
+    response: httpx.Response | None = None
     try:
         with anyio.fail_after(backend.config.timeout):
-            response = await lease.client.send(request)
+            response = await lease.client.send(request, stream=True)
+            body = await _read_capped(response, backend.config.max_answer_bytes)
     except (httpx.TransportError, TimeoutError) as exc:
         raise _classify(exc, backend) from None
+    finally:
+        if response is not None:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
     status = response.status_code
     if is_retryable(status):
-        raise _Failure(f"http_{status}", _short(response.content), status)
+        raise _refused(status, body)
     ctype = response.headers.get("content-type", "application/json")
     usage = None
     if status == 200:
         try:
-            parsed = json.loads(response.content)
+            parsed = json.loads(body)
         except ValueError:
             raise _Failure("bad_response", "the answer is not JSON", status) from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
-            raise _Failure("bad_response", "the answer has no 'choices' list", status)
+            raise _Failure("bad_response", "the answer has no list 'choices'", status)
         usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else None
-    return Answer(backend, status, response.content, ctype, usage,
-                  (time.perf_counter() - started) * 1000)
+    return Answer(backend, status, body, ctype, usage, (time.perf_counter() - started) * 1000)
 
 
 async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_id: str,
@@ -204,27 +275,46 @@ async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_i
             response = await lease.client.send(request, stream=True)
             status = response.status_code
             if status != 200:
-                body = await response.aread()
+                body = await _read_capped(response, backend.config.max_answer_bytes)
                 if is_retryable(status):
-                    raise _Failure(f"http_{status}", _short(body), status)
+                    raise _refused(status, body)
                 return Answer(backend, status, body,
                               response.headers.get("content-type", "application/json"), None,
                               (time.perf_counter() - started) * 1000)
+            relay = SSERelay(strip_usage, backend.config.max_event_bytes)
             chunks = response.aiter_raw()
-            first = b""
-            async for chunk in chunks:
-                if chunk:
-                    first = chunk
-                    break
-            if not first:
-                raise _Failure("bad_response", "the stream ended before any data", status)
+            first = await _first_event(relay, chunks, status)
         committed = True
         return OpenStream(backend, response, first, chunks,
                           response.headers.get("content-type", "text/event-stream"),
-                          strip_usage, (time.perf_counter() - started) * 1000, lease)
+                          relay, (time.perf_counter() - started) * 1000, lease)
     except (httpx.TransportError, TimeoutError) as exc:
         raise _classify(exc, backend) from None
     finally:
         if response is not None and not committed:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+
+
+async def _first_event(relay: SSERelay, chunks: AsyncIterator[bytes], status: int) -> bytes:
+    """Read until the first complete, valid data event (or the stream's end); the bytes to send.
+
+    Why not commit on the first chunk: a chunk may be a comment, half an event or garbage, and
+    once anything is sent the request can no longer fall back. A stream that ends here must be
+    complete to be an answer (a short one may fit in one chunk).
+    """
+    first = b""
+    async for chunk in chunks:
+        first += relay.feed(chunk)
+        if relay.error is not None:
+            raise _Failure("bad_response", f"the stream is malformed: {relay.error}", status)
+        if relay.events:
+            return first
+    first += relay.finish()
+    if relay.error is not None:
+        raise _Failure("bad_response", f"the stream is malformed: {relay.error}", status)
+    if not relay.events:
+        raise _Failure("bad_response", "the stream ended before any data", status)
+    if not relay.completed:
+        raise _Failure("bad_response", "the stream ended before it was complete", status)
+    return first

@@ -43,6 +43,18 @@ from polyroute.store import KeyRecord, SQLiteStore, Store
 logger = logging.getLogger(__name__)
 
 
+#: SHA-256 of "pr-demo-key-change-me", the client key examples/gateway.yaml ships with: public,
+#: so a gateway that still accepts it is open to anyone who read the example.
+DEMO_KEY_SHA256 = "09fd03db36fbec661391360cf374bcdac9181c8da3db0a7c3d1c60377e9633ae"
+
+
+def demo_key_warnings(config: GatewayConfig) -> list[str]:
+    """A warning per configured client key that is the example config's public demo key."""
+    return [f"keys[{i}] ({k.id}) is the example config's demo key, which anyone can read: "
+            f"replace it (`polyroute config new-key`)"
+            for i, k in enumerate(config.keys) if k.sha256.lower() == DEMO_KEY_SHA256]
+
+
 @dataclass(frozen=True)
 class Route:
     """What the client's ``model`` field names: a route profile, or one backend directly."""
@@ -75,6 +87,7 @@ class Gateway:
                          for b in config.backends}
         self.pipeline = pipeline if pipeline is not None else load_pipeline(config.router)
         self.decider, self.routes, self.warnings = self._routing(self.pipeline, warm_up)
+        self.warnings += demo_key_warnings(config)
         for warning in self.warnings:
             logger.warning("%s", warning)
         self._reload_lock = asyncio.Lock()

@@ -1,9 +1,13 @@
 """Streaming pass-through: upstream server-sent events reach the client as they arrive.
 
 Nothing is buffered beyond the event being received: bytes are forwarded as soon as they complete
-an SSE event (a client cannot use a partial event anyway). Events are inspected only when they
-mention ``usage``, to charge real tokens and to drop the usage-only chunk the gateway asked for
-itself (``stream_options.include_usage``) when the client did not.
+an SSE event (a client cannot use a partial event anyway). The :class:`SSERelay` judges each
+event as it cuts it (see :mod:`polyroute.gateway.sse`): usage is captured to charge real tokens,
+the usage-only chunk the gateway asked for itself is dropped, and a stream is a success only if
+it completed with well-formed events. One that breaks — malformed or oversized event, cut short,
+transport error, or no data event within the backend's ``timeout`` (comment lines do not count:
+they would keep httpx's read timeout from ever firing) — ends with an OpenAI-shaped error event
+and counts as a failure of the backend.
 
 The exception is a multi-call profile (cascade, top-k): its answer is only known once every call
 is complete, so it is sent as one buffered stream made by :func:`completion_to_sse`.
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,82 +29,11 @@ from starlette.types import Receive, Scope, Send
 
 from polyroute.gateway.errors import error_body
 from polyroute.gateway.forward import OpenStream
+from polyroute.gateway.sse import SSERelay
+
+__all__ = ["RelayResponse", "SSERelay", "StreamResult", "completion_to_sse"]
 
 logger = logging.getLogger(__name__)
-
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-class SSERelay:
-    """Cuts a byte stream at SSE event boundaries and watches for usage and ``[DONE]``."""
-
-    def __init__(self, strip_usage: bool = False) -> None:
-        self.strip_usage = strip_usage
-        self.usage: dict[str, Any] | None = None
-        self.done = False
-        self._pending = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        """Bytes to forward now: every complete event received so far, none of a partial one."""
-        data = self._pending + chunk if self._pending else chunk
-        cut = _last_boundary(data)
-        if cut == 0:
-            self._pending = data
-            return b""
-        out, self._pending = data[:cut], data[cut:]
-        return self._inspect(out)
-
-    def finish(self) -> bytes:
-        """Whatever remains when the upstream ends (an unterminated last event)."""
-        out, self._pending = self._pending, b""
-        return self._inspect(out) if out else b""
-
-    def _inspect(self, data: bytes) -> bytes:
-        if b"[DONE]" in data:
-            self.done = True
-        if b'"usage"' not in data:
-            return data
-        kept = []
-        for event, sep in _events(data):
-            if b'"usage"' in event and self._usage_event(event):
-                continue
-            kept.append(event + sep)
-        return b"".join(kept)
-
-    def _usage_event(self, event: bytes) -> bool:
-        """Record usage from ``event``; True if it should be dropped (our own usage chunk)."""
-        payload = b"\n".join(line[5:].lstrip() for line in event.splitlines()
-                             if line.startswith(b"data:"))
-        try:
-            obj = json.loads(payload)
-        except ValueError:
-            return False
-        if not isinstance(obj, dict) or not isinstance(obj.get("usage"), dict):
-            return False
-        self.usage = obj["usage"]
-        return self.strip_usage and not obj.get("choices")
-
-
-def _last_boundary(data: bytes) -> int:
-    """Index just after the last event terminator in ``data`` (0 if none)."""
-    end = 0
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        i = data.rfind(sep)
-        if i >= 0:
-            end = max(end, i + len(sep))
-    return end
-
-
-def _events(data: bytes) -> list[tuple[bytes, bytes]]:
-    """``data`` split into (event, terminator) pairs; a trailing partial event has b"" as its."""
-    out = []
-    pos = 0
-    for m in _EVENT_END.finditer(data):
-        out.append((data[pos:m.start()], m.group()))
-        pos = m.end()
-    if pos < len(data):
-        out.append((data[pos:], b""))
-    return out
 
 
 #: Message fields other than ``role`` / ``content`` that a stream carries in its delta.
@@ -193,7 +125,7 @@ class RelayResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         result = StreamResult()
-        relay = SSERelay(self.stream.strip_usage)
+        relay = self.stream.relay
         failed = False
         try:
             await send({"type": "http.response.start", "status": 200,
@@ -231,36 +163,66 @@ class RelayResponse(Response):
             result.ended = time.perf_counter()
             with anyio.CancelScope(shield=True):
                 try:
-                    await self.stream.close(failed=failed)
+                    await self.stream.close(failed=failed, completed=result.completed)
                 finally:
                     self._on_done(result)
 
     async def _pump(self, send: Send, relay: SSERelay, result: StreamResult) -> bool:
         """Forward upstream events; True if the upstream failed mid-stream."""
-        first = relay.feed(self.stream.first)
-        if first:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+        if self.stream.first:
+            await send({"type": "http.response.body", "body": self.stream.first,
+                        "more_body": True})
             result.ttfb_ms = (time.perf_counter() - self._started) * 1000
-        failed = False
-        try:
-            async for chunk in self.stream.chunks:
-                out = relay.feed(chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-                    if result.ttfb_ms is None:
-                        result.ttfb_ms = (time.perf_counter() - self._started) * 1000
-            tail = relay.finish()
-            if tail:
-                await send({"type": "http.response.body", "body": tail, "more_body": True})
-            result.completed = True
-        except httpx.HTTPError as exc:
-            failed = True
-            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
-            result.error = f"backend {self.stream.backend.name} failed mid-stream ({kind}: " \
-                           f"{type(exc).__name__})"
+        problem = await self._relay(send, relay, result)
+        if problem is not None:
+            result.completed = False
+            result.error = f"backend {self.stream.backend.name} failed mid-stream ({problem})"
             logger.warning("%s", result.error)
             body = error_body(result.error, type="server_error", code="backend_stream_error")
             await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n",
                         "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return failed
+        return problem is not None
+
+    async def _relay(self, send: Send, relay: SSERelay, result: StreamResult) -> str | None:
+        """Pump the rest of the stream; why it broke, or None if it completed."""
+        timeout = self.stream.backend.config.timeout
+        seen = relay.events
+        chunks = aiter(self.stream.chunks)
+        # Seconds spent waiting on the upstream since the last data event: comment lines do not
+        # reset it (see the module), and time spent sending to a slow client does not count.
+        waited = 0.0
+        try:
+            while True:
+                began = anyio.current_time()
+                with anyio.move_on_after(timeout - waited) as idle:
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                if idle.cancelled_caught:
+                    return f"timeout: no data event within {timeout:g} s"
+                waited += anyio.current_time() - began
+                out = relay.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if result.ttfb_ms is None:
+                        result.ttfb_ms = (time.perf_counter() - self._started) * 1000
+                if relay.error is not None:
+                    return f"bad_response: {relay.error}"
+                if relay.events != seen:
+                    seen, waited = relay.events, 0.0
+        except httpx.HTTPError as exc:
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
+            return f"{kind}: {type(exc).__name__}"
+        tail = relay.finish()
+        if relay.error is not None:
+            return f"bad_response: {relay.error}"
+        if tail:
+            if not tail.endswith((b"\n\n", b"\r\r", b"\r\n\r\n")):
+                tail += b"\n\n"  # an unterminated last event would be dropped by SSE clients
+            await send({"type": "http.response.body", "body": tail, "more_body": True})
+        if not relay.completed:
+            return "incomplete: the stream ended without [DONE] or a finish_reason"
+        result.completed = True
+        return None

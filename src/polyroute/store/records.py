@@ -34,7 +34,8 @@ class Candidate:
 class Attempt:
     """One try of one backend. ``outcome`` is ``ok``, ``passthrough`` (a client error relayed
     as is), ``timeout``, ``connect_error``, ``http_<status>``, ``cooldown`` (skipped by the
-    circuit breaker), ``saturated`` (no free slot) or ``bad_response``."""
+    circuit breaker), ``saturated`` (no free slot), ``bad_response``, ``too_large`` or
+    ``stream_error`` (the chosen backend's stream broke after bytes reached the client)."""
 
     backend: str
     outcome: str
@@ -89,7 +90,8 @@ class RequestRecord:
         """Backends tried (or skipped) before the one that answered."""
         if self.chosen is None:
             return max(0, len(self.attempts) - 1) if self.attempts else 0
-        return sum(1 for a in self.attempts if a.outcome not in ("ok", "passthrough"))
+        return sum(1 for a in self.attempts
+                   if a.outcome not in ("ok", "passthrough", "stream_error"))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -62,6 +63,21 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _create_private(path: Path) -> None:
+    """Create the store file readable by its owner only (0600), if it does not exist yet.
+
+    Why: it holds prompts and key digests, and SQLite would create it with the umask's mode
+    (usually 0644). SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so
+    they follow. An existing file keeps the mode its owner gave it.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
+
+
 class SQLiteStore(Store):
     """A store in one SQLite file.
 
@@ -90,6 +106,7 @@ class SQLiteStore(Store):
             return
         if not self.path.parent.is_dir():
             raise StoreError(f"{self.path}: the directory {self.path.parent} does not exist")
+        _create_private(self.path)
         conn = _connect(self.path)
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

@@ -7,6 +7,7 @@ if it completed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from starlette.responses import Response
@@ -59,6 +60,9 @@ class SingleStrategy:
                     status = ERROR
                 else:
                     status = CLIENT_CLOSED
+                if ending.error is not None:  # the committed try failed after all: say so
+                    rec.attempts[-1] = dataclasses.replace(
+                        rec.attempts[-1], outcome="stream_error", error=ending.error)
                 rec.finish(status, 200, error=ending.error, usage=ending.usage,
                            ttfb_ms=ending.ttfb_ms, ended=ending.ended,
                            kind="backend_stream_error" if status == ERROR else None)
