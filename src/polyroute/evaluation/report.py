@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from polyroute.evaluation.metrics import CPT_LEVELS, cheapest_single, cpt_key
+
 #: Plot costs in dollars per this many prompts, so the axis reads in human numbers.
 COST_UNIT = 1000
 
@@ -31,20 +33,51 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def cheapest_alone(result: dict[str, Any]) -> tuple[str | None, float] | None:
+    """(name, quality share of the best single model) of the cheapest single model, read off the
+    zero router's points (pooled over splits for cross-validation); None without points."""
+    points = np.asarray(result["zero_router"].get("points") or [], dtype=float)
+    if points.ndim != 2 or len(points) == 0:
+        return None
+    best = float(np.nanmax(points[:, 1]))
+    if not best > 0:
+        return None
+    i = cheapest_single(points)
+    names = list(result["zero_router"].get("single_models") or {})
+    return (names[i] if len(names) == len(points) else None), float(points[i, 1]) / best
+
+
 def leaderboard(result: dict[str, Any], title: str = "polyroute evaluation"):
-    """A rich Table of every router and the two reference lines, best AIQ first."""
+    """A rich Table of every router and the two reference lines, best AIQ first.
+
+    A CPT level marked ``*`` is reached by the cheapest single model alone: every router's sweep
+    ends at that model, so the column shows one number for all and does not rank them.
+    """
     from rich.table import Table
 
     has_std = "aiq_std" in result["oracle"]
-    table = Table(title=title, title_justify="left")
+    rows = [("oracle", result["oracle"]), ("zero router", result["zero_router"])]
+    rows += sorted(result["routers"].items(), key=lambda kv: -kv[1]["aiq"])
+    levels = [lv for lv in CPT_LEVELS if any(cpt_key(lv) in r for _, r in rows)]
+    cheapest = cheapest_alone(result)
+    by_cheapest = {lv for lv in levels if cheapest is not None and lv <= cheapest[1] + 1e-12}
+    caption = None
+    if by_cheapest:
+        name, share = cheapest  # type: ignore[misc]
+        who = f"{name}, " if name else ""
+        caption = (f"* reached by the cheapest single model alone ({who}{100 * share:.0f} % of "
+                   f"the best single model's quality): the same for every router")
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column("router")
     table.add_column("AIQ", justify="right")
     if has_std:
         table.add_column("± std", justify="right")
-    for col in ("gain share", "best quality", "CPT50", "CPT80", "CPT95", "fit s"):
-        table.add_column(col, justify="right")
-    rows = [("oracle", result["oracle"]), ("zero router", result["zero_router"])]
-    rows += sorted(result["routers"].items(), key=lambda kv: -kv[1]["aiq"])
+    table.add_column("gain share", justify="right")
+    table.add_column("best quality", justify="right")
+    for lv in levels:
+        table.add_column(f"CPT{round(lv * 100)}" + ("*" if lv in by_cheapest else ""),
+                         justify="right", style="dim" if lv in by_cheapest else None)
+    table.add_column("fit s", justify="right")
     for name, r in rows:
         style = "dim" if name in ("oracle", "zero router") else None
         cells = [name, _fmt(r["aiq"], ".4f")]
@@ -53,9 +86,9 @@ def leaderboard(result: dict[str, Any], title: str = "polyroute evaluation"):
         share = r.get("oracle_gain_share")
         cells += [_fmt(None if share is None else 100 * share, ".1f") + ("%" if share is not None
                                                                           else ""),
-                  _fmt(r.get("best_quality")), _fmt(r.get("cpt50"), ".2f"),
-                  _fmt(r.get("cpt80"), ".2f"), _fmt(r.get("cpt95"), ".2f"),
-                  _fmt(r.get("fit_seconds"), ".1f")]
+                  _fmt(r.get("best_quality"))]
+        cells += [_fmt(r.get(cpt_key(lv)), ".2f") for lv in levels]
+        cells.append(_fmt(r.get("fit_seconds"), ".1f"))
         table.add_row(*cells, style=style)
     return table
 
