@@ -240,8 +240,9 @@ def _place_labels(ax, fig, singles: dict[str, dict[str, float]], curves: list, f
     """Label each single model where its text crosses no curve, no other label and no dot.
 
     A small greedy search: for each model (highest quality first) try the offsets in
-    :data:`_OFFSETS` and keep the first whose box touches nothing, else the least-touching one.
-    Far offsets get a thin leader line to the dot.
+    :data:`_OFFSETS`, stop at a label beside its dot that touches nothing, else keep the one
+    touching least (leaving the axes is worst, a moved label costs a little). A moved label gets
+    a thin leader line to its dot, which may not cross a curve either.
     """
     from matplotlib.path import Path as MPath
     from matplotlib.text import Text
