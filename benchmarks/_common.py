@@ -18,7 +18,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data" / "llmrouter-bench"
 
 
 def load_benchmark_data():
-    """The llmrouter-bench data from ../shared/data (as the brief asks), else the bundled copy."""
+    """The llmrouter-bench data from ../shared/data when that checkout is present (the full
+    upstream copy), else the copy bundled with polyroute."""
     from polyroute.data import load_bundled, load_outcomes
 
     if (SHARED_DATA / "prompts.jsonl").is_file():

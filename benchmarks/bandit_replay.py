@@ -1,4 +1,5 @@
-"""Issue 5: the contextual bandit learning from partial feedback, replayed on recorded outcomes.
+"""Online learning: the contextual bandit learning from partial feedback, replayed on recorded
+outcomes (regret, and held-out AIQ as feedback accumulates).
 
 Bundled data, one seeded 80/20 split, all-MiniLM-L6-v2 embeddings (cached). The training prompts,
 shuffled (seeded), arrive one at a time with a trade-off weight λ drawn from ``LAMBDAS``. The
@@ -43,7 +44,7 @@ VARIANTS = {"ucb": {"exploration": "ucb"}, "thompson": {"exploration": "thompson
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", help="embedding cache file (default: polyroute's)")
     parser.add_argument("--seeds", type=int, default=3, help="stream orders to average over")
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""Issue 5's capacity simulation: routing a Poisson stream onto backends of limited capacity.
+"""Capacity simulation: routing a Poisson stream of requests onto backends of limited capacity.
 
 Real outcomes (the bundled data, 80/20 split) and a kNN router's estimates on the held-out prompts;
 requests arrive at ``--rate`` per second (Poisson, seeded), each a random held-out prompt. Every
@@ -290,7 +290,7 @@ def metrics(state: State, work: Workload, quality: np.ndarray, cost: np.ndarray,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=20.0, help="arrivals per second")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of arrivals")
     parser.add_argument("--lam", type=float, default=0.03, help="trade-off weight λ")

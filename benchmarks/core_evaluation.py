@@ -1,4 +1,4 @@
-"""Issue 3's numbers: AIQ of the zero router, the oracle and every core router on llmrouter-bench,
+"""Core evaluation: AIQ of the zero router, the oracle and every core router on llmrouter-bench,
 by 5-fold cross-validation and by leave-task-out, plus the wall time of `polyroute evaluate`
 end to end (first run, embedding every prompt; second run, from the cache).
 
@@ -54,7 +54,7 @@ def table(title: str, result: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-cli", action="store_true")
     args = parser.parse_args()
     info = machine()

@@ -1,4 +1,4 @@
-"""Issue 5: add a new model to a trained IRT router from a few of its answers.
+"""Adding a model: how well a trained IRT router takes in a new model from a few of its answers.
 
 Bundled data, one seeded 80/20 split, all-MiniLM-L6-v2 embeddings (cached). For each held-out
 model ``M`` in turn:
@@ -44,7 +44,7 @@ MATTERS = 0.005
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", help="embedding cache file (default: polyroute's)")
     parser.add_argument("--models", default="", help="comma-separated models to hold out "
                         "(default: every model)")

@@ -1,4 +1,4 @@
-"""Issue 5's curves: cost–quality hulls and AIQ of the trade-off policy (baseline), cascades and
+"""Policy families: cost–quality hulls and AIQ of the trade-off policy (baseline), cascades and
 top-k aggregation on the bundled data, next to the zero router and the oracle.
 
     python benchmarks/policies_curves.py                 # knn + mlp, 5-fold CV (~2 min on 2 cores)
@@ -304,7 +304,7 @@ def render(payload: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--routers", nargs="+", default=["knn", "mlp"])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--report-only", action="store_true",

@@ -1,4 +1,4 @@
-"""Issue 5: routing quality (AIQ) of every router, 5-fold cross-validation and leave-task-out.
+"""Routing quality (AIQ) of every router, by 5-fold cross-validation and by leave-task-out.
 
 Bundled data (5,489 prompts × 9 models, 14 tasks), all-MiniLM-L6-v2 embeddings (cached). For
 each protocol: mean ± std over splits of AIQ and of the share of the oracle's gain over the zero
@@ -68,7 +68,7 @@ def summarise(result: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", help="embedding cache file (default: polyroute's)")
     parser.add_argument("--routers", default=",".join(ROUTERS))
     parser.add_argument("--layer-routers", default=",".join(LAYER_ROUTERS),
@@ -226,7 +226,7 @@ def markdown(out: dict) -> str:
     titles = {"cv5": "5-fold CV", "leave_task_out": "leave-task-out (14 tasks)"}
     pooled = "leave_task_out" in out and "per_task_mean_aiq" in out["leave_task_out"]["oracle"]
     m = out["machine"]
-    lines = ["# Routing quality of every router (issue 5)", "",
+    lines = ["# Routing quality of every router", "",
              f"Data: {out['data']}. Featurizer: all-MiniLM-L6-v2's sentence embedding; "
              f"`<router>@layers`: the `minilm-layers` featurizer (mean-pooled hidden states of "
              f"its six layers, concatenated). Machine: {m['cpus']} CPUs, "

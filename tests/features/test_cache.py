@@ -106,3 +106,20 @@ def test_default_path_follows_the_environment(tmp_path: Path,
 def test_tests_never_use_the_home_cache() -> None:
     # The autouse fixture in conftest.py points the cache at a temporary directory.
     assert Path.home() / ".cache" not in default_cache_path().parents
+
+
+def test_the_featurizer_id_is_read_once_per_encode(tmp_path: Path) -> None:
+    """A fitted featurizer's id can be costly (TF-IDF hashes its SVD components): keys for a
+    batch of texts must not recompute it per text."""
+
+    class CountingId(CountingFeaturizer):
+        reads = 0
+
+        @property
+        def id(self) -> str:
+            type(self).reads += 1
+            return "fake:counted"
+
+    inner = CountingId()
+    CachedFeaturizer(inner, tmp_path / "c.sqlite").encode([f"text {i}" for i in range(50)])
+    assert CountingId.reads <= 2

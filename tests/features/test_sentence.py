@@ -59,3 +59,19 @@ def test_layers_must_name_existing_layers() -> None:
     f = SentenceTransformerFeaturizer(layers=(1, 9))
     with pytest.raises(ConfigError, match="layers 0–6"):
         f.encode(["hello"])
+
+
+@pytest.mark.parametrize("name", ["minilm", "minilm-layers"])
+def test_encode_progress_is_polyroute_s_own_bar_on_stderr(monkeypatch, capsys, name) -> None:
+    """sentence-transformers' tqdm bar is off; polyroute's own bar (rich, on stderr) advances to
+    the last batch, and nothing reaches stdout."""
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # let rich draw as on a terminal
+    f = make_featurizer(name)
+    f.batch_size = 4
+    texts = [f"question number {i}: what is {i} plus {i}?" for i in range(10)]
+    x = f.encode(texts, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "it/s" not in captured.err and "Batches" not in captured.err  # no tqdm
+    assert "embedding" in captured.err and "3/3" in captured.err
+    np.testing.assert_allclose(x, f.encode(texts), atol=1e-5)  # batching changes nothing

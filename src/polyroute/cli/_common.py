@@ -16,9 +16,26 @@ from polyroute.data import DEFAULT_OUTPUT_TOKENS, Outcomes, load_bundled, load_o
 from polyroute.data.loaders import DEFAULT_ENCODING
 from polyroute.errors import DataError
 
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that fits a terminal's width, and never wraps when piped or redirected.
+
+    A pipe or a file has no width to fit: wrapping there breaks paths and request ids mid-word
+    for grep and copy-paste, so lines are left whole (``soft_wrap``) and tables take their
+    natural width (the width limit only caps them).
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    if stream is not None and stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=_PIPE_WIDTH)
+
+
+#: The width cap when piped: wider than any table the commands print, so none is squeezed.
+_PIPE_WIDTH = 100_000
+
 #: Results go to stdout; progress and notes go to stderr so stdout stays pipeable.
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
+out = _console()
+err = _console(stderr=True)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, train_test: bool = False) -> None:

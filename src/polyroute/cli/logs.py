@@ -1,4 +1,5 @@
-"""``polyroute logs``: recent gateway requests and spend per model, from the store."""
+"""``polyroute logs``: recent gateway requests and spend per model, from the store; ``--id`` shows
+one request whole (decision, estimates, attempts, costs, feedback)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from polyroute.errors import ConfigError
-from polyroute.store import SQLiteStore
+from polyroute.errors import ConfigError, StoreError
+from polyroute.store import RequestSummary, SQLiteStore
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="requests to show (default: %(default)s)")
     p.add_argument("--days", type=float, metavar="D",
                    help="spend over the last D days only (default: all time)")
+    p.add_argument("--id", metavar="REQUEST_ID",
+                   help="show this one request whole: its decision, every model's estimates, "
+                        "the backends tried, costs, feedback and prompt")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -44,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ConfigError("--limit must be >= 0")
+    if args.id is not None:
+        return _show_one(args)
     store = open_store(args)
     try:
         requests = store.recent_requests(args.limit)
@@ -57,6 +63,102 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_tables(requests, spend, args.days)
     return 0
+
+
+def _show_one(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        record = store.get_request(args.id)
+    finally:
+        store.close()
+    if record is None:
+        raise StoreError(f"{store.path}: no request with id {args.id!r}")
+    if args.json:
+        print(json.dumps(asdict(record), indent=1))
+    else:
+        _print_record(record)
+    return 0
+
+
+def _utc(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _num(x: float | None, fmt: str, unit: str = "") -> str:
+    return "-" if x is None else f"{x:{fmt}}{unit}"
+
+
+def _print_record(r: RequestSummary) -> None:
+    """One request as labelled sections: what was asked, how it was decided, what was tried,
+    what it cost, what the client said of it."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from polyroute.cli._common import out
+
+    def fields(title: str, rows: list[tuple[str, str]]) -> None:
+        table = Table(title=title, title_justify="left", show_header=False, box=None,
+                      padding=(0, 2, 0, 0))
+        table.add_column("field", style="bold", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        for name, value in rows:
+            table.add_row(name, Text(value))  # Text: no markup in user data
+        out.print(table)
+        out.print()
+
+    fields("Request", [
+        ("request id", r.id), ("started (UTC)", _utc(r.ts)),
+        ("finished (UTC)", _utc(r.finished_ts)),
+        ("key", r.key_id or "-"), ("asked for", r.requested_model or "-"),
+        ("profile", r.profile or "-"), ("stream", "yes" if r.stream else "no"),
+        ("status", f"{r.status} {r.http_status or ''}".strip()), ("error", r.error or "-")])
+    fields("Decision", [
+        ("policy", r.policy or "-"),
+        ("preference", "-" if r.preference is None else json.dumps(r.preference, sort_keys=True)),
+        ("chosen", r.chosen or "-"), ("fallbacks", str(r.fallbacks)),
+        ("decision time", _num(r.decision_ms, ".1f", " ms"))])
+
+    est = Table(title="Estimates (candidates in fallback order)", title_justify="left")
+    for col, justify in [("rank", "right"), ("model", "left"), ("est. quality", "right"),
+                         ("est. cost $", "right"), ("", "left")]:
+        est.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for i, c in enumerate(r.candidates, 1):
+        est.add_row(str(i), c.model, _num(c.estimated_quality, ".3f"),
+                    _num(c.estimated_cost, ".6f"), "chosen" if c.model == r.chosen else "")
+    out.print(est if r.candidates else Text("Estimates: none recorded (no routing decision)"))
+    out.print()
+
+    att = Table(title="Attempts (backends tried, in order)", title_justify="left")
+    for col, justify in [("#", "right"), ("backend", "left"), ("outcome", "left"),
+                         ("http", "right"), ("ms", "right"), ("error", "left")]:
+        att.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for i, a in enumerate(r.attempts, 1):
+        status = "" if a.http_status is None else str(a.http_status)
+        att.add_row(str(i), a.backend, a.outcome, status,
+                    _num(a.latency_ms, ".0f"), Text(a.error or ""))
+    out.print(att if r.attempts else Text("Attempts: none (no backend was called)"))
+    out.print()
+
+    tokens = ("-" if r.prompt_tokens is None
+              else f"{r.prompt_tokens} in / {r.completion_tokens} out")
+    fields("Cost and time", [
+        ("cost", f"${r.cost:.6f}"), ("cost source", r.cost_source or "-"), ("tokens", tokens),
+        ("latency", _num(r.latency_ms, ".0f", " ms")),
+        ("first byte", _num(r.ttfb_ms, ".0f", " ms"))])
+
+    fb = Table(title="Feedback (oldest first; the latest counts)", title_justify="left")
+    for col, justify in [("time (UTC)", "left"), ("key", "left"), ("score", "right"),
+                         ("comment", "left")]:
+        fb.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for f in r.feedbacks:
+        fb.add_row(_utc(f.ts), f.key_id or "-", f"{f.score:.2f}", Text(f.comment or ""))
+    out.print(fb if r.feedbacks else Text("Feedback: none"))
+    out.print()
+
+    out.print(Text("Prompt", style="bold"))
+    out.print(Text(r.prompt if r.prompt is not None else "(not recorded)"))
 
 
 def _print_tables(requests, spend, days: float | None) -> None:

@@ -58,13 +58,13 @@ class CachedFeaturizer:
             self._conn = conn
         return self._conn
 
-    def _key(self, text: str, featurizer_id: str | None = None) -> str:
-        fid = self.inner.id if featurizer_id is None else featurizer_id
-        return hashlib.sha256(f"{fid}\0{text}".encode()).hexdigest()
+    @staticmethod
+    def _key(featurizer_id: str, text: str) -> str:
+        return hashlib.sha256(f"{featurizer_id}\0{text}".encode()).hexdigest()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        fid = self.inner.id  # once per call, not per text
-        keys = [self._key(t, fid) for t in texts]
+        fid = self.inner.id  # once: a fitted featurizer's id may hash its whole state
+        keys = [self._key(fid, t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:
             conn = self._connection()

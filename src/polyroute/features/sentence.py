@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,23 @@ def _quiet_transformers() -> None:
         return
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def _batches(n: int, size: int, progress: bool, description: str) -> Iterator[int]:
+    """Start offsets of the batches of ``n`` texts; with ``progress``, a bar on stderr (stdout
+    stays for results) that counts batches and disappears when done."""
+    starts = range(0, n, size)
+    if not progress:
+        yield from starts
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    with bar:
+        yield from bar.track(starts, description=description)
 
 
 class SentenceTransformerFeaturizer:
@@ -92,10 +109,17 @@ class SentenceTransformerFeaturizer:
         model = self._load()
         if self.layers is not None:
             return self._encode_layers(texts, progress)
-        vectors = model.encode([focus_text(t, self.max_chars) for t in texts],
-                               batch_size=self.batch_size, show_progress_bar=progress,
-                               normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(vectors, dtype=np.float32)
+        focused = [focus_text(t, self.max_chars) for t in texts]
+        # Batches of similar lengths (as sentence-transformers does inside one call), fed one by
+        # one so the progress bar is ours: its own tqdm bar would appear beside polyroute's.
+        order = np.argsort([len(t) for t in focused], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in _batches(len(texts), self.batch_size, progress, "embedding"):
+            rows = order[start:start + self.batch_size]
+            out[rows] = model.encode([focused[i] for i in rows], batch_size=self.batch_size,
+                                     show_progress_bar=False, normalize_embeddings=True,
+                                     convert_to_numpy=True)
+        return out
 
     def _encode_layers(self, texts: Sequence[str], progress: bool) -> np.ndarray:
         import torch
@@ -112,11 +136,7 @@ class SentenceTransformerFeaturizer:
         order = np.argsort([len(t) for t in focused])  # similar lengths batch with little padding
         out = np.empty((len(texts), len(self.layers) * transformer.config.hidden_size),
                        dtype=np.float32)
-        batches = range(0, len(texts), self.batch_size)
-        if progress:
-            from rich.progress import track
-
-            batches = track(batches, description="embedding (layers)")
+        batches = _batches(len(texts), self.batch_size, progress, "embedding (layers)")
         with torch.inference_mode():
             for start in batches:
                 rows = order[start:start + self.batch_size]

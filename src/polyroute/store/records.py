@@ -123,7 +123,8 @@ class KeyRecord:
 
 @dataclass(frozen=True)
 class RequestSummary:
-    """One row of ``polyroute logs``."""
+    """One logged request as the store reads it back: a row of ``polyroute logs`` and, whole,
+    ``polyroute logs --id`` (decision, estimates, attempts, costs, every feedback score)."""
 
     id: str
     ts: float
@@ -145,6 +146,13 @@ class RequestSummary:
     ttfb_ms: float | None = None
     candidates: tuple[Candidate, ...] = ()
     attempts: tuple[Attempt, ...] = field(default=())
+    policy: str | None = None
+    preference: dict[str, Any] | None = None
+    prompt: str | None = None
+    cost_source: str | None = None
+    finished_ts: float | None = None
+    #: Every feedback score, oldest first (``feedback`` above is the latest one).
+    feedbacks: tuple[FeedbackRecord, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -226,24 +226,15 @@ class SQLiteStore(Store):
             raise StoreError(f"{self.path}: read failed ({exc})") from None
 
     def get_request(self, request_id: str) -> RequestSummary | None:
-        with self._read() as conn:
+        with self._read() as conn, _snapshot(conn):
             rows = conn.execute(_SUMMARY_SQL + " WHERE r.id = ?", (request_id,)).fetchall()
-            if not rows:
-                return None
-            summary = _summary(rows[0])
-            cands = tuple(Candidate(m, q, c, b) for m, q, c, b in conn.execute(
-                "SELECT model, estimated_quality, estimated_cost, borrowed_from FROM candidates "
-                "WHERE request_id = ? ORDER BY rank", (request_id,)))
-            atts = tuple(Attempt(b, o, s, e, lat) for b, o, s, e, lat in conn.execute(
-                "SELECT backend, outcome, http_status, error, latency_ms FROM attempts "
-                "WHERE request_id = ? ORDER BY n", (request_id,)))
-        return replace(summary, candidates=cands, attempts=atts)
+            return _with_details(conn, rows)[0] if rows else None
 
     def recent_requests(self, limit: int = 20) -> list[RequestSummary]:
-        with self._read() as conn:
+        with self._read() as conn, _snapshot(conn):
             rows = conn.execute(_SUMMARY_SQL + " ORDER BY r.ts DESC LIMIT ?",
                                 (int(limit),)).fetchall()
-        return [_summary(r) for r in rows]
+            return _with_details(conn, rows)
 
     def spend_by_model(self, since: float | None = None) -> list[ModelSpend]:
         day = utc_day(since) if since is not None else ""
@@ -314,14 +305,60 @@ _SUMMARY_SQL = """
     SELECT r.id, r.ts, r.key_id, r.requested_model, r.profile, r.status, r.http_status, r.chosen,
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
            (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
-           r.error, r.stream, r.decision_ms, r.ttfb_ms
+           r.error, r.stream, r.decision_ms, r.ttfb_ms, r.policy, r.preference, r.prompt,
+           r.cost_source, r.finished_ts
     FROM requests r"""
 
 
 def _summary(row: tuple) -> RequestSummary:
     return RequestSummary(*row[:12], cost=float(row[12] or 0.0), feedback=row[13],
                           error=row[14], stream=bool(row[15]), decision_ms=row[16],
-                          ttfb_ms=row[17])
+                          ttfb_ms=row[17], policy=row[18],
+                          preference=None if row[19] is None else json.loads(row[19]),
+                          prompt=row[20], cost_source=row[21], finished_ts=row[22])
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction, so a request and its child rows come from the same commit even
+    while the gateway writes."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+#: Ids per ``IN (...)`` query: well below SQLite's limit on bound parameters.
+_IDS_PER_QUERY = 500
+
+
+def _with_details(conn: sqlite3.Connection, rows: list[tuple]) -> list[RequestSummary]:
+    """The summaries of ``rows`` with their candidates, attempts and feedback filled in; each
+    child table is read once per chunk of ids, not once per request."""
+    summaries = [_summary(row) for row in rows]
+    ids = [s.id for s in summaries]
+    cands: dict[str, list[Candidate]] = {}
+    atts: dict[str, list[Attempt]] = {}
+    fbs: dict[str, list[FeedbackRecord]] = {}
+    for i in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[i:i + _IDS_PER_QUERY]
+        match = f"WHERE request_id IN ({', '.join('?' * len(chunk))})"
+        for rid, m, q, c, b in conn.execute(
+                "SELECT request_id, model, estimated_quality, estimated_cost, borrowed_from "
+                "FROM candidates "
+                f"{match} ORDER BY request_id, rank", chunk):
+            cands.setdefault(rid, []).append(Candidate(m, q, c, b))
+        for rid, b, o, st, e, lat in conn.execute(
+                "SELECT request_id, backend, outcome, http_status, error, latency_ms "
+                f"FROM attempts {match} ORDER BY request_id, n", chunk):
+            atts.setdefault(rid, []).append(Attempt(b, o, st, e, lat))
+        for rid, score, ts, key, comment in conn.execute(
+                f"SELECT request_id, score, ts, key_id, comment FROM feedback {match} "
+                "ORDER BY id", chunk):
+            fbs.setdefault(rid, []).append(FeedbackRecord(rid, float(score), ts, key, comment))
+    return [replace(s, candidates=tuple(cands.get(s.id, ())), attempts=tuple(atts.get(s.id, ())),
+                    feedbacks=tuple(fbs.get(s.id, ()))) for s in summaries]
 
 
 def _charged_model(r: RequestRecord) -> str | None:
