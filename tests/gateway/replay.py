@@ -23,6 +23,8 @@ import zlib
 from collections import Counter
 from typing import Any
 
+from standin import request_body
+
 from polyroute import Outcomes, load_bundled
 from polyroute.data.references import Reference, load_references
 from polyroute.grading import make_grader
@@ -136,20 +138,9 @@ class ReplayBackend:
         return (fallback or (wrong, grader.grade(wrong, ref).score))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(scope, receive, send)
+        if body is None:  # the lifespan, answered
+            return
         if scope["path"] != "/v1/chat/completions":
             await _json(send, 404, {"error": {"message": "not found", "type": "not_found"}})
             return

@@ -59,20 +59,9 @@ class StandIn:
         return len(self.requests)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(scope, receive, send)
+        if body is None:  # the lifespan, answered
+            return
         if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
             await _json(send, 404, {"error": {"message": "not found", "type": "x"}})
             return
@@ -226,6 +215,25 @@ class StandIn:
             return False
         await send(raw(b"", more=False))
         return True
+
+
+async def request_body(scope: dict, receive: Any, send: Any) -> bytes | None:
+    """A stand-in's first step: answer the lifespan protocol (then None), else read the whole
+    request body (what every stand-in app here needs before it decides how to misbehave)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 async def _client_left_within(seconds: float, receive: Any) -> bool:

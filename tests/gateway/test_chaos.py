@@ -36,7 +36,7 @@ import httpx
 import pytest
 import yaml
 from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT, wait_for
-from standin import ServerThread
+from standin import ServerThread, request_body
 
 from polyroute.gateway import hash_key
 
@@ -68,20 +68,9 @@ class ChaosBackend:
             return fault
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(scope, receive, send)
+        if body is None:  # the lifespan, answered
+            return
         request = json.loads(body)
         auth = dict(scope["headers"]).get(b"authorization", b"").decode()
         fault = self._draw()
