@@ -13,7 +13,7 @@ from polyroute.errors import PolyrouteError
 
 #: Modules under polyroute.cli that each define ``register(subparsers)``; order = order in --help.
 COMMAND_MODULES = ["evaluate", "train", "route", "data",
-                   "serve", "config", "logs", "export_feedback"]
+                   "serve", "config", "logs", "export_feedback", "guard"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,40 @@
+"""Guards: checks a request (or an answer) passes before it is served.
+
+* :class:`PiiGuard` — PII and secrets, validated (Luhn, mod-97, …), redacted with stable
+  placeholders that :func:`restore` puts back into the answer.
+* :class:`JailbreakGuard` — jailbreak / prompt-injection score from a linear model on the
+  router's own embedding, plus phrase rules.
+
+Each is a :class:`Guard`: ``check(text, embedding) -> Verdict``. ``polyroute guard`` runs the
+configured ones over a JSONL file; ``docs/guards.md`` describes config, data and measurements.
+"""
+
+from __future__ import annotations
+
+from polyroute.guards.base import SEVERITY, Guard, Span, Verdict, combine
+from polyroute.guards.config import GuardsConfig, JailbreakConfig, PiiConfig, load_guards_config
+from polyroute.guards.jailbreak import JailbreakGuard, JailbreakModel, rule_hits
+from polyroute.guards.pii import PII_TYPES, PiiGuard, Redactor, find_pii, restore
+from polyroute.guards.runner import build_guards, run_guards
+
+__all__ = [
+    "Guard",
+    "GuardsConfig",
+    "JailbreakConfig",
+    "JailbreakGuard",
+    "JailbreakModel",
+    "PII_TYPES",
+    "PiiConfig",
+    "PiiGuard",
+    "Redactor",
+    "SEVERITY",
+    "Span",
+    "Verdict",
+    "build_guards",
+    "combine",
+    "find_pii",
+    "load_guards_config",
+    "restore",
+    "rule_hits",
+    "run_guards",
+]

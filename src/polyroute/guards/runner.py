@@ -1,0 +1,43 @@
+"""Build the configured guards and run them over texts: what the CLI, the benchmark and (later)
+the gateway's guard stages share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from polyroute.guards.base import Guard, Verdict, combine
+from polyroute.guards.config import GuardsConfig
+from polyroute.guards.jailbreak import JailbreakGuard, JailbreakModel
+from polyroute.guards.pii import PiiGuard
+
+
+def build_guards(config: GuardsConfig, *, featurizer=None) -> list[Guard]:
+    """The enabled guards, PII first. ``featurizer`` embeds texts for the jailbreak classifier
+    when the caller has no embeddings (the gateway passes the router's instead)."""
+    guards: list[Guard] = []
+    if config.pii.enabled:
+        guards.append(PiiGuard(types=config.pii.types, action=config.pii.action))
+    jb = config.jailbreak
+    if jb.enabled:
+        guards.append(JailbreakGuard(JailbreakModel.load(jb.model), threshold=jb.threshold,
+                                     action=jb.action, heuristics=jb.heuristics,
+                                     featurizer=featurizer))
+    return guards
+
+
+def run_guards(guards: Sequence[Guard], texts: Sequence[str],
+               embeddings: np.ndarray | None = None) -> list[Verdict]:
+    """One combined verdict per text. Guards with a batch form (``check_many``) get all texts at
+    once, so an encoder, if any, runs once per batch."""
+    per_guard: list[list[Verdict]] = []
+    for guard in guards:
+        many = getattr(guard, "check_many", None)
+        if many is not None:
+            per_guard.append(many(texts, embeddings))
+        else:
+            per_guard.append([guard.check(t, None if embeddings is None else embeddings[i])
+                              for i, t in enumerate(texts)])
+    return [combine(vs) for vs in zip(*per_guard, strict=True)] if per_guard else \
+        [Verdict() for _ in texts]
