@@ -87,6 +87,13 @@ class GuardsConfig(_Section):
 _GUARD_KEYS = set(GuardsConfig.model_fields)
 
 
+class _File(_Section):
+    """Validates ``guards:`` under its own key, so errors read ``guards.pii.types: ...`` as in
+    the gateway config."""
+
+    guards: GuardsConfig
+
+
 def guards_section(raw: dict[str, Any], source: str) -> dict[str, Any]:
     """The ``guards:`` mapping of a full gateway config, or of a guards-only file (which may
     also list ``pii:`` / ``jailbreak:`` at the top level)."""
@@ -108,9 +115,9 @@ def validate_guards(raw: dict[str, Any], *, source: str = "<config>",
     from polyroute.config import format_errors
 
     try:
-        config = GuardsConfig.model_validate(raw)
+        config = _File.model_validate({"guards": raw}).guards
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, f"{source}: guards")) from None
+        raise ConfigError(format_errors(exc, source)) from None
     model = config.jailbreak.model
     if base_dir is not None and model is not None and not model.is_absolute():
         config = config.model_copy(update={"jailbreak": config.jailbreak.model_copy(

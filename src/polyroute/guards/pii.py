@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import ipaddress
 import json
 import re
@@ -235,7 +236,8 @@ _E = r"(?![\w@-])"       # right boundary
 DETECTORS: tuple[Detector, ...] = (
     Detector("PRIVATE_KEY", re.compile(
         r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"
-        r"[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"),
+        r"(?:(?!-----BEGIN )[\s\S]){0,20000}?"
+        r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"),
         needs=lambda t: "-----BEGIN" in t),
     Detector("BEARER_TOKEN", re.compile(
         r"(?i:\bbearer)\s+(?P<tok>[A-Za-z0-9\-._~+/]{16,4096}=*)"), group="tok",
@@ -309,7 +311,10 @@ SECRET_TYPES = frozenset({"PRIVATE_KEY", "BEARER_TOKEN", "JWT", "API_KEY", "AWS_
 def find_pii(text: str, types: Iterable[str] | None = None) -> list[Span]:
     """Validated, non-overlapping findings in ``text``, sorted by position."""
     wanted = None if types is None else set(types)
-    taken: list[tuple[int, int]] = []
+    # Accepted spans never overlap, so sorted by start they are sorted by end too: bisect finds
+    # the two neighbours to test, keeping a text with thousands of findings linear-ish.
+    starts: list[int] = []
+    ends: list[int] = []
     found: list[Span] = []
     for det in DETECTORS:
         if wanted is not None and det.type not in wanted:
@@ -321,9 +326,11 @@ def find_pii(text: str, types: Iterable[str] | None = None) -> list[Span]:
             value = m.group(det.group)
             if det.validate is not None and not det.validate(value):
                 continue
-            if any(start < e and s < end for s, e in taken):
+            i = bisect.bisect_left(starts, start)
+            if (i > 0 and ends[i - 1] > start) or (i < len(starts) and starts[i] < end):
                 continue
-            taken.append((start, end))
+            starts.insert(i, start)
+            ends.insert(i, end)
             found.append(Span(start, end, det.type))
     found.sort(key=lambda s: s.start)
     return found
