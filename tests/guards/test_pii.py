@@ -69,6 +69,14 @@ POSITIVES = [
     ("JWT", f"jwt {_jwt()} end", _jwt()),
     ("BEARER_TOKEN", "Authorization: Bearer abcdefghijklmnop1234567890",
      "abcdefghijklmnop1234567890"),
+    # sentence punctuation and brackets around a value are not part of it
+    ("BEARER_TOKEN", "Send Authorization: Bearer abcdefghijklmnop1234567890.",
+     "abcdefghijklmnop1234567890"),
+    ("IP_ADDRESS", "connect to 150.71.103.192.", "150.71.103.192"),
+    ("IP_ADDRESS", "host:10.0.0.1 is down", "10.0.0.1"),
+    ("IP_ADDRESS", "v6 is 2001:db8::1843:4022:88e9.", "2001:db8::1843:4022:88e9"),
+    ("PHONE", "what I have (+44200055080), right?", "+44200055080"),
+    ("PHONE", "London +44 (0)20 7293 0972 today", "+44 (0)20 7293 0972"),
     ("PRIVATE_KEY", "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n"
                     "-----END RSA PRIVATE KEY-----\ny",
      "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"),

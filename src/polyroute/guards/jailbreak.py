@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,13 +37,21 @@ MODEL_NPZ = "jailbreak_model.npz"
 # -- phrase rules -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rule:
+    """A phrase rule. Patterns are written in lower case and run on the text with ASCII letters
+    lowered (same length, so offsets hold), which is about twice as fast as ``re.IGNORECASE``;
+    ``cased`` rules run on the original text instead."""
+
     name: str
     pattern: re.Pattern[str]
     weight: float = 1.0
+    cased: bool = False
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+    return re.compile(pattern)
 
 
 _OBJ = (r"(?:instructions?|prompts?|rules|directions|directives|guidelines|guidance|"
@@ -59,12 +68,14 @@ RULES: tuple[Rule, ...] = (
         r"|list|spell out|recite)\b[^.\n]{0,40}?\b(?:(?:your|the) (?:system|initial|original|"
         r"hidden|secret|full) (?:prompt|instructions?|message)|system prompt|your (?:instructions|"
         r"rules|prompt|guidelines)|(?:initial|original|hidden) instructions)\b")),
-    Rule("do_anything_now", _rx(r"\bdo anything now\b|\bDAN(?: mode| prompt|:|\s+\d|\)|\])|"
-                                r"\bjailbr(?:eak|oken)\b|\bdeveloper mode\b|\bdev mode\b")),
+    Rule("do_anything_now", _rx(r"\bdo anything now\b|\bjailbr(?:eak|oken)\b|\bdeveloper mode\b|"
+                                r"\bdev mode\b")),
+    # The persona's name in capitals, as the templates write it ("Dan 3 hours" is a person).
+    Rule("dan_persona", re.compile(r"\bDAN(?: mode| prompt|:|\s+\d|\)|\])"), cased=True),
     Rule("no_restrictions", _rx(
         r"\b(?:no|without|free (?:of|from)|not bound by|beyond|ignor(?:e|ing)|don'?t (?:care|"
         r"have)(?: about)?|broke(?:n)? free of|exempt from)\b[^.\n]{0,25}?\b(?:any |all |the "
-        r"|typical |usual )?(?:ethical|moral|legal|content|safety|openai|censorship|AI)?\s?"
+        r"|typical |usual )?(?:ethical|moral|legal|content|safety|openai|censorship|ai)?\s?"
         r"(?:restrictions|filters?|filtering|guidelines|limitations|censorship|boundaries|"
         r"ethics|morals|constraints|policies|polic(?:y) restrictions)\b")),
     Rule("unfiltered_persona", _rx(
@@ -79,7 +90,7 @@ RULES: tuple[Rule, ...] = (
         r"follow)|\bfrom now on,? you (?:are|will|must|shall)\b|\byou are now (?:in|a|an|my|"
         r"going)\b")),
     Rule("encoded_payload", re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{60,}={0,2}"
-                                       r"(?![A-Za-z0-9+/=])"), weight=0.5),
+                                       r"(?![A-Za-z0-9+/=])"), weight=0.5, cased=True),
 )
 
 
@@ -102,8 +113,9 @@ def _is_encoded_text(blob: str) -> bool:
 def rule_hits(text: str) -> list[Span]:
     """Spans of every rule that fires (type ``jailbreak.<rule>``; score = the rule's weight)."""
     hits: list[Span] = []
+    lowered = text.translate(_ASCII_LOWER)
     for rule in RULES:
-        for m in rule.pattern.finditer(text):
+        for m in rule.pattern.finditer(text if rule.cased else lowered):
             if rule.name == "encoded_payload" and not _is_encoded_text(m.group(0)):
                 continue
             hits.append(Span(m.start(), m.end(), f"jailbreak.{rule.name}", rule.weight))

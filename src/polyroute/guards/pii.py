@@ -240,7 +240,8 @@ DETECTORS: tuple[Detector, ...] = (
         r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"),
         needs=lambda t: "-----BEGIN" in t),
     Detector("BEARER_TOKEN", re.compile(
-        r"(?i:\bbearer)\s+(?P<tok>[A-Za-z0-9\-._~+/]{16,4096}=*)"), group="tok",
+        r"(?i:\bbearer)\s+(?P<tok>[A-Za-z0-9\-._~+/]{15,4095}[A-Za-z0-9\-_~+/]=*)"),
+        group="tok",
         needs=lambda t: "earer" in t or "EARER" in t),
     Detector("JWT", re.compile(
         r"\beyJ[A-Za-z0-9_-]{5,4096}\.eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{0,4096}"),
@@ -284,16 +285,17 @@ DETECTORS: tuple[Detector, ...] = (
              validate=aadhaar_valid, normalise=_compact_digits, needs=_has_digit),
     Detector("CA_SIN", re.compile(_B + r"\d{3}([ -])\d{3}\1\d{3}" + _E),
              validate=ca_sin_valid, normalise=_compact_digits, needs=_has_digit),
+    # IPv4 may follow "host:" but not a dot; a sentence's full stop may follow either form.
     Detector("IP_ADDRESS", re.compile(
-        r"(?<![\w.:])(?:"
-        r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
-        r"|(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?:%[\w.]{1,15})?"
-        r")(?![\w.:])"),
+        r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+        r"(?!\w|\.\d)"
+        r"|(?<![\w.:])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}"
+        r"(?:%[\w.]{1,15})?(?![\w:]|\.\d)"),
         validate=lambda v: ip_valid(v.split("%", 1)[0]) and _has_digit(v),
         normalise=str.lower, needs=lambda t: "." in t or ":" in t),
     Detector("PHONE", re.compile(
         r"(?<![\w+.-])(?:"
-        r"(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,6}"   # international / E.164
+        r"(?:\+|00)[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){2,6}"  # international, E.164
         r"|\(\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"                # (555) 123-4567, (020) 7946 0018
         r"|\d{3}[.-]\d{3}[.-]\d{4}"                              # 555-123-4567, 555.123.4567
         r"|0\d{3,4} ?\d{3} ?\d{3,4}"                             # 07700 900123, 0161 496 0000
