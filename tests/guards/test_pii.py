@@ -77,6 +77,7 @@ POSITIVES = [
     ("IP_ADDRESS", "v6 is 2001:db8::1843:4022:88e9.", "2001:db8::1843:4022:88e9"),
     ("PHONE", "what I have (+44200055080), right?", "+44200055080"),
     ("PHONE", "London +44 (0)20 7293 0972 today", "+44 (0)20 7293 0972"),
+    ("PHONE", "from abroad 0044 20 7946 0018 works", "0044 20 7946 0018"),
     ("PRIVATE_KEY", "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n"
                     "-----END RSA PRIVATE KEY-----\ny",
      "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"),
@@ -104,6 +105,7 @@ NEGATIVES = [
     ("CA_SIN", f"{SIN[:3]} {SIN[3:6]} {SIN[6:8]}{(int(SIN[8]) + 1) % 10}"),
     ("IP_ADDRESS", "999.1.1.1 and 1.2.3 and std::vector and a::b"),
     ("PHONE", "12345 and 555-1234"),
+    ("PHONE", "value=005975960; id 00237222"),
     ("JWT", "eyJhbGciOi.eyJzdWIiOi.sig is no JSON header"),
     ("EMAIL", "user@localhost and @handle and a@b"),
 ]

@@ -187,10 +187,14 @@ def ip_valid(value: str) -> bool:
 
 
 def phone_valid(value: str) -> bool:
-    """International numbers carry 8–15 digits (E.164), national ones 10–11."""
+    """International numbers carry 8–15 digits (E.164), national ones 10–11. After the ``00``
+    exit code at least 9 are required: a short digit run starting with zeros is an id, not a
+    number dialled abroad."""
     d = _digits(value)
-    if value.lstrip().startswith("+") or value.startswith("00"):
-        return 8 <= len(d) <= 15 + 2 * value.startswith("00")
+    if value.startswith("+"):
+        return 8 <= len(d) <= 15
+    if value.startswith("00"):
+        return 9 <= len(d) - 2 <= 15
     return 10 <= len(d) <= 11
 
 
