@@ -5,8 +5,9 @@
 * :class:`JailbreakGuard` — jailbreak / prompt-injection score from a linear model on the
   router's own embedding, plus phrase rules.
 
-Each is a :class:`Guard`: ``check(text, embedding) -> Verdict``. ``polyroute guard`` runs the
-configured ones over a JSONL file; ``docs/guards.md`` describes config, data and measurements.
+Each is a :class:`Guard`: ``check(text, embedding) -> Verdict``. :class:`RequestGuards` is what
+the gateway's guard stages call (a request's texts, the answer, streams). ``polyroute guard`` runs
+the configured guards over a JSONL file; ``docs/guards.md`` describes config, data and numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from polyroute.guards.config import GuardsConfig, JailbreakConfig, PiiConfig, lo
 from polyroute.guards.jailbreak import JailbreakGuard, JailbreakModel, rule_hits
 from polyroute.guards.pii import PII_TYPES, PiiGuard, Redactor, find_pii, restore
 from polyroute.guards.runner import build_guards, run_guards
+from polyroute.guards.stage import RequestGuards, RequestOutcome, StreamRestorer
 
 __all__ = [
     "Guard",
@@ -27,8 +29,11 @@ __all__ = [
     "PiiConfig",
     "PiiGuard",
     "Redactor",
+    "RequestGuards",
+    "RequestOutcome",
     "SEVERITY",
     "Span",
+    "StreamRestorer",
     "Verdict",
     "build_guards",
     "combine",

@@ -354,11 +354,14 @@ class Redactor:
     user's literal ``<EMAIL_1>`` into someone's address.
     """
 
-    def __init__(self, types: Iterable[str] | None = None) -> None:
+    def __init__(self, types: Iterable[str] | None = None, *,
+                 reserved: Iterable[str] = ()) -> None:
+        """``reserved``: placeholder names never to hand out (e.g. a request's, when redacting
+        its answer, so the two sets cannot be confused)."""
         self.types = None if types is None else tuple(types)
         self._by_value: dict[tuple[str, str], str] = {}
         self._counts: dict[str, int] = {}
-        self._reserved: set[str] = set()
+        self._reserved: set[str] = set(reserved)
         self.mapping: dict[str, str] = {}
 
     def _placeholder(self, kind: str, value: str) -> str:

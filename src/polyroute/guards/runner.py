@@ -9,22 +9,14 @@ import numpy as np
 
 from polyroute.guards.base import Guard, Verdict, combine
 from polyroute.guards.config import GuardsConfig
-from polyroute.guards.jailbreak import JailbreakGuard, JailbreakModel
-from polyroute.guards.pii import PiiGuard
 
 
 def build_guards(config: GuardsConfig, *, featurizer=None) -> list[Guard]:
     """The enabled guards, PII first. ``featurizer`` embeds texts for the jailbreak classifier
     when the caller has no embeddings (the gateway passes the router's instead)."""
-    guards: list[Guard] = []
-    if config.pii.enabled:
-        guards.append(PiiGuard(types=config.pii.types, action=config.pii.action))
-    jb = config.jailbreak
-    if jb.enabled:
-        guards.append(JailbreakGuard(JailbreakModel.load(jb.model), threshold=jb.threshold,
-                                     action=jb.action, heuristics=jb.heuristics,
-                                     featurizer=featurizer))
-    return guards
+    from polyroute.guards.stage import RequestGuards
+
+    return RequestGuards(config, featurizer=featurizer).guards
 
 
 def run_guards(guards: Sequence[Guard], texts: Sequence[str],

@@ -1,6 +1,6 @@
 """Train the bundled jailbreak classifier (offline; the result ships in ``_data/``)::
 
-    python -m polyroute.guards.train_jailbreak [--out DIR]
+    python -m polyroute.guards.train_jailbreak [--featurizer minilm] [--out DIR]
 
 Only the ``train`` split is used (``polyroute.guards.data``); the ``test`` split and the held-out
 bundled tasks stay unseen for ``benchmarks/guards.py``. The regularisation strength is chosen by
@@ -86,9 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m polyroute.guards.train_jailbreak")
     parser.add_argument("--out", type=Path, default=data_path().parent)
+    parser.add_argument("--featurizer", default="minilm",
+                        help="the router's featurizer (the model reads its embeddings)")
     args = parser.parse_args(argv)
     data = load_jailbreak_set("train")
-    featurizer = with_cache(make_featurizer("minilm"))
+    featurizer = with_cache(make_featurizer(args.featurizer))
     embeddings = featurizer.encode(list(data.texts))
     model, report = train(data, embeddings, featurizer.id)
     model.save(args.out)
