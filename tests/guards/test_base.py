@@ -41,3 +41,11 @@ def test_to_dict_shape() -> None:
 
 def test_guards_satisfy_the_protocol() -> None:
     assert isinstance(PiiGuard(), Guard) and isinstance(JailbreakGuard(), Guard)
+
+
+def test_public_names_sorted_and_importable() -> None:
+    import polyroute.guards as guards
+
+    assert guards.__all__ == sorted(guards.__all__)
+    for name in guards.__all__:
+        assert getattr(guards, name) is not None

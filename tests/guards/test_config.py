@@ -25,6 +25,8 @@ def test_absent_sections_are_off_present_ones_on(tmp_path: Path) -> None:
     assert config.pii.enabled and config.pii.action == "redact" and config.pii.types is None
     assert not config.jailbreak.enabled
     assert [type(g) for g in build_guards(config)] == [PiiGuard]
+    jb = load_guards_config(write(tmp_path, "guards:\n  jailbreak: {}\n")).jailbreak
+    assert jb.enabled and jb.action == "flag" and jb.threshold is None and jb.heuristics
 
 
 def test_full_gateway_yaml_reads_only_guards(tmp_path: Path) -> None:

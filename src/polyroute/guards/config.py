@@ -12,7 +12,7 @@ present is enabled unless it says ``enabled: false``; an absent section is off, 
         restore_in_answer: true
       jailbreak:
         threshold: 0.5          # default: the threshold stored with the model
-        action: restrict        # block | restrict | flag
+        action: restrict        # flag (default) | restrict | block
         safe_models: [llama-3.1-8b-instruct]
 """
 
@@ -63,7 +63,10 @@ class JailbreakConfig(_Section):
     enabled: bool = True
     #: Score at or above which the action applies; ``None`` = the model's own threshold.
     threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
-    action: Literal["block", "restrict", "flag"] = "block"
+    #: Default ``flag``: on chat-style role-play prompts ("I want you to act as …") the
+    #: classifier's false-positive rate is far above its rate on task prompts (see
+    #: ``benchmarks/results/guards.md``), so blocking is a choice to make knowingly.
+    action: Literal["block", "restrict", "flag"] = "flag"
     #: With ``action: restrict``, the models a suspect request may still be served by.
     safe_models: tuple[str, ...] = ()
     #: Phrase rules ("ignore previous instructions", DAN templates, encoded payloads).
