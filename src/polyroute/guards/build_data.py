@@ -54,6 +54,10 @@ class Source:
     kind: str          #: "lines", "csv:<column>"
     label: int         #: 1 = jailbreak / prompt injection, 0 = benign
     licence: str
+    #: CSV rows kept only where these columns have these values.
+    where: tuple[tuple[str, str], ...] = ()
+    #: Rows dropped when they contain any of these (case-insensitive).
+    exclude: tuple[str, ...] = ()
 
 
 SOURCES: tuple[Source, ...] = (
@@ -66,8 +70,13 @@ SOURCES: tuple[Source, ...] = (
            "plaintext/jailbreak.txt", "lines", 1, "MIT"),
     Source("pallms-injection", "mik0w/pallms", "bfedec0fa6cb8d44a73c730a02eeaac36aefd198",
            "plaintext/promptinjection.txt", "lines", 1, "MIT"),
+    # Benign chat prompts, many of them role-play ("I want you to act as ..."): the hard
+    # negatives. Text prompts only (not image or JSON ones); rows that state a licence of their
+    # own are left out (the repository's CC0 is the one relied on), and so are the few that are
+    # jailbreaks or about them (they are not benign).
     Source("awesome-chatgpt-prompts", "f/awesome-chatgpt-prompts",
-           "12468c363fd111361898b0e4a2b02483078f2ce9", "prompts.csv", "csv:prompt", 0, "CC0-1.0"),
+           "dcc5c5cbbfd582cc4997e11e9145ecfb082ac3cd", "prompts.csv", "csv:prompt", 0, "CC0-1.0",
+           where=(("type", "TEXT"),), exclude=("licen", "jailbreak", "do anything now")),
 )
 
 
@@ -90,7 +99,10 @@ def read_source(root: Path, source: Source) -> list[str]:
         texts = raw.splitlines()
     else:
         column = source.kind.split(":", 1)[1]
-        texts = [row[column] for row in csv.DictReader(io.StringIO(raw))]
+        csv.field_size_limit(1 << 24)
+        texts = [row[column] for row in csv.DictReader(io.StringIO(raw))
+                 if all(row.get(k) == v for k, v in source.where)]
+    texts = [t for t in texts if not any(x in t.casefold() for x in source.exclude)]
     cleaned = [" ".join(_PLACEHOLDER.sub(" ", t).split()) for t in texts]
     return [t for t in cleaned if len(t) >= 8]
 

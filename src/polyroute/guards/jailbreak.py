@@ -55,14 +55,16 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 
 _OBJ = (r"(?:instructions?|prompts?|rules|directions|directives|guidelines|guidance|"
-        r"constraints|context|commands?|programming|training|polic(?:y|ies))")
+        r"constraints|programming|training|polic(?:y|ies))")
 
 #: Phrase rules. Each is bounded (no nested unbounded repeats), so the scan is linear in the text.
+#: Weight 1.0 decides on its own; 0.5 is evidence (shown in the spans, below any threshold the
+#: model ships with): phrases that benign role-play prompts use too.
 RULES: tuple[Rule, ...] = (
     Rule("ignore_instructions", _rx(
-        r"\b(?:ignore|disregard|forget|skip|override|bypass|abandon|drop)\b[^.\n]{0,40}?"
-        r"\b(?:previous|prior|above|earlier|preceding|former|original|initial|all|any|your|"
-        r"the|these|those|system)\b[^.\n]{0,30}?\b" + _OBJ + r"\b")),
+        r"\b(?:ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
+        r"\b(?:previous|prior|above|earlier|preceding|former|initial|all|your|system)\b"
+        r"[^.\n]{0,30}?\b" + _OBJ + r"\b")),
     Rule("reveal_system_prompt", _rx(
         r"\b(?:reveal|print|show|repeat|output|display|leak|give me|tell me|what (?:is|are|were)"
         r"|list|spell out|recite)\b[^.\n]{0,40}?\b(?:(?:your|the) (?:system|initial|original|"
@@ -76,15 +78,20 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:no|without|free (?:of|from)|not bound by|beyond|ignor(?:e|ing)|don'?t (?:care|"
         r"have)(?: about)?|broke(?:n)? free of|exempt from)\b[^.\n]{0,25}?\b(?:any |all |the "
         r"|typical |usual )?(?:ethical|moral|legal|content|safety|openai|censorship|ai)?\s?"
-        r"(?:restrictions|filters?|filtering|guidelines|limitations|censorship|boundaries|"
-        r"ethics|morals|constraints|policies|polic(?:y) restrictions)\b")),
+        r"(?:restrictions|guidelines|limitations|censorship|boundaries|"
+        r"ethics|morals|constraints|policies|polic(?:y) restrictions)\b"
+        # a photo "with no filters" is not a model without them
+        r"|\b(?:no|without|bypass(?:ing)?|disabled?)\s+(?:any\s+|all\s+)?(?:content|safety|"
+        r"nsfw|moral|ethical|openai)\s+filter(?:s|ing)?\b")),
     Rule("unfiltered_persona", _rx(
         r"\b(?:unfiltered|uncensored|amoral|unrestricted|unethical|unbound|unlimited|evil)\s+"
         r"(?:and\s+\w+\s+)?(?:ai|assistant|chat ?bot|model|language model|version|persona|"
         r"character|entity|responses?)\b")),
+    Rule("never_refuse", _rx(
+        r"\bnever (?:refuse|reject|decline)s?\b|\bwill never (?:refuse|say no)\b|"
+        r"\b(?:can ?not|cannot|can't|must not|mustn't) (?:refuse|decline)\b")),
     Rule("stay_in_character", _rx(
-        r"\b(?:stay|remain|keep) in character\b|\bbreak(?:ing)? character\b|"
-        r"\bnever (?:refuse|reject|decline)s?\b|\bwill never (?:refuse|say no)\b")),
+        r"\b(?:stay|remain|keep) in character\b|\bbreak(?:ing)? character\b"), weight=0.5),
     Rule("new_instructions", _rx(
         r"\b(?:new|updated|real|actual|true) (?:instructions|task|rules|directive)s?\s*(?::|are|"
         r"follow)|\bfrom now on,? you (?:are|will|must|shall)\b|\byou are now (?:in|a|an|my|"
