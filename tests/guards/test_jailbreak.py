@@ -165,3 +165,15 @@ def test_weak_rules_are_evidence_not_verdicts() -> None:
     assert verdict.action == "allow"
     assert [s.type for s in verdict.spans] == ["jailbreak.stay_in_character"]
     assert verdict.scores["jailbreak.rules"] == 0.5
+
+
+def test_shipped_model_was_trained_on_the_shipped_data() -> None:
+    """Rebuilding the data without retraining (or the reverse) would make the benchmark's
+    held-out split overlap the model's training rows."""
+    import hashlib
+
+    from polyroute.guards.data import HELD_OUT_TASKS, data_path
+
+    trained = JailbreakModel.load().meta["trained_on"]
+    assert trained["data_sha256"] == hashlib.sha256(data_path().read_bytes()).hexdigest()
+    assert tuple(trained["held_out_bundled_tasks"]) == HELD_OUT_TASKS
