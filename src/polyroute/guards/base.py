@@ -19,7 +19,7 @@ with ``redacted`` set, and the stage forwards the redacted text instead of the o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -76,13 +76,19 @@ class Verdict:
 
 @runtime_checkable
 class Guard(Protocol):
-    """A guard: a ``name`` (the prefix of its score keys) and a pure ``check``."""
+    """A guard: a ``name`` (the prefix of its score keys), a pure ``check`` and its batch
+    form ``check_many``."""
 
     name: str
 
     def check(self, text: str, embedding: np.ndarray | None = None) -> Verdict:
         """Judge ``text``. ``embedding`` is the router's embedding of the same text, if any;
         guards that use one must not compute a second (see ``JailbreakGuard``)."""
+        ...
+
+    def check_many(self, texts: Sequence[str],
+                   embeddings: np.ndarray | None = None) -> list[Verdict]:
+        """The batch form (one encoder call, one matrix product, where a guard has either)."""
         ...
 
 

@@ -434,3 +434,8 @@ class PiiGuard:
                            redacted=redacted, placeholders=dict(redactor.mapping))
         action = "block" if self.action == "block" else "flag"
         return Verdict(action, scores, tuple(spans), f"PII found: {', '.join(kinds)}")
+
+    def check_many(self, texts: Sequence[str],
+                   embeddings: np.ndarray | None = None) -> list[Verdict]:
+        """Each text on its own (placeholders restart per text, as for separate requests)."""
+        return [self.check(t) for t in texts]

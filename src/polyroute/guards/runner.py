@@ -21,15 +21,8 @@ def build_guards(config: GuardsConfig, *, featurizer=None) -> list[Guard]:
 
 def run_guards(guards: Sequence[Guard], texts: Sequence[str],
                embeddings: np.ndarray | None = None) -> list[Verdict]:
-    """One combined verdict per text. Guards with a batch form (``check_many``) get all texts at
-    once, so an encoder, if any, runs once per batch."""
-    per_guard: list[list[Verdict]] = []
-    for guard in guards:
-        many = getattr(guard, "check_many", None)
-        if many is not None:
-            per_guard.append(many(texts, embeddings))
-        else:
-            per_guard.append([guard.check(t, None if embeddings is None else embeddings[i])
-                              for i, t in enumerate(texts)])
+    """One combined verdict per text. Each guard gets all texts at once (``check_many``), so an
+    encoder, if any, runs once per batch."""
+    per_guard = [guard.check_many(texts, embeddings) for guard in guards]
     return [combine(vs) for vs in zip(*per_guard, strict=True)] if per_guard else \
         [Verdict() for _ in texts]
