@@ -63,3 +63,12 @@ def test_marking_works_on_cross_validated_results(two_cluster) -> None:
     cv = cross_validate(two_cluster.outcomes, ["knn"], "tfidf", n_splits=3)
     cols = header(render(leaderboard(cv)))
     assert "CPT50*" in cols and "CPT80*" not in cols
+
+
+def test_cross_validation_keeps_every_cpt_level():
+    """--cv and --leave-task-out combine splits through one key list: it must hold every CPT
+    level the metrics compute (it kept only cpt50/80/95, so cpt90 and cpt100 were dropped)."""
+    from polyroute.evaluation.metrics import CPT_LEVELS, cpt_key
+    from polyroute.evaluation.runner import _SUMMARY_KEYS
+
+    assert all(cpt_key(level) in _SUMMARY_KEYS for level in CPT_LEVELS)

@@ -14,7 +14,13 @@ import numpy as np
 
 from polyroute.data import Outcomes, kfold, leave_task_out
 from polyroute.data.outcomes import align_models, shared_models
-from polyroute.evaluation.metrics import Reference, add_gain_share, summarize
+from polyroute.evaluation.metrics import (
+    CPT_LEVELS,
+    Reference,
+    add_gain_share,
+    cpt_key,
+    summarize,
+)
 from polyroute.evaluation.sweep import (
     DEFAULT_LAMBDAS,
     operating_points,
@@ -190,7 +196,8 @@ def per_task_aiq(estimates: dict[str, Estimates], test: Outcomes,
 
 
 # -- several splits --------------------------------------------------------------------------
-_SUMMARY_KEYS = ("aiq", "best_quality", "best_quality_cost", "cpt50", "cpt80", "cpt95",
+_SUMMARY_KEYS = ("aiq", "best_quality", "best_quality_cost",
+                 *(cpt_key(level) for level in CPT_LEVELS),
                  "oracle_gain_share", "fit_seconds", "estimate_ms_per_prompt")
 
 
