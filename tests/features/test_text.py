@@ -69,3 +69,20 @@ def test_chat_of_any_shape_never_raises() -> None:
     ]
     assert chat_to_text(messages) == "kept"
     assert chat_to_text(messages[:3] + [{"role": "system", "content": "be brief"}]) == "be brief"
+
+
+def test_lone_surrogates_reach_no_encoder_or_hash():
+    """JSON can carry "\\ud800"; UTF-8 cannot: the tokenizer and the cache key crashed on it."""
+    from polyroute.features.text import encodable, focus_text
+
+    assert encodable("a\ud800b") == "a\ufffdb" and encodable("plain") == "plain"
+    assert "\ud800" not in focus_text("x \udfff y")
+
+
+def test_a_cached_featurizer_takes_text_with_a_lone_surrogate(tmp_path):
+    from polyroute.features import TfidfFeaturizer, with_cache
+
+    texts = [f"prompt {i} about cats and dogs" for i in range(6)] + ["odd \ud800 text"]
+    f = TfidfFeaturizer(dim=3).fit(texts[:6])
+    out = with_cache(f, tmp_path / "c.sqlite").encode(texts)
+    assert out.shape == (7, 3)

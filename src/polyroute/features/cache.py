@@ -60,7 +60,8 @@ class CachedFeaturizer:
 
     @staticmethod
     def _key(featurizer_id: str, text: str) -> str:
-        return hashlib.sha256(f"{featurizer_id}\0{text}".encode()).hexdigest()
+        return hashlib.sha256(f"{featurizer_id}\0{text}".encode("utf-8", "surrogatepass")
+                              ).hexdigest()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         fid = self.inner.id  # once: a fitted featurizer's id may hash its whole state

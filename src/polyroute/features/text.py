@@ -7,6 +7,7 @@ We keep the head (the instruction) and, above all, the tail (the question).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,9 +16,18 @@ DEFAULT_MAX_CHARS = 1000
 _HEAD_SHARE = 0.25
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (which JSON can carry but UTF-8 cannot) replaced by U+FFFD:
+    tokenizers and hashes need real characters, and one such code point must not crash them."""
+    return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
+
+
 def focus_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """Shorten ``text`` to at most ~``max_chars``, keeping a short head and a long tail."""
-    text = " ".join(text.split())
+    text = " ".join(encodable(text).split())
     if len(text) <= max_chars:
         return text
     head = int(max_chars * _HEAD_SHARE)
