@@ -56,7 +56,7 @@ async def feedback(request: Request) -> Response:
     try:
         key = gw.keys.authenticate(request.headers.get("authorization"))
         request_id, score, comment = _parse(parse_object(
-            await read_body(request, MAX_FEEDBACK_BYTES)))
+            await read_body(request, MAX_FEEDBACK_BYTES, gw.config.server.body_timeout)))
         record = FeedbackRecord(request_id, score, time.time(),
                                 key.id if key is not None else None, comment)
         try:
