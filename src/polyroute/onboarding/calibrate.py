@@ -41,7 +41,7 @@ SELECTION_STRATEGIES = ("random", "stratified", "informative")
 #: :func:`onboard` only: half the prompts by the informative design, the rest where the first
 #: answers leave a routing decision open.
 ADAPTIVE = "adaptive"
-IMPUTATION_METHODS = ("task_mean", "ridge", "logistic", "profile")
+IMPUTATION_METHODS = ("task_mean", "ridge", "logistic", "profile", "lowrank")
 
 _C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 _KAPPA_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -197,6 +197,8 @@ def impute_quality(outcomes: Outcomes, rows: np.ndarray, answers: np.ndarray,
         pred = _task_mean(ref_q, codes, n_tasks, rows, y, rng)
     elif method == "profile":
         pred = _profile(ref_q, codes, n_tasks, rows, y, rng)
+    elif method == "lowrank":
+        pred = _lowrank(ref_q, codes, n_tasks, rows, y, rng)
     else:
         design = _design(ref_q, codes, n_tasks)
         fitter = _fit_logistic if method == "logistic" else _fit_ridge
@@ -270,7 +272,7 @@ def onboard(outcomes: Outcomes, info: ModelInfo, ask: Callable[[np.ndarray], Seq
     if not 0 < first_share <= 1:
         raise DataError(f"first_share must lie in (0, 1], got {first_share!r}")
     first = max(1, min(n, int(round(n * first_share))))
-    rows = choose_prompts(outcomes, first, "informative", reference, random_state)
+    rows = choose_prompts(outcomes, first, "stratified", reference, random_state)
     answers = _ask(ask, outcomes, rows)
     if n > first:
         done = np.array([not math.isnan(v) for v in answers.values()])
@@ -499,43 +501,110 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _profile(ref_q: np.ndarray, codes: np.ndarray, n_tasks: int, rows: np.ndarray,
-             y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _task_profiles(ref_q: np.ndarray, codes: np.ndarray,
+                   n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference models' per-task accuracies ``(tasks, models)`` and their log-odds."""
     sizes = np.maximum(np.bincount(codes, minlength=n_tasks), 1)
     acc = np.stack([np.bincount(codes, ref_q[:, j], n_tasks) / sizes
-                    for j in range(ref_q.shape[1])], axis=1)  # (tasks, models)
-    logits = _logit(acc)
-    mu = logits.mean(axis=1)
+                    for j in range(ref_q.shape[1])], axis=1)
+    return acc, _logit(acc)
+
+
+def _profile(ref_q: np.ndarray, codes: np.ndarray, n_tasks: int, rows: np.ndarray,
+             y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    acc, logits = _task_profiles(ref_q, codes, n_tasks)
     if logits.shape[1] > 1:
         cov = np.cov(logits).reshape(n_tasks, n_tasks)
     else:
         cov = np.eye(n_tasks)
     # shrink the 8-sample covariance towards its diagonal so it is safely invertible
     cov = 0.8 * cov + 0.2 * np.diag(np.diag(cov)) + 0.05 * np.eye(n_tasks)
+    return _task_logistic(ref_q, acc, logits.mean(axis=1), [tau * cov for tau in _TAU_GRID],
+                          _SIGMA_GRID, codes, rows, y, rng)
+
+
+#: ``lowrank``: ranks of the task factor model, scales of its loading prior, and prior scales
+#: of the per-prompt terms, all chosen by cross-validation on the answers.
+_RANK_GRID = (1, 2, 3)
+_LOADING_GRID = (0.5, 1.0, 2.0)
+_LOWRANK_SIGMA_GRID = (0.1, 0.3, 1.0)
+
+
+def _lowrank(ref_q: np.ndarray, codes: np.ndarray, n_tasks: int, rows: np.ndarray,
+             y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    acc, logits = _task_profiles(ref_q, codes, n_tasks)
+    mean = logits.mean(axis=1)
+    covs = [tau * factors + residual * np.eye(n_tasks)
+            for factors, residual in _factor_covariances(logits, _RANK_GRID)
+            for tau in _LOADING_GRID]
+    return _task_logistic(ref_q, acc, mean, covs, _LOWRANK_SIGMA_GRID, codes, rows, y, rng)
+
+
+def _factor_covariances(logits: np.ndarray,
+                        ranks: Sequence[int]) -> list[tuple[np.ndarray, float]]:
+    """Per rank ``r``, the prior of a new model's per-task log-odds under a rank-``r`` factor
+    model of the reference models' ``(tasks, models)`` log-odds: the covariance of the top
+    ``r`` principal directions with the loadings' spread, and the residual variance per task
+    that a leave-one-model-out reconstruction at that rank leaves (how far a real model strays
+    from the factors; it keeps a model's unusual strength from being flattened)."""
+    m = logits.shape[1]
+    centred = logits - logits.mean(axis=1, keepdims=True)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    out = []
+    for r in ranks:
+        r = min(r, max(m - 1, 0), len(s))
+        residual = _loo_residual(logits, r) if m > 2 else 1.0
+        basis = u[:, :r]
+        out.append(((basis * (s[:r] ** 2 / max(m - 1, 1))) @ basis.T, max(residual, 1e-3)))
+    return out
+
+
+def _loo_residual(logits: np.ndarray, rank: int) -> float:
+    """Mean squared error of each reference model's log-odds rebuilt from the rank-``rank``
+    factors of the others (its loadings fitted by projection)."""
+    m = logits.shape[1]
+    errors = []
+    for j in range(m):
+        rest = np.delete(logits, j, axis=1)
+        mean = rest.mean(axis=1)
+        u, _, _ = np.linalg.svd(rest - mean[:, None], full_matrices=False)
+        basis = u[:, :min(rank, u.shape[1])]
+        errors.append(logits[:, j] - mean - basis @ (basis.T @ (logits[:, j] - mean)))
+    return float(np.mean(np.square(errors)))
+
+
+def _task_logistic(ref_q: np.ndarray, acc: np.ndarray, mean: np.ndarray,
+                   task_covs: Sequence[np.ndarray], sigmas: Sequence[float], codes: np.ndarray,
+                   rows: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """MAP logistic model shared by ``profile`` and ``lowrank``: per-task log-odds with a
+    Gaussian prior (mean ``mean``, covariance one of ``task_covs``) plus, within a task, the
+    reference models' deviations on the prompt (prior scale one of ``sigmas``); the prior pair
+    with the lowest 5-fold held-out log-loss on the answers wins."""
+    n_tasks = len(mean)
     within = ref_q - acc[codes]  # each reference model's deviation from its task accuracy
     onehot = np.zeros((len(codes), n_tasks))
     onehot[np.arange(len(codes)), codes] = 1.0
     design = np.column_stack([onehot, within])
     m = within.shape[1]
-    prior_mean = np.concatenate([mu, np.zeros(m)])
-    cov_inv = np.linalg.inv(cov)
+    prior_mean = np.concatenate([mean, np.zeros(m)])
+    inverses = [np.linalg.inv(c) for c in task_covs]
 
-    def precision(tau: float, sigma: float) -> np.ndarray:
+    def precision(index: int) -> np.ndarray:
+        c, sigma = divmod(index, len(sigmas))
         out = np.zeros((n_tasks + m, n_tasks + m))
-        out[:n_tasks, :n_tasks] = cov_inv / tau
-        out[n_tasks:, n_tasks:] = np.eye(m) / sigma
+        out[:n_tasks, :n_tasks] = inverses[c]
+        out[n_tasks:, n_tasks:] = np.eye(m) / sigmas[sigma]
         return out
 
-    grid = [(t, sg) for t in _TAU_GRID for sg in _SIGMA_GRID]
     x = design[rows]
 
     def loss(index: float, train: np.ndarray, fold: np.ndarray) -> float:
-        theta = _map_logistic(x[train], y[train], prior_mean, precision(*grid[int(index)]))
+        theta = _map_logistic(x[train], y[train], prior_mean, precision(int(index)))
         p = np.clip(_sigmoid(x[fold] @ theta), 1e-4, 1 - 1e-4)
         return float(-np.sum(y[fold] * np.log(p) + (1 - y[fold]) * np.log(1 - p)))
 
-    best = int(_cv_choice(list(range(len(grid))), len(rows), rng, loss))
-    theta = _map_logistic(x, y, prior_mean, precision(*grid[best]))
+    best = int(_cv_choice(list(range(len(task_covs) * len(sigmas))), len(rows), rng, loss))
+    theta = _map_logistic(x, y, prior_mean, precision(best))
     return _sigmoid(design @ theta)
 
 
