@@ -222,6 +222,7 @@ def run_split(outcomes: Outcomes, features: np.ndarray, targets: list[str], seed
         irt_router = make_router("irt", random_state=0).fit(train, x_train)
         irt_full = irt_router.estimate(x_test).quality
         split["irt_with_all_aiq"] = scorer.aiq(irt_full)
+    split["lomo"] = leave_one_model_out(train, seed)
     for model in targets:
         j = names.index(model)
         base = train.select_models([n for n in names if n != model])
@@ -256,6 +257,28 @@ def run_split(outcomes: Outcomes, features: np.ndarray, targets: list[str], seed
 
 def brier(estimate: np.ndarray, test: Outcomes, j: int) -> float:
     return float(np.mean((np.clip(estimate, 0, 1) - test.quality[:, j]) ** 2))
+
+
+def leave_one_model_out(train: Outcomes, seed: int) -> dict:
+    """The library defaults' criterion, on the training part: every model in turn onboarded
+    from ``SELECTION_BUDGET`` answers against the others; the Brier score of its unasked cells
+    and the RMSE of its per-task accuracies (weighted by task size), per candidate."""
+    tasks = np.asarray(train.tasks)
+    out: dict = {c: {"brier": [], "task_rmse": []} for c in CANDIDATES}
+    for j, name in enumerate(train.model_names):
+        base = train.select_models([n for n in train.model_names if n != name])
+        truth = train.quality[:, j]
+        for candidate in CANDIDATES:
+            strategy, method = candidate.split("/")
+            onb = onboard(base, train.models[j], lambda rows, truth=truth: truth[rows],
+                          SELECTION_BUDGET, strategy, method, random_state=seed)
+            column, rest = onb.outcomes.quality[:, -1], onb.imputed[:, -1]
+            out[candidate]["brier"].append(float(np.mean((column[rest] - truth[rest]) ** 2)))
+            errors = [(column[tasks == t].mean() - truth[tasks == t].mean(), np.sum(tasks == t))
+                      for t in train.task_names]
+            out[candidate]["task_rmse"].append(float(np.sqrt(
+                sum(e * e * w for e, w in errors) / sum(w for _, w in errors))))
+    return {c: {k: mean(v) for k, v in d.items()} for c, d in out.items()}
 
 
 def select_on_train(base: Outcomes, x_train: np.ndarray, router: str, seed: int) -> dict:
@@ -482,6 +505,14 @@ def write_markdown(result: dict) -> None:
         vals = [sp["models"][m]["selected"]["inner_recovery"][c] for sp in result["splits"]
                 for m in sp["models"]]
         lines.append(f"| {c} | {pct(mean(vals))} |")
+    lines += ["", "The library defaults' criterion: every model of the training part in turn "
+              f"onboarded from {SELECTION_BUDGET} answers against the others (mean over splits "
+              "and models; lower is better):", "",
+              "| strategy/method | Brier of the unasked cells | RMSE of the task accuracies |",
+              "|---|---:|---:|"]
+    for c in result["candidates"]:
+        lines.append(f"| {c} | {fmt(mean([sp['lomo'][c]['brier'] for sp in result['splits']]))}"
+                     f" | {fmt(mean([sp['lomo'][c]['task_rmse'] for sp in result['splits']]))} |")
     if any("irt" in e for e in s["models"].values()):
         lines += ["", "## Baseline: IRT router, `add_model` (adaptive `variance` selection)", "",
                   f"On the first {result['irt_seeds']} split(s). Own recovery = against the IRT "

@@ -318,3 +318,14 @@ def test_balanced_choice_matches_each_tasks_difficulty_more_closely() -> None:
             sample = np.bincount(codes[rows], difficulty[rows], 4) / counts
             miss[strategy].append(float(np.mean((sample - task_mean) ** 2)))
     assert np.mean(miss["balanced"]) < 0.3 * np.mean(miss["stratified"])
+
+
+@pytest.mark.parametrize("n_reference", [1, 2])
+def test_lowrank_works_with_one_or_two_reference_models(n_reference: int) -> None:
+    outcomes, hidden = make_world()
+    reference = [f"m{j}" for j in range(n_reference)]
+    rows = choose_prompts(outcomes, 40, "stratified", random_state=0)
+    column = impute_quality(outcomes, rows, hidden[rows], "lowrank", reference=reference)
+    assert column.shape == (outcomes.n_prompts,)
+    assert np.all((column >= 0) & (column <= 1))
+    assert np.array_equal(column[rows], hidden[rows])
