@@ -96,7 +96,7 @@ TRIED = [
     "task factors without the per-prompt terms (worse for three of four).",
     "- **Selection.** `balanced` (new: stratified by task, and within a task a systematic "
     "sample along the reference models' mean score) lowered the per-task RMSE a little in the "
-    "exploration (0.094–0.117 against 0.082–0.117 for stratified; recovery 67/51/45/37 % with "
+    "exploration (0.079–0.117 against 0.082–0.117 for stratified; recovery 67/51/45/37 % with "
     "`lowrank`), but in this run it recovered no more than random prompts (50/50/36/22 % "
     "against 55/58/52/38 %): the same method on two random streams of prompts differs by "
     "±15 points, the size of the draw noise. `adaptive` now spends its first half balanced "
