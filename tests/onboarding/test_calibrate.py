@@ -218,3 +218,114 @@ def test_adaptive_onboarding_spends_the_second_half_where_it_matters() -> None:
     assert first.min() >= 1  # the first half covers every task
     with pytest.raises(DataError, match="first_share"):
         onboard(outcomes, NEW, ask, n=10, strategy="adaptive", first_share=0)
+
+
+def make_factor_world(ability: float, n_tasks: int = 10, n_per_task: int = 120,
+                      strength: tuple[int, float] | None = None,
+                      seed: int = 0) -> tuple[Outcomes, np.ndarray, np.ndarray]:
+    """Eight reference models whose per-task log-odds are a task mean plus ability × a task
+    loading (one general factor), and the hidden column of a new model of ``ability``; with
+    ``strength = (task, boost)`` it is ``boost`` log-odds better on that task than the factor
+    says. Returns the outcomes, the hidden column and its true per-task accuracy."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.0, 1.0, n_tasks)
+    loading = rng.uniform(0.5, 1.5, n_tasks)
+    abilities = np.linspace(-2.0, 2.0, 8)
+    codes = np.repeat(np.arange(n_tasks), n_per_task)
+
+    def column(a: float, boost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = 1 / (1 + np.exp(-(base + a * loading + boost)))
+        return (rng.random(len(codes)) < p[codes]).astype(float), p
+
+    zero = np.zeros(n_tasks)
+    quality = np.column_stack([column(a, zero)[0] for a in abilities])
+    boost = zero.copy()
+    if strength is not None:
+        boost[strength[0]] = strength[1]
+    hidden, accuracy = column(ability, boost)
+    n = len(codes)
+    models = tuple(ModelInfo(f"r{j}", 0.1, 0.2) for j in range(8))
+    outcomes = Outcomes(prompt_ids=tuple(f"p{i}" for i in range(n)),
+                        prompts=tuple(f"q{i}" for i in range(n)),
+                        tasks=tuple(f"t{c}" for c in codes), models=models, quality=quality,
+                        cost=np.full((n, 8), 1e-4))
+    return outcomes, hidden, accuracy
+
+
+def task_accuracy(outcomes: Outcomes, column: np.ndarray) -> np.ndarray:
+    codes = np.array([int(t[1:]) for t in outcomes.tasks])
+    return np.bincount(codes, column) / np.bincount(codes)
+
+
+def test_lowrank_places_a_new_model_on_the_factors_from_few_answers() -> None:
+    # Two answers a task cannot pin ten task accuracies one by one; on a factor they share, the
+    # twenty answers together place the model.
+    errors: dict[str, list[float]] = {"lowrank": [], "task_mean": []}
+    for seed in range(4):
+        outcomes, hidden, _ = make_factor_world(ability=1.2, seed=seed)
+        truth = task_accuracy(outcomes, hidden)
+        rows = choose_prompts(outcomes, 20, "stratified", random_state=seed)
+        for method in errors:
+            column = impute_quality(outcomes, rows, hidden[rows], method, random_state=seed)
+            errors[method].append(float(np.sqrt(np.mean(
+                (task_accuracy(outcomes, column) - truth) ** 2))))
+    assert np.mean(errors["lowrank"]) < 0.7 * np.mean(errors["task_mean"]), errors
+
+
+def test_lowrank_keeps_a_strength_the_factors_do_not_explain() -> None:
+    # The new model is far better on task 0 than its ability predicts; with enough answers
+    # there, the residual term of the prior lets its accuracy follow them.
+    outcomes, hidden, accuracy = make_factor_world(ability=0.0, strength=(0, 3.0), seed=1)
+    codes = np.array([int(t[1:]) for t in outcomes.tasks])
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.choice(np.flatnonzero(codes == k), 40 if k == 0 else 6,
+                                      replace=False) for k in range(10)])
+    column = impute_quality(outcomes, rows, hidden[rows], "lowrank", random_state=0)
+    plain = 1 / (1 + np.exp(-np.log(accuracy[0] / (1 - accuracy[0])) + 3.0))
+    got = task_accuracy(outcomes, column)[0]
+    assert abs(got - accuracy[0]) < abs(got - plain), (got, accuracy[0], plain)
+    assert abs(got - accuracy[0]) < 0.12
+
+
+def test_factor_prior_residual_shrinks_when_the_rank_fits() -> None:
+    from polyroute.onboarding.calibrate import _factor_covariances
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1, (12, 1)) + rng.normal(0, 1, (12, 1)) @ rng.normal(0, 1, (1, 8))
+    (cov1, residual1), (_, residual2) = _factor_covariances(logits, (1, 2))
+    noisy = logits + rng.normal(0, 0.5, logits.shape)
+    (_, residual_noisy), = _factor_covariances(noisy, (1,))
+    assert residual1 < 1e-2  # exactly rank one: a held-out model is rebuilt from the others
+    assert residual_noisy > 10 * residual1
+    assert np.allclose(cov1, cov1.T) and np.all(np.linalg.eigvalsh(cov1) > -1e-9)
+    assert residual2 <= residual1 + 1e-2
+
+
+def test_balanced_choice_matches_each_tasks_difficulty_more_closely() -> None:
+    # Same share per task as "stratified", but within a task the prompts are spread along the
+    # reference models' mean score, so the answered prompts are as hard as the task on average.
+    outcomes, _ = make_world()
+    codes = np.array([TASKS.index(t) for t in outcomes.tasks])
+    difficulty = outcomes.quality.mean(axis=1)
+    task_mean = np.bincount(codes, difficulty) / np.bincount(codes)
+    miss: dict[str, list[float]] = {"stratified": [], "balanced": []}
+    for seed in range(30):
+        for strategy in miss:
+            rows = choose_prompts(outcomes, 24, strategy, random_state=seed)
+            assert len(set(rows.tolist())) == 24
+            counts = np.bincount(codes[rows], minlength=4)
+            assert counts.tolist() == [6, 6, 6, 6]
+            sample = np.bincount(codes[rows], difficulty[rows], 4) / counts
+            miss[strategy].append(float(np.mean((sample - task_mean) ** 2)))
+    assert np.mean(miss["balanced"]) < 0.3 * np.mean(miss["stratified"])
+
+
+@pytest.mark.parametrize("n_reference", [1, 2])
+def test_lowrank_works_with_one_or_two_reference_models(n_reference: int) -> None:
+    outcomes, hidden = make_world()
+    reference = [f"m{j}" for j in range(n_reference)]
+    rows = choose_prompts(outcomes, 40, "stratified", random_state=0)
+    column = impute_quality(outcomes, rows, hidden[rows], "lowrank", reference=reference)
+    assert column.shape == (outcomes.n_prompts,)
+    assert np.all((column >= 0) & (column <= 1))
+    assert np.array_equal(column[rows], hidden[rows])
