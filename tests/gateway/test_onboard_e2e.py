@@ -52,18 +52,18 @@ def _config(tmp_path, urls) -> str:
 def test_onboard_then_serve_routes_each_task_to_its_strong_backend(tmp_path, replays, capsys):
     apps, urls = replays
     config_path = _config(tmp_path, urls)
-    assert main(["onboard", "--config", config_path, "--per-model", "80", "--yes"]) == 0
+    assert main(["onboard", "--config", config_path, "--per-model", "150", "--yes"]) == 0
     printed = capsys.readouterr().out
     assert "onboarding plan" in printed and "collected answers" in printed
     assert (tmp_path / "router" / "polyroute.json").is_file()
     sent = {name: app.requests for name, app in apps.items()}
-    assert all(n == 80 for n in sent.values()), sent
+    assert all(n == 150 for n in sent.values()), sent
     rows = [json.loads(line) for line in
             (tmp_path / "onboarding-outcomes.jsonl").read_text().splitlines()]
     assert {r["model"] for r in rows} == set(STANDINS) and all("answer" in r for r in rows)
 
     # Resumable: a second run finds every answer in the store and sends nothing.
-    assert main(["onboard", "--config", config_path, "--per-model", "80", "--yes"]) == 0
+    assert main(["onboard", "--config", config_path, "--per-model", "150", "--yes"]) == 0
     assert "nothing to onboard" in capsys.readouterr().out  # the router now knows them all
     assert {name: app.requests for name, app in apps.items()} == sent
 
@@ -73,7 +73,7 @@ def test_onboard_then_serve_routes_each_task_to_its_strong_backend(tmp_path, rep
         kept = store.calibration_answers()
     finally:
         store.close()
-    assert len(kept) == 240 and all(a.cost > 0 for a in kept)
+    assert len(kept) == 450 and all(a.cost > 0 for a in kept)
 
     # Serve: prompts of each stand-in's strong task (not asked during onboarding) go to it.
     outcomes, _, _ = bundled()
