@@ -59,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rule_and_route(r) -> str:
+    """The decision rule that fired and the named route taken (either may be absent)."""
+    parts = ([r.rule] if r.rule else []) + ([f"route {r.named_route}"] if r.named_route else [])
+    return ", ".join(parts)
+
+
 def _print_tables(requests, spend, days: float | None) -> None:
     from rich.table import Table
 
@@ -68,7 +74,7 @@ def _print_tables(requests, spend, days: float | None) -> None:
     for col, justify in [("time (UTC)", "left"), ("request id", "left"), ("key", "left"),
                          ("asked", "left"), ("model", "left"), ("status", "left"),
                          ("fallbacks", "right"), ("ms", "right"), ("tokens in/out", "right"),
-                         ("cost $", "right"), ("feedback", "right")]:
+                         ("cost $", "right"), ("feedback", "right"), ("rule / route", "left")]:
         # Ids are copied into POST /v1/feedback: never wrap or shorten them; fold long model
         # names rather than cut them.
         table.add_column(col, justify=justify,  # type: ignore[arg-type]
@@ -81,7 +87,8 @@ def _print_tables(requests, spend, days: float | None) -> None:
         table.add_row(when, r.id, r.key_id or "-", r.requested_model or "-", r.chosen or "-",
                       f"{r.status} {r.http_status or ''}".strip(), str(r.fallbacks),
                       "" if r.latency_ms is None else f"{r.latency_ms:.0f}", tokens,
-                      f"{r.cost:.6f}", "" if r.feedback is None else f"{r.feedback:.2f}")
+                      f"{r.cost:.6f}", "" if r.feedback is None else f"{r.feedback:.2f}",
+                      _rule_and_route(r))
     out.print(table)
     period = "all time" if days is None else f"last {days:g} day(s)"
     totals = Table(title=f"spend per model ({period})", title_justify="left")

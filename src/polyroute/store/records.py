@@ -83,6 +83,9 @@ class RequestRecord:
     #: ``usage`` (backend-reported tokens × prices), ``estimate`` (predicted) or None (no call).
     cost_source: str | None = None
     finished_ts: float | None = None
+    #: The decision rule that fired (``rules[].name``) and the named route taken, if any.
+    rule: str | None = None
+    named_route: str | None = None
 
     @property
     def fallbacks(self) -> int:
@@ -143,6 +146,8 @@ class RequestSummary:
     ttfb_ms: float | None = None
     candidates: tuple[Candidate, ...] = ()
     attempts: tuple[Attempt, ...] = field(default=())
+    rule: str | None = None
+    named_route: str | None = None
 
 
 @dataclass(frozen=True)

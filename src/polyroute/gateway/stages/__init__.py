@@ -1,7 +1,7 @@
 """The request pipeline's stages, in order; each is one small module with one job.
 
-    authenticate (in the endpoint, before a record exists) → admit → parse → decide → reserve
-    → serve (the strategy of the request's call shape)
+    authenticate (in the endpoint, before a record exists) → admit → parse → signals → rules
+    → decide → reserve → serve (the strategy of the request's call shape)
 
 Each stage is ``async def run(ctx) -> Response | None``: None hands the request on; a response
 ends it there (the stage sets ``ctx.rec.ended_by`` to say why, which the headers and the record
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from polyroute.gateway.stages import admit, decide, parse, reserve, serve
+from polyroute.gateway.stages import admit, decide, parse, reserve, rules, serve, signals
 
 if TYPE_CHECKING:
     from polyroute.gateway.context import RequestContext
@@ -28,6 +28,8 @@ Stage = Callable[["RequestContext"], Awaitable[Response | None]]
 PIPELINE: tuple[tuple[str, Stage], ...] = (
     ("admit", admit.run),
     ("parse", parse.run),
+    ("signals", signals.run),
+    ("rules", rules.run),
     ("decide", decide.run),
     ("reserve", reserve.run),
     ("serve", serve.run),

@@ -1,0 +1,28 @@
+"""Signals: gather what the request's signals read (body, routing text, key, headers).
+
+The values themselves are computed on first use and remembered (``SignalValues``), so a signal
+no rule reads costs nothing and one that several rules read is computed once. Those that need
+the router's embedding or estimates become computable when the rules stage obtains them.
+Gateways without rules or named routes skip this stage's work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from polyroute.signals import SignalInputs, SignalValues
+
+if TYPE_CHECKING:
+    from polyroute.gateway.context import RequestContext
+
+
+async def run(ctx: RequestContext) -> None:
+    gw, chat, key = ctx.gw, ctx.chat, ctx.key
+    if not gw.rules and gw.named_routes is None:
+        return
+    assert chat is not None
+    inputs = SignalInputs(body=chat.body, text=chat.text,
+                          key_id=key.id if key is not None else None,
+                          key_tags=frozenset(key.tags) if key is not None else frozenset(),
+                          headers=ctx.request.headers)
+    ctx.signals = SignalValues(gw.signals, inputs)
