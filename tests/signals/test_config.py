@@ -92,3 +92,21 @@ def test_signal_sections_are_checked():
     lines = problems(signals={"keywords": {"k": {}}, "domains": {"d": {"examples": []}}})
     assert any(line.startswith("signals.keywords.k: give words or patterns") for line in lines)
     assert any(line.startswith("signals.domains.d.examples:") for line in lines)
+
+
+def test_config_check_refuses_a_rule_naming_an_unknown_signal(tmp_path, capsys):
+    import yaml
+
+    from polyroute.cli import main
+
+    raw = config(rules=[{"name": "r", "when": {"signal": "langauge", "op": "eq", "value": "de"},
+                         "then": {"profile": "cheap"}}])
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["config", "check", str(path), "--no-router"]) == 2
+    err = capsys.readouterr().err
+    assert "rules[0].when.signal: unknown signal 'langauge'; known: " in err
+    raw["rules"][0]["when"]["signal"] = "language"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["config", "check", str(path), "--no-router"]) == 0
+    assert "1 rule(s), 0 named route(s)" in capsys.readouterr().out

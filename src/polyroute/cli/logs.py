@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rule_and_route(r) -> str:
-    """The decision rule that fired and the named route taken (either may be absent)."""
-    parts = ([r.rule] if r.rule else []) + ([f"route {r.named_route}"] if r.named_route else [])
+    """``rule <name>``, ``route <name>`` or both."""
+    parts = ([f"rule {r.rule}"] if r.rule else []) + \
+        ([f"route {r.named_route}"] if r.named_route else [])
     return ", ".join(parts)
 
 
@@ -74,7 +75,7 @@ def _print_tables(requests, spend, days: float | None) -> None:
     for col, justify in [("time (UTC)", "left"), ("request id", "left"), ("key", "left"),
                          ("asked", "left"), ("model", "left"), ("status", "left"),
                          ("fallbacks", "right"), ("ms", "right"), ("tokens in/out", "right"),
-                         ("cost $", "right"), ("feedback", "right"), ("rule / route", "left")]:
+                         ("cost $", "right"), ("feedback", "right")]:
         # Ids are copied into POST /v1/feedback: never wrap or shorten them; fold long model
         # names rather than cut them.
         table.add_column(col, justify=justify,  # type: ignore[arg-type]
@@ -87,9 +88,15 @@ def _print_tables(requests, spend, days: float | None) -> None:
         table.add_row(when, r.id, r.key_id or "-", r.requested_model or "-", r.chosen or "-",
                       f"{r.status} {r.http_status or ''}".strip(), str(r.fallbacks),
                       "" if r.latency_ms is None else f"{r.latency_ms:.0f}", tokens,
-                      f"{r.cost:.6f}", "" if r.feedback is None else f"{r.feedback:.2f}",
-                      _rule_and_route(r))
+                      f"{r.cost:.6f}", "" if r.feedback is None else f"{r.feedback:.2f}")
     out.print(table)
+    # Below the table, not a column of it: the table already fills 150 columns, and a rule's
+    # name is what an operator greps for, so it is printed whole, once per request that has one.
+    decided = [(r.id, _rule_and_route(r)) for r in requests if r.rule or r.named_route]
+    if decided:
+        out.print("decided by a rule or named route:")
+        for request_id, what in decided:
+            out.print(f"  {request_id}  {what}", highlight=False, soft_wrap=True)
     period = "all time" if days is None else f"last {days:g} day(s)"
     totals = Table(title=f"spend per model ({period})", title_justify="left")
     for col in ("model", "requests", "tokens in", "tokens out", "cost $"):
