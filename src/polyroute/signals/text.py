@@ -45,6 +45,13 @@ _STOPWORDS: dict[str, frozenset[str]] = {
 }
 
 
+#: Each frequent word → the languages it is frequent in (one pass over the words, not seven).
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
+for _code, _words in _STOPWORDS.items():
+    for _w in _words:
+        _LANGUAGES_OF[_w] = (*_LANGUAGES_OF.get(_w, ()), _code)
+
+
 def language(text: str) -> str | None:
     """A guess at the text's language (ISO 639-1 code), or None if there is nothing to go by.
 
@@ -53,19 +60,20 @@ def language(text: str) -> str | None:
     route "answers in Japanese" or "German prompts" apart, and a few microseconds.
     """
     sample = text[:LANGUAGE_SAMPLE]
-    letters = len(_LETTERS.findall(sample))
-    if letters == 0:
-        return None
-    for code, pattern in _SCRIPTS:
-        if len(pattern.findall(sample)) * 3 > letters:
-            return code
+    if not sample.isascii():  # most prompts are ASCII: no other script to look for
+        letters = len(_LETTERS.findall(sample))
+        for code, pattern in _SCRIPTS:
+            if len(pattern.findall(sample)) * 3 > letters:
+                return code
+    hits = dict.fromkeys(_STOPWORDS, 0)
     words = _WORDS.findall(sample.lower())
-    best, hits = None, 0
-    for code, stop in _STOPWORDS.items():
-        n = sum(1 for w in words if w in stop)
-        if n > hits:
-            best, hits = code, n
-    return best
+    if not words:
+        return None
+    for w in words:
+        for code in _LANGUAGES_OF.get(w, ()):
+            hits[code] += 1
+    best = max(hits, key=hits.__getitem__)  # ties: the first listed (English)
+    return best if hits[best] else None
 
 
 def context_chars(body: Mapping[str, Any]) -> int:
