@@ -197,3 +197,14 @@ def test_logs_show_the_rule(gateway_factory, standins, capsys):
     assert row["id"] == r.headers["x-polyroute-request-id"] and row["rule"] == "tools-to-beta"
     assert main(["logs", "--store", store]) == 0
     assert "tools-to-beta" in capsys.readouterr().out
+
+
+def test_the_signal_stages_run_only_where_rules_or_routes_are_configured(gateway_factory):
+    from polyroute.gateway.stages import PIPELINE
+
+    plain = gateway_factory()
+    assert plain.gateway.stages == PIPELINE
+    ruled = gateway_factory({"rules": [{"name": "r", "when": {"signal": "has_tools"},
+                                        "then": {"pin": "beta"}}]})
+    assert [n for n, _ in ruled.gateway.stages] == \
+        ["admit", "parse", "signals", "rules", "decide", "reserve", "serve"]

@@ -35,7 +35,7 @@ from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
-from polyroute.gateway.stages import PIPELINE
+from polyroute.gateway.stages import pipeline_for
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
 from polyroute.signals import SignalSet, compile_rules
@@ -84,7 +84,7 @@ class Gateway:
         self.signals, self.named_routes = self._semantics(self.decider)
         self._reload_lock = asyncio.Lock()
         #: The request pipeline every chat request runs through, in order (see ``stages``).
-        self.stages = PIPELINE
+        self.stages = pipeline_for(config)
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)

@@ -3,7 +3,7 @@
 The values themselves are computed on first use and remembered (``SignalValues``), so a signal
 no rule reads costs nothing and one that several rules read is computed once. Those that need
 the router's embedding or estimates become computable when the rules stage obtains them.
-Gateways without rules or named routes skip this stage's work.
+Only gateways with rules or named routes run this stage (``stages.pipeline_for``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 async def run(ctx: RequestContext) -> None:
     gw, chat, key = ctx.gw, ctx.chat, ctx.key
-    if not gw.rules and gw.named_routes is None:
-        return
     assert chat is not None
     inputs = SignalInputs(body=chat.body, text=chat.text,
                           key_id=key.id if key is not None else None,
