@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from polyroute.errors import ConfigError
 from polyroute.policies import Preference
@@ -398,8 +399,10 @@ class GatewayConfig(_Section):
         """Rules and routes may only name signals, backends and profiles that exist."""
         problems = check_rules(self.rules, self.routes, self.signals, self.backend_names,
                                tuple(self.effective_profiles()))
-        if problems:
-            raise ValueError("\n  ".join(problems))
+        if problems:  # one error each, at its key, so each is its own line (and counted)
+            raise ValidationError.from_exception_data("GatewayConfig", [
+                {"type": PydanticCustomError("value_error", "{what}", {"what": what}),
+                 "loc": (where,), "input": None} for where, what in problems])
         return self
 
     # -- derived views ---------------------------------------------------------------------------

@@ -110,3 +110,10 @@ def test_config_check_refuses_a_rule_naming_an_unknown_signal(tmp_path, capsys):
     path.write_text(yaml.safe_dump(raw))
     assert main(["config", "check", str(path), "--no-router"]) == 0
     assert "1 rule(s), 0 named route(s)" in capsys.readouterr().out
+
+
+def test_each_rule_problem_counts_as_one():
+    with pytest.raises(ConfigError) as info:
+        validate_config(config(rules=[
+            {"name": "r", "when": {"signal": "nope"}, "then": {"pin": "nada"}}]))
+    assert str(info.value).splitlines()[0].endswith("invalid configuration (2 problems):")

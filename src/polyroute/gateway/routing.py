@@ -376,7 +376,8 @@ class Decider:
         runs here, on those estimates, without embedding the text again.
         """
         started = time.perf_counter()
-        if analysis is not None:
+        # (An analysis by a router since replaced, for other models, is not ranked on here.)
+        if analysis is not None and analysis.estimates.models == self.models:
             candidates, plan = self._rank(analysis.estimates, 0, policy, allowed, multi_call)
             return RoutingResult(candidates, policy.name, analysis.elapsed_ms +
                                  (time.perf_counter() - started) * 1000, plan, analysis)

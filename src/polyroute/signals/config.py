@@ -188,9 +188,10 @@ class NamedRouteConfig(_Section):
 
 def check_rules(rules: Sequence[RuleConfig], routes: Sequence[NamedRouteConfig],
                 signals: SignalsConfig, backends: Sequence[str],
-                profiles: Sequence[str]) -> list[str]:
-    """One line per problem in ``rules`` and ``routes`` (empty if none): unknown signals, a
-    comparison the signal's kind cannot make, unknown backends or profiles, repeated names."""
+                profiles: Sequence[str]) -> list[tuple[str, str]]:
+    """``(where, what)`` per problem in ``rules`` and ``routes`` (empty if none): unknown
+    signals, a comparison the signal's kind cannot make, unknown backends or profiles, repeated
+    names. ``where`` is the dotted key (``rules[2].when.any[0].signal``)."""
     from polyroute.signals.registry import catalog
 
     known = catalog(signals)
@@ -223,7 +224,8 @@ def check_rules(rules: Sequence[RuleConfig], routes: Sequence[NamedRouteConfig],
         if unknown:
             problems.append(f"routes[{i}].models: unknown model(s) {', '.join(unknown)}; "
                             f"configured backends: {', '.join(backends)}")
-    return problems
+    # Each problem was written "where: what"; the dotted keys hold no ": ".
+    return [(where, what) for where, what in (p.split(": ", 1) for p in problems)]
 
 
 _NUMERIC = ("lt", "le", "gt", "ge")
