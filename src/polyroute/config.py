@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from polyroute.errors import ConfigError
 from polyroute.policies import Preference
@@ -39,6 +40,7 @@ from polyroute.policies.kinds import (  # noqa: F401 (re-exported: the config's 
     kind_of,
     policy_spec_union,
 )
+from polyroute.signals.config import NamedRouteConfig, RuleConfig, SignalsConfig, check_rules
 
 #: Prefix of environment variables that override config values.
 ENV_PREFIX = "POLYROUTE__"
@@ -257,6 +259,8 @@ class KeyConfig(_Section):
     spend_period: Literal["total", "day", "month"] = "month"
     #: May call the operator endpoints (``POST /v1/admin/reload-router``).
     admin: bool = False
+    #: Labels decision rules can test (signal ``key_tags``), e.g. ``[free-tier, team-ml]``.
+    tags: tuple[str, ...] = ()
     #: A key written in the file is rejected with a message saying what to write instead.
     key: Any = Field(None, exclude=True)
 
@@ -361,6 +365,12 @@ class GatewayConfig(_Section):
     server: ServerConfig = ServerConfig()
     breaker: BreakerConfig = BreakerConfig()
     ceilings: CeilingsConfig = CeilingsConfig()
+    #: Signals the config defines (keywords, domains by example), for ``rules`` to test.
+    signals: SignalsConfig = SignalsConfig()
+    #: Decision rules, tried in order; the first whose condition holds acts (``signals/``).
+    rules: tuple[RuleConfig, ...] = ()
+    #: Named routes: prompts near a route's description or examples go to its models.
+    routes: tuple[NamedRouteConfig, ...] = ()
 
     @field_validator("profiles")
     @classmethod
@@ -403,6 +413,17 @@ class GatewayConfig(_Section):
                              "new-key`) or set server.require_auth: false")
         if self.breaker.max_cooldown < self.breaker.cooldown:
             raise ValueError("breaker.max_cooldown must be >= breaker.cooldown")
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_known_things(self) -> GatewayConfig:
+        """Rules and routes may only name signals, backends and profiles that exist."""
+        problems = check_rules(self.rules, self.routes, self.signals, self.backend_names,
+                               tuple(self.effective_profiles()))
+        if problems:  # one error each, at its key, so each is its own line (and counted)
+            raise ValidationError.from_exception_data("GatewayConfig", [
+                {"type": PydanticCustomError("value_error", "{what}", {"what": what}),
+                 "loc": (where,), "input": None} for where, what in problems])
         return self
 
     # -- derived views ---------------------------------------------------------------------------

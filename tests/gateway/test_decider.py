@@ -141,3 +141,31 @@ def test_router_can_be_trained_at_start_up(tmp_path, router_dir):
     pipe = load_pipeline(cfg.router)
     assert pipe.models == ("alpha", "beta", "gamma")
     assert (tmp_path / "trained" / "polyroute.json").is_file()
+
+
+def test_an_analysis_is_the_decisions_embedding_and_a_decision_can_rank_on_it(
+        pipeline, router_dir, tmp_path):
+    cfg = config(router_dir, tmp_path)
+    decider = Decider(pipeline, cfg.backends)
+    texts = [MATH_PROMPT, POETRY_PROMPT, "x" * 500]  # two length groups, rows back in order
+    policy = FloorPolicy(0.9)
+
+    async def run():
+        analyses = await asyncio.gather(*(decider.analyse(t) for t in texts))
+        ranked = [await decider.decide(t, policy, ("beta", "gamma"), analysis=a)
+                  for t, a in zip(texts, analyses, strict=True)]
+        plain = [await decider.decide(t, policy, ("beta", "gamma")) for t in texts]
+        return analyses, ranked, plain
+
+    decider.start()
+    try:
+        analyses, ranked, plain = asyncio.run(run())
+    finally:
+        decider.stop()
+    features = pipeline.featurizer.encode(texts)
+    for i, a in enumerate(analyses):
+        np.testing.assert_allclose(a.embedding, features[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.estimates.quality[0], decider.estimates([texts[i]]).quality[0])
+        assert ranked[i].candidates == plain[i].candidates
+        assert ranked[i].analysis is a
+        np.testing.assert_allclose(plain[i].analysis.embedding, a.embedding, rtol=1e-5, atol=1e-6)

@@ -69,7 +69,8 @@ def run_check(args: argparse.Namespace) -> int:
     profiles = ", ".join(config.effective_profiles())
     print(f"{args.file}: OK — {len(config.backends)} backend(s) "
           f"({', '.join(config.backend_names)}); profiles: {profiles}; "
-          f"{len(config.keys)} client key(s); store: {config.store.path}")
+          f"{len(config.keys)} client key(s); {len(config.rules)} rule(s), "
+          f"{len(config.routes)} named route(s); store: {config.store.path}")
     return 0
 
 

@@ -117,6 +117,7 @@ def _print_record(r: RequestSummary) -> None:
     fields("Decision", [
         ("policy", r.policy or "-"),
         ("preference", "-" if r.preference is None else json.dumps(r.preference, sort_keys=True)),
+        ("rule / route", _rule_and_route(r) or "-"),
         ("chosen", r.chosen or "-"), ("fallbacks", str(r.fallbacks)),
         ("decision time", _num(r.decision_ms, ".1f", " ms"))])
 
@@ -161,6 +162,13 @@ def _print_record(r: RequestSummary) -> None:
     out.print(Text(r.prompt if r.prompt is not None else "(not recorded)"))
 
 
+def _rule_and_route(r) -> str:
+    """``rule <name>``, ``route <name>`` or both."""
+    parts = ([f"rule {r.rule}"] if r.rule else []) + \
+        ([f"route {r.named_route}"] if r.named_route else [])
+    return ", ".join(parts)
+
+
 def _print_tables(requests, spend, days: float | None) -> None:
     from rich.table import Table
 
@@ -185,6 +193,13 @@ def _print_tables(requests, spend, days: float | None) -> None:
                       "" if r.latency_ms is None else f"{r.latency_ms:.0f}", tokens,
                       f"{r.cost:.6f}", "" if r.feedback is None else f"{r.feedback:.2f}")
     out.print(table)
+    # Below the table, not a column of it: the table already fills 150 columns, and a rule's
+    # name is what an operator greps for, so it is printed whole, once per request that has one.
+    decided = [(r.id, _rule_and_route(r)) for r in requests if r.rule or r.named_route]
+    if decided:
+        out.print("decided by a rule or named route:")
+        for request_id, what in decided:
+            out.print(f"  {request_id}  {what}", highlight=False, soft_wrap=True)
     period = "all time" if days is None else f"last {days:g} day(s)"
     totals = Table(title=f"spend per model ({period})", title_justify="left")
     for col in ("model", "requests", "tokens in", "tokens out", "cost $"):

@@ -18,9 +18,10 @@ from polyroute.gateway.body import ChatRequest
 from polyroute.gateway.recorder import Recorder
 from polyroute.policies import Policy
 from polyroute.policies.kinds import SINGLE, ProfilePlan
+from polyroute.signals import SignalValues
 
 if TYPE_CHECKING:
-    from polyroute.gateway.routing import Plan, RoutingResult
+    from polyroute.gateway.routing import Analysis, Plan, RoutingResult
     from polyroute.gateway.service import Gateway, Route
 
 
@@ -37,6 +38,11 @@ class RequestContext:
     plan: ProfilePlan | None = None
     policy: Policy | None = None
     decision: RoutingResult | None = None
+    #: The request's signal values (computed on first use), once the signals stage has run.
+    signals: SignalValues | None = None
+    #: The router's embedding and estimates of the routing text, when a signal, rule or named
+    #: route needed them before the decision (which then ranks on them, not embedding again).
+    analysis: Analysis | None = None
 
     @property
     def serving(self) -> str:

@@ -67,6 +67,9 @@ class Recorder:
         #: ``stage: reason`` when a stage ended the request before it was served (a block, a
         #: cached answer): sent as ``x-polyroute-ended-by`` and kept as the record's error.
         self.ended_by: str | None = None
+        #: The decision rule that fired, and the named route the request went to, if any.
+        self.rule: str | None = None
+        self.named_route: str | None = None
         self.done = False
 
     def headers(self) -> dict[str, str]:
@@ -126,7 +129,8 @@ class Recorder:
             error=error if error is not None else self.ended_by,
             latency_ms=latency_s * 1000, decision_ms=self.decision_ms,
             ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            cost=cost, cost_source=source, finished_ts=time.time())
+            cost=cost, cost_source=source, finished_ts=time.time(), rule=self.rule,
+            named_route=self.named_route)
         try:
             gw.store.finish_request(record)
         finally:

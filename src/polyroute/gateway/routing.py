@@ -11,6 +11,7 @@ also serialises online learning with estimation, so a router with ``learns_onlin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import queue
@@ -153,17 +154,31 @@ Plan = CascadeDecision | SetDecision | None
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """The router's view of one routing text: its embedding and the servable models' estimates
+    (one row). Made once per request; signals, rules and named routes read it, and a decision
+    given it ranks on it without embedding the text again."""
+
+    embedding: np.ndarray
+    estimates: Estimates
+    #: Time from asking to having it (queue wait, embedding, estimating).
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class RoutingResult:
     candidates: tuple[Candidate, ...]
     policy: str
     decision_ms: float
     plan: Plan = None
+    analysis: Analysis | None = None
 
 
 @dataclass
 class _Decide:
     text: str
-    policy: Policy
+    #: None: only the analysis is wanted (no ranking).
+    policy: Policy | None
     allowed: tuple[str, ...] | None
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future | None
@@ -266,16 +281,30 @@ class Decider:
     # -- the work --------------------------------------------------------------------------------
     def estimates(self, texts: Sequence[str]) -> Estimates:
         """Estimates restricted to servable models, priced at the backends' prices."""
-        est = self._estimate_by_length(list(texts))
+        return self.embed_and_estimate(texts)[1]
+
+    def embed_and_estimate(self, texts: Sequence[str]) -> tuple[np.ndarray, Estimates]:
+        """The texts' embeddings and :meth:`estimates` from them: one encoder pass."""
+        features, est = self._estimate_by_length(list(texts))
         cols = self._cols
         assert est.cost is not None
         cost = est.cost[:, cols] if self._cost_model is None else \
             self._cost_model.predict(texts)
-        return Estimates(models=self.models, quality=est.quality[:, cols], cost=cost,
-                         uncertainty=None if est.uncertainty is None else est.uncertainty[:, cols],
-                         cost_scale=est.cost_scale)
+        return features, Estimates(
+            models=self.models, quality=est.quality[:, cols], cost=cost,
+            uncertainty=None if est.uncertainty is None else est.uncertainty[:, cols],
+            cost_scale=est.cost_scale)
 
-    def _estimate_by_length(self, texts: list[str]) -> Estimates:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings in the router's space (examples that requests are compared with).
+        Blocking: call before :meth:`start` or from the worker thread."""
+        return np.asarray(self.pipeline.featurizer.encode(list(texts)))
+
+    def _embedded(self, texts: list[str]) -> tuple[np.ndarray, Estimates]:
+        features = np.asarray(self.pipeline.featurizer.encode(texts))
+        return features, self.pipeline.estimate(texts, features=features)
+
+    def _estimate_by_length(self, texts: list[str]) -> tuple[np.ndarray, Estimates]:
         """``pipeline.estimate`` on groups of similar length, rows back in the input order.
 
         An encoder pads a batch to its longest text: one 250-token prompt among 31 short ones
@@ -284,7 +313,7 @@ class Decider:
         texts, under ``_SHORT_CHARS``, all go together).
         """
         if len(texts) == 1:
-            return self.pipeline.estimate(texts)
+            return self._embedded(texts)
         order = [int(i) for i in np.argsort([len(t) for t in texts], kind="stable")]
         groups: list[list[int]] = []
         for i in order:
@@ -294,8 +323,9 @@ class Decider:
             else:
                 groups.append([i])
         if len(groups) == 1:
-            return self.pipeline.estimate(texts)
-        parts = [self.pipeline.estimate([texts[i] for i in g]) for g in groups]
+            return self._embedded(texts)
+        embedded = [self._embedded([texts[i] for i in g]) for g in groups]
+        parts = [e for _, e in embedded]
         flat = np.array([i for g in groups for i in g])
         inverse = np.empty_like(flat)
         inverse[flat] = np.arange(len(flat))
@@ -306,8 +336,10 @@ class Decider:
 
         quality = stack("quality")
         assert quality is not None
-        return Estimates(models=parts[0].models, quality=quality, cost=stack("cost"),
-                         uncertainty=stack("uncertainty"), cost_scale=parts[0].cost_scale)
+        features = np.concatenate([f for f, _ in embedded])[inverse]
+        return features, Estimates(models=parts[0].models, quality=quality, cost=stack("cost"),
+                                   uncertainty=stack("uncertainty"),
+                                   cost_scale=parts[0].cost_scale)
 
     def decide_now(self, texts: Sequence[str], policy: Policy,
                    allowed: tuple[str, ...] | None = None) -> list[tuple[Candidate, ...]]:
@@ -335,16 +367,37 @@ class Decider:
                      for m in d.candidates), plan
 
     async def decide(self, text: str, policy: Policy, allowed: tuple[str, ...] | None = None,
-                     *, multi_call: bool = False) -> RoutingResult:
+                     *, multi_call: bool = False, analysis: Analysis | None = None
+                     ) -> RoutingResult:
         """Ranked candidates for one prompt, computed on the worker thread; ``multi_call`` asks
-        for the policy's per-prompt plan too (a cascade's chain, a top-k set)."""
+        for the policy's per-prompt plan too (a cascade's chain, a top-k set).
+
+        Given the text's ``analysis`` (made earlier, for signals), only the ranking is left: it
+        runs here, on those estimates, without embedding the text again.
+        """
+        started = time.perf_counter()
+        # (An analysis by a router since replaced, for other models, is not ranked on here.)
+        if analysis is not None and analysis.estimates.models == self.models:
+            candidates, plan = self._rank(analysis.estimates, 0, policy, allowed, multi_call)
+            return RoutingResult(candidates, policy.name, analysis.elapsed_ms +
+                                 (time.perf_counter() - started) * 1000, plan, analysis)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call))
+        analysis, (candidates, plan) = await future
+        ms = (time.perf_counter() - started) * 1000
+        return RoutingResult(candidates, policy.name, ms, plan,
+                             dataclasses.replace(analysis, elapsed_ms=ms))
+
+    async def analyse(self, text: str) -> Analysis:
+        """The router's embedding and estimates of one text (on the worker thread, batched
+        with the decisions waiting there), for a later :meth:`decide` to rank on."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         started = time.perf_counter()
-        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call))
-        candidates, plan = await future
-        return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000,
-                             plan)
+        self._queue.put(_Decide(text, None, None, loop, future, started))
+        analysis, _ = await future
+        return dataclasses.replace(analysis, elapsed_ms=(time.perf_counter() - started) * 1000)
 
     async def learn(self, text: str, model: str, quality: float) -> bool:
         """Feed one observed outcome to a router that ``learns_online``; False if it cannot."""
@@ -393,14 +446,17 @@ class Decider:
         if not jobs:
             return
         try:
-            est = self.estimates([j.text for j in jobs])
+            features, est = self.embed_and_estimate([j.text for j in jobs])
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request, which raises
             for j in jobs:
                 j.loop.call_soon_threadsafe(_resolve, j.future, None, exc)
             return
         for i, j in enumerate(jobs):
             try:
-                result, error = self._rank(est, i, j.policy, j.allowed, j.multi_call), None
+                analysis = Analysis(features[i], est.subset(np.array([i])))
+                ranked = None if j.policy is None else \
+                    self._rank(analysis.estimates, 0, j.policy, j.allowed, j.multi_call)
+                result, error = (analysis, ranked), None
             except Exception as exc:  # noqa: BLE001 - raised again in the request's task
                 result, error = None, exc
             j.loop.call_soon_threadsafe(_resolve, j.future, result, error)

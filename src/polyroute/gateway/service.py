@@ -35,9 +35,11 @@ from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
-from polyroute.gateway.stages import PIPELINE
+from polyroute.gateway.stages import pipeline_for
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
+from polyroute.signals import SignalSet, compile_rules
+from polyroute.signals.routes import NamedRoutes
 from polyroute.store import KeyRecord, SQLiteStore, Store
 
 logger = logging.getLogger(__name__)
@@ -90,9 +92,12 @@ class Gateway:
         self.warnings += demo_key_warnings(config)
         for warning in self.warnings:
             logger.warning("%s", warning)
+        #: Decision rules in config order, and the signals and named routes they use.
+        self.rules = compile_rules(config.rules, config.signals)
+        self.signals, self.named_routes = self._semantics(self.decider)
         self._reload_lock = asyncio.Lock()
         #: The request pipeline every chat request runs through, in order (see ``stages``).
-        self.stages = PIPELINE
+        self.stages = pipeline_for(config)
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)
@@ -123,6 +128,15 @@ class Gateway:
             routes[name] = Route(name, backend=name)
         return decider, routes, warnings
 
+    def _semantics(self, decider: Decider) -> tuple[SignalSet, NamedRoutes | None]:
+        """The signals and named routes, their examples embedded in ``decider``'s space (once:
+        each request is compared with them through the embedding its decision makes anyway).
+        Blocking when domains or routes are configured."""
+        config = self.config
+        signals = SignalSet(config.signals, decider.embed if config.signals.domains else None)
+        routes = NamedRoutes(config.routes, decider.embed) if config.routes else None
+        return signals, routes
+
     async def reload_router(self) -> dict[str, str]:
         """Load ``router.path`` again and switch to it; returns both routers' identities.
 
@@ -139,10 +153,12 @@ class Gateway:
             old = self.pipeline.identity
             pipeline = await asyncio.to_thread(load_pipeline, self.config.router)
             decider, routes, warnings = await asyncio.to_thread(self._routing, pipeline, True)
+            signals, named = await asyncio.to_thread(self._semantics, decider)
             decider.start()
             previous = self.decider
             self.pipeline, self.decider, self.routes, self.warnings = \
                 pipeline, decider, routes, warnings
+            self.signals, self.named_routes = signals, named
             await asyncio.to_thread(previous.stop)
         logger.warning("router switched: %s -> %s", old, pipeline.identity)
         for warning in warnings:

@@ -129,9 +129,16 @@ def _v3_calibration_answers(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v4_rule_and_named_route(conn: sqlite3.Connection) -> None:
+    """The decision rule that fired for a request and the named route it took."""
+    conn.execute("ALTER TABLE requests ADD COLUMN rule TEXT")
+    conn.execute("ALTER TABLE requests ADD COLUMN named_route TEXT")
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers]
+    _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
+    _v4_rule_and_named_route]
 
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -84,6 +84,9 @@ class RequestRecord:
     #: ``usage`` (backend-reported tokens × prices), ``estimate`` (predicted) or None (no call).
     cost_source: str | None = None
     finished_ts: float | None = None
+    #: The decision rule that fired (``rules[].name``) and the named route taken, if any.
+    rule: str | None = None
+    named_route: str | None = None
 
     @property
     def fallbacks(self) -> int:
@@ -153,6 +156,8 @@ class RequestSummary:
     finished_ts: float | None = None
     #: Every feedback score, oldest first (``feedback`` above is the latest one).
     feedbacks: tuple[FeedbackRecord, ...] = ()
+    rule: str | None = None
+    named_route: str | None = None
 
 
 @dataclass(frozen=True)

@@ -306,7 +306,7 @@ _SUMMARY_SQL = """
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
            (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
            r.error, r.stream, r.decision_ms, r.ttfb_ms, r.policy, r.preference, r.prompt,
-           r.cost_source, r.finished_ts
+           r.cost_source, r.finished_ts, r.rule, r.named_route
     FROM requests r"""
 
 
@@ -315,7 +315,8 @@ def _summary(row: tuple) -> RequestSummary:
                           error=row[14], stream=bool(row[15]), decision_ms=row[16],
                           ttfb_ms=row[17], policy=row[18],
                           preference=None if row[19] is None else json.loads(row[19]),
-                          prompt=row[20], cost_source=row[21], finished_ts=row[22])
+                          prompt=row[20], cost_source=row[21], finished_ts=row[22],
+                          rule=row[23], named_route=row[24])
 
 
 @contextmanager
@@ -380,8 +381,9 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
     conn.execute("""
         INSERT INTO requests (id, ts, finished_ts, key_id, requested_model, profile, stream,
             policy, preference, prompt, status, http_status, error, chosen, fallbacks,
-            latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source,
+            rule, named_route)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET finished_ts = excluded.finished_ts,
             key_id = excluded.key_id, requested_model = excluded.requested_model,
             profile = excluded.profile, stream = excluded.stream, policy = excluded.policy,
@@ -390,11 +392,13 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
             fallbacks = excluded.fallbacks, latency_ms = excluded.latency_ms,
             decision_ms = excluded.decision_ms, ttfb_ms = excluded.ttfb_ms,
             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-            cost = excluded.cost, cost_source = excluded.cost_source
+            cost = excluded.cost, cost_source = excluded.cost_source, rule = excluded.rule,
+            named_route = excluded.named_route
     """, (r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
           None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
           r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
-          r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source))
+          r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source, r.rule,
+          r.named_route))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "

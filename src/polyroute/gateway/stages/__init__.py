@@ -1,7 +1,10 @@
 """The request pipeline's stages, in order; each is one small module with one job.
 
-    authenticate (in the endpoint, before a record exists) → admit → parse → decide → reserve
-    → serve (the strategy of the request's call shape)
+    authenticate (in the endpoint, before a record exists) → admit → parse [→ signals → rules]
+    → decide → reserve → serve (the strategy of the request's call shape)
+
+:data:`PIPELINE` is what every request passes; :func:`pipeline_for` slots in, by name, the
+stages a config turns on (the bracketed ones: when it has decision rules or named routes).
 
 Each stage is ``async def run(ctx) -> Response | None``: None hands the request on; a response
 ends it there (the stage sets ``ctx.rec.ended_by`` to say why, which the headers and the record
@@ -17,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from polyroute.gateway.stages import admit, decide, parse, reserve, serve
+from polyroute.gateway.stages import admit, decide, parse, reserve, rules, serve, signals
 
 if TYPE_CHECKING:
+    from polyroute.config import GatewayConfig
     from polyroute.gateway.context import RequestContext
 
 Stage = Callable[["RequestContext"], Awaitable[Response | None]]
@@ -32,6 +36,16 @@ PIPELINE: tuple[tuple[str, Stage], ...] = (
     ("reserve", reserve.run),
     ("serve", serve.run),
 )
+
+
+def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
+    """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in after the stage it
+    follows; a gateway without rules or routes runs exactly :data:`PIPELINE`."""
+    stages = list(PIPELINE)
+    if config.rules or config.routes:
+        at = [name for name, _ in stages].index("parse") + 1
+        stages[at:at] = [("signals", signals.run), ("rules", rules.run)]
+    return tuple(stages)
 
 
 async def run_pipeline(ctx: RequestContext,
