@@ -8,10 +8,13 @@ collects what the record will say. Nothing else is shared between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 from starlette.requests import Request
+from starlette.responses import Response
 
 from polyroute.config import KeyConfig
 from polyroute.gateway.body import ChatRequest
@@ -37,6 +40,15 @@ class RequestContext:
     plan: ProfilePlan | None = None
     policy: Policy | None = None
     decision: RoutingResult | None = None
+    #: The routing text's embedding, once a stage needed it before the decision (the cache
+    #: lookup); the decision reuses it instead of embedding again.
+    embedding: np.ndarray | None = None
+    #: The request's category (set by the domain signal; None: the default category).
+    category: str | None = None
+    #: ``(name, hook)`` pairs a stage registered to see the response that ends the request,
+    #: run in order by the pipeline (the cache stores a complete answer this way).
+    after: list[tuple[str, Callable[[Response], Awaitable[Response]]]] = \
+        field(default_factory=list)
 
     @property
     def serving(self) -> str:

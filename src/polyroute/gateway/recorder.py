@@ -67,6 +67,11 @@ class Recorder:
         #: ``stage: reason`` when a stage ended the request before it was served (a block, a
         #: cached answer): sent as ``x-polyroute-ended-by`` and kept as the record's error.
         self.ended_by: str | None = None
+        #: Dollars a cached answer saved this request (the original request's cost).
+        self.saved = 0.0
+        #: Once finished: the record's status and what the request cost (every paid call).
+        self.status: str | None = None
+        self.cost = 0.0
         self.done = False
 
     def headers(self) -> dict[str, str]:
@@ -115,6 +120,7 @@ class Recorder:
         prompt_tokens, completion_tokens = _sum_tokens([c[1] for c in charges]), \
             _sum_tokens([c[2] for c in charges])
         cost = sum(c[3] for c in charges)
+        self.status, self.cost = status, cost
         sources = {c[4] for c in charges if c[4] is not None}
         source = None if not sources else sources.pop() if len(sources) == 1 else "mixed"
         record = RequestRecord(
@@ -126,7 +132,7 @@ class Recorder:
             error=error if error is not None else self.ended_by,
             latency_ms=latency_s * 1000, decision_ms=self.decision_ms,
             ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            cost=cost, cost_source=source, finished_ts=time.time())
+            cost=cost, cost_source=source, finished_ts=time.time(), saved=self.saved)
         try:
             gw.store.finish_request(record)
         finally:

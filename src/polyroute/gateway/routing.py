@@ -169,6 +169,15 @@ class _Decide:
     future: asyncio.Future | None
     enqueued: float
     multi_call: bool = False
+    #: The text's embedding if the request computed it already (``Decider.embed``).
+    features: np.ndarray | None = None
+
+
+@dataclass
+class _Embed:
+    text: str
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
 
 
 @dataclass
@@ -264,9 +273,11 @@ class Decider:
             self.decide_now(["warm-up: what is two plus two?"], TradeoffPolicy(0.0))
 
     # -- the work --------------------------------------------------------------------------------
-    def estimates(self, texts: Sequence[str]) -> Estimates:
-        """Estimates restricted to servable models, priced at the backends' prices."""
-        est = self._estimate_by_length(list(texts))
+    def estimates(self, texts: Sequence[str], features: np.ndarray | None = None) -> Estimates:
+        """Estimates restricted to servable models, priced at the backends' prices
+        (``features``: the texts' embeddings, if already computed)."""
+        est = self._estimate_by_length(list(texts)) if features is None else \
+            self.pipeline.estimate(list(texts), features=features)
         cols = self._cols
         assert est.cost is not None
         cost = est.cost[:, cols] if self._cost_model is None else \
@@ -335,16 +346,28 @@ class Decider:
                      for m in d.candidates), plan
 
     async def decide(self, text: str, policy: Policy, allowed: tuple[str, ...] | None = None,
-                     *, multi_call: bool = False) -> RoutingResult:
+                     *, multi_call: bool = False,
+                     features: np.ndarray | None = None) -> RoutingResult:
         """Ranked candidates for one prompt, computed on the worker thread; ``multi_call`` asks
-        for the policy's per-prompt plan too (a cascade's chain, a top-k set)."""
+        for the policy's per-prompt plan too (a cascade's chain, a top-k set); ``features`` is
+        the text's embedding when the request has it already (not computed again)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         started = time.perf_counter()
-        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call))
+        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call,
+                                features))
         candidates, plan = await future
         return RoutingResult(candidates, policy.name, (time.perf_counter() - started) * 1000,
                              plan)
+
+    async def embed(self, text: str) -> np.ndarray:
+        """The routing embedding of ``text`` (the router's featurizer), computed on the worker
+        thread — batched with whatever else waits there, never on the event loop. A request that
+        needs it before deciding (the cache lookup) passes it to :meth:`decide`."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Embed(text, loop, future))
+        return await future
 
     async def learn(self, text: str, model: str, quality: float) -> bool:
         """Feed one observed outcome to a router that ``learns_online``; False if it cannot."""
@@ -377,9 +400,11 @@ class Decider:
                 return
 
     def _process(self, batch: list) -> None:
-        """Runs consecutive decide jobs as one batch; learn jobs in their place in the order."""
+        """Runs the embed jobs as one encoder call, then consecutive decide jobs as one batch;
+        learn jobs in their place in the order."""
+        self._embed_batch([j for j in batch if isinstance(j, _Embed)])
         run: list[_Decide] = []
-        for job in batch:
+        for job in (j for j in batch if not isinstance(j, _Embed)):
             if isinstance(job, _Decide):
                 run.append(job)
                 continue
@@ -388,12 +413,32 @@ class Decider:
             self._learn(job)
         self._decide_batch(run)
 
+    def _embed_batch(self, jobs: list[_Embed]) -> None:
+        jobs = [j for j in jobs if not j.future.done()]
+        if not jobs:
+            return
+        try:
+            rows = self.pipeline.featurizer.encode([j.text for j in jobs])
+        except Exception as exc:  # noqa: BLE001 - raised again in each waiting request's task
+            for j in jobs:
+                j.loop.call_soon_threadsafe(_resolve, j.future, None, exc)
+            return
+        for j, row in zip(jobs, rows, strict=True):
+            j.loop.call_soon_threadsafe(_resolve, j.future, np.asarray(row), None)
+
     def _decide_batch(self, jobs: list[_Decide]) -> None:
         jobs = [j for j in jobs if j.future is None or not j.future.done()]
         if not jobs:
             return
+        # Requests that brought their embedding (the cache lookup made it) are not embedded
+        # again; the others are, together.
+        given = [j for j in jobs if j.features is not None]
+        if given and len(given) < len(jobs):
+            self._decide_batch([j for j in jobs if j.features is None])
+            jobs = given
         try:
-            est = self.estimates([j.text for j in jobs])
+            est = self.estimates([j.text for j in jobs],
+                                 np.stack([j.features for j in jobs]) if given else None)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request, which raises
             for j in jobs:
                 j.loop.call_soon_threadsafe(_resolve, j.future, None, exc)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
+from polyroute.cache import SemanticCache
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
 from polyroute.errors import ConfigError, PolyrouteError
 from polyroute.gateway.auth import KeyRing
@@ -35,7 +36,7 @@ from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
-from polyroute.gateway.stages import PIPELINE
+from polyroute.gateway.stages import pipeline_for
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
 from polyroute.store import KeyRecord, SQLiteStore, Store
@@ -79,7 +80,9 @@ class Gateway:
             logger.warning("%s", warning)
         self._reload_lock = asyncio.Lock()
         #: The request pipeline every chat request runs through, in order (see ``stages``).
-        self.stages = PIPELINE
+        self.stages = pipeline_for(config)
+        #: The answer cache (None unless ``cache.enabled``); its entries are loaded at start.
+        self.cache = SemanticCache(config.cache) if config.cache.enabled else None
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)
@@ -128,6 +131,9 @@ class Gateway:
             decider, routes, warnings = await asyncio.to_thread(self._routing, pipeline, True)
             decider.start()
             previous = self.decider
+            if self.cache is not None and \
+                    pipeline.featurizer.id != self.pipeline.featurizer.id:
+                self.cache.clear()  # its embeddings are in the old router's space
             self.pipeline, self.decider, self.routes, self.warnings = \
                 pipeline, decider, routes, warnings
             await asyncio.to_thread(previous.stop)
@@ -199,6 +205,9 @@ class Gateway:
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
         self.spend.load(self._store)
+        if self.cache is not None:
+            self.cache.sink = self._store
+            self.cache.load(self._store.cached_answers(self.cache.clock()))
         self.ceilings.load(self._store, self.backends)
         ssl_context = httpx.create_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():

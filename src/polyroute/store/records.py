@@ -83,6 +83,8 @@ class RequestRecord:
     #: ``usage`` (backend-reported tokens × prices), ``estimate`` (predicted) or None (no call).
     cost_source: str | None = None
     finished_ts: float | None = None
+    #: Dollars a cached answer saved (the original request's cost); 0 when not served from cache.
+    saved: float = 0.0
 
     @property
     def fallbacks(self) -> int:
@@ -143,6 +145,7 @@ class RequestSummary:
     ttfb_ms: float | None = None
     candidates: tuple[Candidate, ...] = ()
     attempts: tuple[Attempt, ...] = field(default=())
+    saved: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -191,3 +194,25 @@ class CalibrationAnswer:
     detail: str = ""
     error: str | None = None
     ts: float = 0.0
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """One answer kept by the semantic cache, with what finds it again.
+
+    ``partition`` is the cache's key (client key scope, profile, parameter fingerprint);
+    ``exact`` the hash of the whole request within it; ``embedding`` the routing text's
+    embedding as float32 bytes; ``answer`` the complete chat-completion JSON as returned.
+    """
+
+    id: int
+    partition: str
+    category: str
+    exact: str
+    text: str
+    embedding: bytes
+    answer: bytes
+    model: str
+    cost: float
+    created_ts: float
+    expires_ts: float

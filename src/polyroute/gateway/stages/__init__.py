@@ -8,6 +8,11 @@ ends it there (the stage sets ``ctx.rec.ended_by`` to say why, which the headers
 carry). A stage that refuses the request raises :class:`~polyroute.gateway.errors.APIError`
 (recorded with its status). Stages still to come slot in by name: signals and input guards after
 parse, a cache lookup before decide, output guards and the cache store after serve.
+
+A stage may also register a hook on ``ctx.after`` to see (and possibly replace) the response
+that ends the request, whichever stage gave it: the cache lookup registers the cache store there
+on a miss. Optional features add their stages only when configured (:func:`pipeline_for`), so a
+gateway without them runs exactly :data:`PIPELINE`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from polyroute.gateway.stages import admit, decide, parse, reserve, serve
+from polyroute.config import GatewayConfig
+from polyroute.gateway.stages import admit, cache, decide, parse, reserve, serve
 
 if TYPE_CHECKING:
     from polyroute.gateway.context import RequestContext
@@ -34,11 +40,23 @@ PIPELINE: tuple[tuple[str, Stage], ...] = (
 )
 
 
+def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
+    """The stages a gateway with ``config`` runs: :data:`PIPELINE`, plus the cache lookup
+    before ``decide`` when the cache is enabled."""
+    stages = list(PIPELINE)
+    if config.cache.enabled:
+        stages.insert([n for n, _ in stages].index("decide"), ("cache_lookup", cache.lookup))
+    return tuple(stages)
+
+
 async def run_pipeline(ctx: RequestContext,
                        stages: tuple[tuple[str, Stage], ...] = PIPELINE) -> Response:
-    """Pass ``ctx`` through ``stages``; the first response ends the request."""
+    """Pass ``ctx`` through ``stages``; the first response ends the request, after the hooks
+    the stages registered on ``ctx.after`` have seen it."""
     for _name, stage in stages:
         response = await stage(ctx)
         if response is not None:
+            for _hook_name, hook in ctx.after:
+                response = await hook(response)
             return response
     raise RuntimeError("the pipeline's last stage must answer")

@@ -37,7 +37,8 @@ async def run(ctx: RequestContext) -> None:
             rec.preference["lam"] = chat.preference.lam
         rebalance(plan, gw.backends)
     decision = ctx.decision = await gw.decider.decide(
-        chat.text, policy, route.allowed, multi_call=plan is not None and plan.multi_call)
+        chat.text, policy, route.allowed, multi_call=plan is not None and plan.multi_call,
+        features=ctx.embedding)
     rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
     gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
     gw.metrics.decisions.labels(route.name, decision.candidates[0].model).inc()
