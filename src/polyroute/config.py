@@ -333,7 +333,8 @@ class CacheCategoryConfig(_Section):
     embedding's cosine similarity is at least ``threshold``; entries live ``ttl_s`` seconds and at
     most ``max_entries`` are kept (least recently used evicted first)."""
 
-    threshold: float = Field(0.95, gt=0, le=1)
+    #: From benchmarks/results/cache_thresholds.md (MiniLM; the rule and the curve are there).
+    threshold: float = Field(0.89, gt=0, le=1)
     ttl_s: float = Field(3600.0, gt=0)
     max_entries: int = Field(10_000, ge=1)
 
@@ -345,8 +346,8 @@ class CacheConfig(_Section):
     unless ``share_across_keys``. A request's category (from the domain signal) picks its limits
     in ``categories``; a request without one, or with a category not listed, uses
     ``default_category``. ``literal_guard`` (on by default) refuses a semantic match whose
-    numbers differ from the cached prompt's — the near-misses embeddings cannot tell apart
-    (see benchmarks/results/cache_thresholds.md).
+    numbers or names differ from the cached prompt's — the near-misses embeddings cannot tell
+    apart (see benchmarks/results/cache_thresholds.md).
     """
 
     enabled: bool = False

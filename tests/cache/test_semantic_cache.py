@@ -92,7 +92,7 @@ def test_the_literal_guard_refuses_a_match_with_other_numbers():
     unguarded, _, _ = _cache(literal_guard=False)
     unguarded.put(_key(text), text, _vec(0), b"x=3", model="m", cost=0)
     assert unguarded.nearest(_key(changed), changed, _vec(0)) is not None
-    assert literals("between 1,000 and 2.5 or 7") == ("1,000", "2.5", "7")
+    assert literals("between 7 and 2.5 or 1,000") == ("1,000", "2.5", "7")
 
 
 def test_entries_expire_after_their_category_ttl():
@@ -186,3 +186,13 @@ def test_entries_of_categories_no_longer_configured_are_dropped_at_load():
     cache.put(_key("a", category="code"), "a", _vec(0), b"A", model="m", cost=0)
     fewer = SemanticCache(CacheConfig(enabled=True), sink=sink)
     assert fewer.load(list(sink.rows.values())) == 0 and not sink.rows
+
+
+def test_the_literal_guard_refuses_a_match_with_another_name():
+    cache, _, _ = _cache()
+    text = "The Moon orbits Earth at about one kilometer per second. What keeps it in orbit?"
+    cache.put(_key(text), text, _vec(0), b"gravity", model="m", cost=0)
+    swapped = text.replace("Earth", "Mars")
+    assert cache.nearest(_key(swapped), swapped, _vec(0)) is None
+    lowered = "please answer: " + text.lower()
+    assert cache.nearest(_key(lowered), lowered, _vec(0)) is not None

@@ -7,7 +7,15 @@ TTL and size quota per category. The gateway's stages are in ``gateway/stages/ca
 """
 
 from polyroute.cache.index import VectorIndex
-from polyroute.cache.semantic import CacheKey, Hit, SemanticCache, cache_key, fingerprint, literals
+from polyroute.cache.semantic import (
+    CacheKey,
+    Hit,
+    Literals,
+    SemanticCache,
+    cache_key,
+    fingerprint,
+    literals,
+)
 
-__all__ = ["CacheKey", "Hit", "SemanticCache", "VectorIndex", "cache_key", "fingerprint",
-           "literals"]
+__all__ = ["CacheKey", "Hit", "Literals", "SemanticCache", "VectorIndex", "cache_key",
+           "fingerprint", "literals"]

@@ -13,10 +13,10 @@ absent, so ``temperature: 1`` and no temperature share a partition.
 
 "The same thing" is, within a partition, first the exact request (a hash of its whole message
 list: no embedding needed), then the nearest routing text by cosine similarity of embeddings, if
-it reaches the category's threshold. Embeddings do not see numbers well ("7x + 3 = 24" and
-"7x + 3 = 25" are nearly the same vector), so with ``literal_guard`` a semantic match must also
-contain the same numbers as the cached prompt; the benchmark (benchmarks/cache_thresholds.py)
-measures both.
+it reaches the category's threshold. Embeddings do not see numbers or names well ("7x + 3 = 24"
+and "7x + 3 = 25", "the Moon orbits Earth" and "... orbits Mars" are nearly the same vector), so
+with ``literal_guard`` a semantic match must also have the cached prompt's numbers and names
+(:class:`Literals`); the benchmark (benchmarks/cache_thresholds.py) measures both.
 
 Each category has a TTL and a size quota; the least recently used entries go first. Answers are
 kept in memory (a hit costs no disk read and never races the store's writer) and written to the
@@ -54,6 +54,9 @@ _DEFAULTS: dict[str, Any] = {
 _MAX_TOKENS = ("max_completion_tokens", "max_tokens")
 #: Numbers as written ("24", "3.5", "1,000"): what the literal guard compares.
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+#: A name: a capitalised word inside a sentence (after a lower-case word, digit or comma).
+_NAME = re.compile(r"(?<=[a-z0-9,;] )[A-Z][A-Za-z]+")
+_WORD = re.compile(r"[A-Za-z]+")
 #: The user turns the routing text is made of (``features.chat_to_text``'s default).
 _ROUTED_USER_TURNS = 2
 
@@ -86,8 +89,29 @@ def fingerprint(body: Mapping[str, Any], preference: Mapping[str, Any] | None = 
 
 
 def literals(text: str) -> tuple[str, ...]:
-    """The numbers written in ``text``, in order (what an embedding barely sees)."""
-    return tuple(_NUMBER.findall(text))
+    """The numbers written in ``text``, sorted (a reordered sentence keeps them; what an
+    embedding barely sees)."""
+    return tuple(sorted(_NUMBER.findall(text)))
+
+
+@dataclass(frozen=True)
+class Literals:
+    """What the literal guard compares: numbers, names, and every word (lower-cased)."""
+
+    numbers: tuple[str, ...]
+    names: frozenset[str]
+    words: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Literals:
+        return cls(literals(text), frozenset(n.lower() for n in _NAME.findall(text)),
+                   frozenset(w.lower() for w in _WORD.findall(text)))
+
+    def agree(self, other: Literals) -> bool:
+        """Same numbers, and each text's names appear (in any case) in the other: "the Moon
+        orbits Earth" and "the Moon orbits Mars" disagree; a lower-cased rewrite agrees."""
+        return self.numbers == other.numbers and self.names <= other.words and \
+            other.names <= self.words
 
 
 @dataclass(frozen=True)
@@ -135,7 +159,7 @@ class _Entry:
     id: int
     key: CacheKey
     text: str
-    literals: tuple[str, ...]
+    literals: Literals
     answer: bytes
     model: str
     cost: float
@@ -199,14 +223,14 @@ class SemanticCache:
         if part is None:
             return None
         threshold = self.limits(key.category).threshold
-        wanted = literals(text)
+        wanted = Literals.of(text)
         for entry_id, sim in part.index.search(embedding, k):
             if sim < threshold:
                 break
             entry = self._fresh(entry_id)
             if entry is None:
                 continue
-            if self.config.literal_guard and entry.literals != wanted:
+            if self.config.literal_guard and not entry.literals.agree(wanted):
                 continue
             return self._hit(entry, sim, exact=False)
         return None
@@ -218,7 +242,7 @@ class SemanticCache:
         now = self.clock()
         self._expire(key.category, now)
         vec = np.asarray(embedding, dtype=np.float32).ravel()
-        entry = _Entry(self._next_id, key, text, literals(text), bytes(answer), model,
+        entry = _Entry(self._next_id, key, text, Literals.of(text), bytes(answer), model,
                        float(cost), now + self.limits(key.category).ttl_s)
         self._next_id += 1
         replaced = self._insert(entry, vec)
@@ -241,7 +265,7 @@ class SemanticCache:
                 dropped.append(s.id)
                 continue
             key = CacheKey(s.partition, s.category, s.exact)
-            replaced = self._insert(_Entry(s.id, key, s.text, literals(s.text), s.answer,
+            replaced = self._insert(_Entry(s.id, key, s.text, Literals.of(s.text), s.answer,
                                            s.model, s.cost, s.expires_ts),
                                     np.frombuffer(s.embedding, dtype=np.float32))
             if replaced is not None:
