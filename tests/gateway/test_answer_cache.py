@@ -103,12 +103,14 @@ def test_different_parameters_or_a_changed_number_miss(cached, standins):
     assert _calls(standins) == 3
 
 
-def test_errors_truncated_answers_and_relayed_streams_are_not_cached(cached, standins):
+def test_errors_truncated_answers_and_relayed_streams_are_not_cached(cached, standins,
+                                                                     monkeypatch):
     for s in standins.values():
         s.mode = "400"
     assert cached.chat(MATH_PROMPT).status_code == 400
-    for s in standins.values():
-        s.mode, s.completion_tokens = "ok", 50
+    for s in standins.values():  # the standins fixture does not reset completion_tokens
+        s.mode = "ok"
+        monkeypatch.setattr(s, "completion_tokens", 50)
     assert cached.chat(MATH_PROMPT, max_tokens=8).json()["choices"][0]["finish_reason"] == \
         "length"
     assert "x-polyroute-ended-by" not in cached.chat(MATH_PROMPT, max_tokens=8).headers
