@@ -7,6 +7,9 @@ import json
 import pytest
 from gateway_world import MATH_PROMPT, OTHER_KEY, POETRY_PROMPT
 
+from polyroute.gateway.stages.cache import sse_to_completion
+from polyroute.gateway.streaming import completion_to_sse
+
 CACHE_ON = {"cache": {"enabled": True}}
 
 
@@ -103,8 +106,7 @@ def test_different_parameters_or_a_changed_number_miss(cached, standins):
     assert _calls(standins) == 3
 
 
-def test_errors_truncated_answers_and_relayed_streams_are_not_cached(cached, standins,
-                                                                     monkeypatch):
+def test_errors_and_truncated_answers_are_not_cached(cached, standins, monkeypatch):
     for s in standins.values():
         s.mode = "400"
     assert cached.chat(MATH_PROMPT).status_code == 400
@@ -114,10 +116,48 @@ def test_errors_truncated_answers_and_relayed_streams_are_not_cached(cached, sta
     assert cached.chat(MATH_PROMPT, max_tokens=8).json()["choices"][0]["finish_reason"] == \
         "length"
     assert "x-polyroute-ended-by" not in cached.chat(MATH_PROMPT, max_tokens=8).headers
-    r = cached.chat(POETRY_PROMPT, stream=True)
-    assert r.status_code == 200
-    assert "x-polyroute-ended-by" not in cached.chat(POETRY_PROMPT, stream=True).headers
     assert len(cached.gateway.cache) == 0
+
+
+def test_a_completed_relayed_stream_is_cached_an_interrupted_one_is_not(cached, standins):
+    for s in standins.values():
+        s.mode = "drop_mid"
+    cut = cached.chat(POETRY_PROMPT, stream=True)
+    assert cut.status_code == 200 and b"error" in cut.content
+    assert len(cached.gateway.cache) == 0
+    for s in standins.values():
+        s.mode = "ok"
+    streamed = cached.chat(POETRY_PROMPT, stream=True)
+    text = "".join(c["delta"].get("content") or "" for e in _events(streamed.content)
+                   for c in e["choices"])
+    calls = _calls(standins)
+    again = cached.chat(POETRY_PROMPT, stream=True)
+    assert again.headers["x-polyroute-ended-by"] == "cache: hit (exact)"
+    assert "".join(c["delta"].get("content") or "" for e in _events(again.content)
+                   for c in e["choices"]) == text
+    plain = cached.chat(POETRY_PROMPT)  # the same answer, as JSON
+    assert plain.json()["choices"][0]["message"]["content"] == text
+    assert plain.json()["choices"][0]["finish_reason"] == "stop"
+    assert _calls(standins) == calls
+
+
+def test_sse_to_completion_inverts_completion_to_sse():
+    completion = {"id": "c1", "created": 5, "model": "m", "object": "chat.completion",
+                  "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                      "role": "assistant", "content": None, "tool_calls": [
+                          {"id": "t1", "type": "function",
+                           "function": {"name": "f", "arguments": "{\"x\": 1}"}}]}},
+                              {"index": 1, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": "hé"}}],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}
+    sse = completion_to_sse(completion, include_usage=True)
+    assert sse_to_completion(sse) == completion
+    split = (b'data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant",'
+             b'"content":"Hel"}}]}\n\ndata: {"choices":[{"index":0,"delta":{"content":"lo"},'
+             b'"finish_reason":"stop"}]}\n\n')
+    assert sse_to_completion(split) is None  # never said [DONE]
+    assert sse_to_completion(split + b"data: [DONE]\n\n")["choices"][0]["message"] == \
+        {"role": "assistant", "content": "Hello"}
 
 
 def test_cached_answers_survive_a_restart(gateway_factory, standins):

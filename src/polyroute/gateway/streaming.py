@@ -187,6 +187,11 @@ class RelayResponse(Response):
         self.background = None
         self._started = started
         self._on_done = on_done
+        #: Called with the bytes of each batch of events once sent to the client, and with how
+        #: the stream ended after it is recorded: a later stage watches a stream this way (the
+        #: cache keeps a completed one).
+        self.taps: list[Callable[[bytes], None]] = []
+        self.ended: list[Callable[[StreamResult], None]] = []
         self.media_type = None
         self.init_headers({"content-type": stream.content_type, "cache-control": "no-cache",
                            "x-accel-buffering": "no", **headers})
@@ -234,24 +239,31 @@ class RelayResponse(Response):
                     await self.stream.close(failed=failed)
                 finally:
                     self._on_done(result)
+                    for ended in self.ended:
+                        ended(result)
+
+    async def _send(self, send: Send, body: bytes) -> None:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        for tap in self.taps:
+            tap(body)
 
     async def _pump(self, send: Send, relay: SSERelay, result: StreamResult) -> bool:
         """Forward upstream events; True if the upstream failed mid-stream."""
         first = relay.feed(self.stream.first)
         if first:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+            await self._send(send, first)
             result.ttfb_ms = (time.perf_counter() - self._started) * 1000
         failed = False
         try:
             async for chunk in self.stream.chunks:
                 out = relay.feed(chunk)
                 if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    await self._send(send, out)
                     if result.ttfb_ms is None:
                         result.ttfb_ms = (time.perf_counter() - self._started) * 1000
             tail = relay.finish()
             if tail:
-                await send({"type": "http.response.body", "body": tail, "more_body": True})
+                await self._send(send, tail)
             result.completed = True
         except httpx.HTTPError as exc:
             failed = True

@@ -8,9 +8,10 @@ SSE stream (:func:`~polyroute.gateway.streaming.completion_to_sse`) for a stream
 recorded ``ok`` at no cost, with the original request's cost as the dollars saved.
 
 Store: on a miss, a hook on the response keeps the answer when the request ended ``ok`` with a
-complete answer in hand (every choice finished with ``stop`` or a tool call; an answer cut at
-its length cap, an error or a refusal is never cached). A stream relayed as it arrives is not
-kept (its answer is never assembled in the gateway); a buffered one (cascade, top-k) is.
+complete answer (every choice finished with ``stop`` or a tool call; an answer cut at its length
+cap, an error or a refusal is never cached). A stream relayed as it arrives is watched as it
+goes (:attr:`RelayResponse.taps`) and, if it completed, its events are assembled into the one
+completion they spell (:func:`sse_to_completion`) and kept once its record is written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from polyroute.cache import CacheKey, Hit, SemanticCache, cache_key
-from polyroute.gateway.streaming import completion_to_sse
+from polyroute.gateway.streaming import RelayResponse, StreamResult, completion_to_sse
 from polyroute.store import OK
 
 if TYPE_CHECKING:
@@ -63,7 +64,10 @@ async def lookup(ctx: RequestContext) -> Response | None:
         gw.metrics.cache_misses.labels(category).inc()
 
         async def store(response: Response) -> Response:
-            keep(ctx, key)
+            if isinstance(response, RelayResponse):
+                _watch(ctx, key, response)
+            else:
+                keep(ctx, key)
             return response
 
         ctx.after.append(("cache_store", store))
@@ -91,21 +95,108 @@ def _answer(ctx: RequestContext, hit: Hit, category: str) -> Response:
     return Response(content, status_code=200, media_type=media_type, headers=headers)
 
 
-def keep(ctx: RequestContext, key: CacheKey) -> bool:
-    """Cache the request's answer if it ended ``ok`` with a complete answer; True if kept."""
+def keep(ctx: RequestContext, key: CacheKey, streamed: dict[str, Any] | None = None) -> bool:
+    """Cache the request's answer (``streamed``: the one a relayed stream spelled) if it ended
+    ``ok`` and is complete; True if kept."""
     rec, chat, answer = ctx.rec, ctx.chat, ctx.rec.returned
-    if rec.status != OK or answer is None or answer.status != 200 or ctx.embedding is None \
-            or chat is None or rec.chosen is None:
+    if rec.status != OK or ctx.embedding is None or chat is None or rec.chosen is None:
         return False
-    try:
-        completion = json.loads(answer.content)
-    except ValueError:
+    if streamed is not None:
+        completion, content = streamed, json.dumps(streamed, ensure_ascii=False).encode()
+    elif answer is None or answer.status != 200:
         return False
+    else:
+        try:
+            completion, content = json.loads(answer.content), answer.content
+        except ValueError:
+            return False
     if not _complete(completion):
         return False
-    _cache(ctx).put(key, chat.text, ctx.embedding, answer.content, model=rec.chosen,
-                    cost=rec.cost)
+    _cache(ctx).put(key, chat.text, ctx.embedding, content, model=rec.chosen, cost=rec.cost)
     return True
+
+
+def _watch(ctx: RequestContext, key: CacheKey, response: RelayResponse) -> None:
+    """Collect a relayed stream's events; keep its answer if it completed (after its record,
+    in the same synchronous step, so before the request counts as finished)."""
+    events = bytearray()
+    response.taps.append(events.extend)
+
+    def ended(result: StreamResult) -> None:
+        if result.completed and result.error is None:
+            completion = sse_to_completion(bytes(events))
+            if completion is not None:
+                keep(ctx, key, completion)
+
+    response.ended.append(ended)
+
+
+def sse_to_completion(data: bytes) -> dict[str, Any] | None:
+    """The chat completion an OpenAI-style SSE stream spells (the inverse of
+    :func:`~polyroute.gateway.streaming.completion_to_sse`); None if it does not parse or
+    never said ``[DONE]``.
+
+    Per choice index: the role, the content and refusal deltas concatenated, tool calls merged
+    by their ``index`` (name and arguments concatenated), the last ``finish_reason``; ``usage``
+    if a chunk carried it; ``id``, ``created``, ``model``, ``system_fingerprint`` from the first
+    chunk that has them.
+    """
+    head: dict[str, Any] = {}
+    choices: dict[int, dict[str, Any]] = {}
+    done = False
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            done = True
+            continue
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(chunk, dict):
+            return None
+        for k in ("id", "created", "model", "system_fingerprint"):
+            if k in chunk and k not in head:
+                head[k] = chunk[k]
+        if isinstance(chunk.get("usage"), dict):
+            head["usage"] = chunk["usage"]
+        for c in chunk.get("choices") or ():
+            if not isinstance(c, dict):
+                return None
+            choice = choices.setdefault(int(c.get("index", 0)), {
+                "message": {"role": "assistant", "content": None}, "finish_reason": None})
+            _merge_delta(choice["message"], c.get("delta") or {})
+            if c.get("finish_reason") is not None:
+                choice["finish_reason"] = c["finish_reason"]
+    if not done or not choices:
+        return None
+    return {**{k: v for k, v in head.items() if k != "usage"}, "object": "chat.completion",
+            "choices": [{"index": i, **choices[i]} for i in sorted(choices)],
+            **({"usage": head["usage"]} if "usage" in head else {})}
+
+
+def _merge_delta(message: dict[str, Any], delta: dict[str, Any]) -> None:
+    if delta.get("role"):
+        message["role"] = delta["role"]
+    for field in ("content", "refusal"):
+        if isinstance(delta.get(field), str):
+            message[field] = (message.get(field) or "") + delta[field]
+    for call in delta.get("tool_calls") or ():
+        calls = message.setdefault("tool_calls", [])
+        i = int(call.get("index", len(calls)))
+        while len(calls) <= i:
+            calls.append({"id": None, "type": "function",
+                          "function": {"name": "", "arguments": ""}})
+        target = calls[i]
+        if call.get("id"):
+            target["id"] = call["id"]
+        if call.get("type"):
+            target["type"] = call["type"]
+        fn = call.get("function") or {}
+        target["function"]["name"] += fn.get("name") or ""
+        target["function"]["arguments"] += fn.get("arguments") or ""
 
 
 def _complete(completion: Any) -> bool:
