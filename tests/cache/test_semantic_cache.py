@@ -196,3 +196,18 @@ def test_the_literal_guard_refuses_a_match_with_another_name():
     assert cache.nearest(_key(swapped), swapped, _vec(0)) is None
     lowered = "please answer: " + text.lower()
     assert cache.nearest(_key(lowered), lowered, _vec(0)) is not None
+
+
+def test_a_large_partition_switches_to_the_graph_and_still_finds_and_evicts():
+    clock, sink = Clock(), Sink()
+    config = CacheConfig(enabled=True, categories={"default": {"max_entries": 30}})
+    cache = SemanticCache(config, sink=sink, clock=clock, switch_at=8)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((40, 16)).astype(np.float32)
+    for i, v in enumerate(vectors):
+        cache.put(_key(f"q{i}"), f"question {i}", v, str(i).encode(), model="m", cost=0)
+    assert len(cache) == 30 and len(sink.rows) == 30  # the 10 oldest were evicted
+    [part] = cache._partitions.values()
+    assert part.index.approximate
+    assert cache.nearest(_key("z"), "question 35", vectors[35]).answer == b"35"
+    assert cache.nearest(_key("z"), "question 3", vectors[3]) is None  # evicted

@@ -141,3 +141,26 @@ def test_router_can_be_trained_at_start_up(tmp_path, router_dir):
     pipe = load_pipeline(cfg.router)
     assert pipe.models == ("alpha", "beta", "gamma")
     assert (tmp_path / "trained" / "polyroute.json").is_file()
+
+
+def test_embeddings_made_ahead_are_reused_and_decide_alike(pipeline, router_dir, tmp_path):
+    """``embed`` runs on the worker thread; a decision given that embedding (alone, or batched
+    with decisions that are not) ranks exactly as one that embeds the text itself."""
+    decider = Decider(pipeline, config(router_dir, tmp_path).backends, max_batch=8)
+    texts = [MATH_PROMPT, POETRY_PROMPT] * 3
+    policy = TradeoffPolicy(0.0)
+    expected = decider.decide_now(texts, policy)
+
+    async def run():
+        vectors = await asyncio.gather(*(decider.embed(t) for t in texts))
+        return vectors, await asyncio.gather(*(
+            decider.decide(t, policy, features=v if i % 2 == 0 else None)
+            for i, (t, v) in enumerate(zip(texts, vectors, strict=True))))
+
+    decider.start()
+    try:
+        vectors, results = asyncio.run(run())
+    finally:
+        decider.stop()
+    np.testing.assert_allclose(np.stack(vectors), pipeline.featurizer.encode(texts), atol=1e-6)
+    assert [r.candidates for r in results] == expected
