@@ -229,3 +229,17 @@ def test_new_key_and_hash_key(capsys):
     validate_config(minimal(keys=snippet["keys"]))
     assert main(["config", "hash-key", key]) == 0
     assert capsys.readouterr().out.strip() == hash_key(key)
+
+
+def test_the_cache_section():
+    config = validate_config(minimal())
+    assert not config.cache.enabled and not config.cache.share_across_keys
+    assert set(config.cache.categories) == {config.cache.default_category}
+    cfg = validate_config(minimal(cache={"enabled": True, "default_category": "chat",
+                                         "categories": {"chat": {"threshold": 0.9},
+                                                        "code": {"ttl_s": 60}}}))
+    assert cfg.cache.categories["chat"].threshold == 0.9
+    assert "cache.default_category 'default' is not in cache.categories" in error_of(
+        minimal(cache={"categories": {"chat": {}}}))
+    assert "cache.categories.chat.threshold" in error_of(
+        minimal(cache={"categories": {"default": {}, "chat": {"threshold": 1.5}}}))

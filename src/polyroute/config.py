@@ -353,6 +353,44 @@ class CeilingsConfig(_Section):
         return self
 
 
+class CacheCategoryConfig(_Section):
+    """One category's semantic-cache limits: a request hits a cached one of its partition whose
+    embedding's cosine similarity is at least ``threshold``; entries live ``ttl_s`` seconds and at
+    most ``max_entries`` are kept (least recently used evicted first)."""
+
+    #: From benchmarks/results/cache_thresholds.md (MiniLM; the rule and the curve are there).
+    threshold: float = Field(0.89, gt=0, le=1)
+    ttl_s: float = Field(3600.0, gt=0)
+    max_entries: int = Field(10_000, ge=1)
+
+
+class CacheConfig(_Section):
+    """Exact and semantic caching of answers (``polyroute/cache``, ``gateway/stages/cache.py``).
+
+    Off unless ``enabled``. A cached answer is only given to the client key that paid for it
+    unless ``share_across_keys``. A request's category (from the domain signal) picks its limits
+    in ``categories``; a request without one, or with a category not listed, uses
+    ``default_category``. ``literal_guard`` (on by default) refuses a semantic match whose
+    numbers or names differ from the cached prompt's — the near-misses embeddings cannot tell
+    apart (see benchmarks/results/cache_thresholds.md).
+    """
+
+    enabled: bool = False
+    share_across_keys: bool = False
+    literal_guard: bool = True
+    default_category: str = "default"
+    categories: dict[str, CacheCategoryConfig] = Field(
+        default_factory=lambda: {"default": CacheCategoryConfig()})
+
+    @model_validator(mode="after")
+    def _default_known(self) -> CacheConfig:
+        if self.default_category not in self.categories:
+            raise ValueError(f"cache.default_category {self.default_category!r} is not in "
+                             f"cache.categories ({', '.join(self.categories) or 'none'}); add "
+                             f"it there")
+        return self
+
+
 class GatewayConfig(_Section):
     """The whole ``polyroute serve`` configuration."""
 
@@ -371,6 +409,7 @@ class GatewayConfig(_Section):
     rules: tuple[RuleConfig, ...] = ()
     #: Named routes: prompts near a route's description or examples go to its models.
     routes: tuple[NamedRouteConfig, ...] = ()
+    cache: CacheConfig = CacheConfig()
 
     @field_validator("profiles")
     @classmethod

@@ -243,3 +243,28 @@ def test_progress_is_replaced_by_the_finished_record(store):
     assert r.status == "ok" and r.cost == 0.01
     assert [a.outcome for a in r.attempts] == ["http_500", "ok"]
     assert store.spend_by_key() == {"k1": 0.01}
+
+
+def test_cached_answers_round_trip_and_expired_ones_are_deleted(store):
+    from polyroute.store import CachedAnswer
+
+    def entry(i: int, expires: float) -> CachedAnswer:
+        return CachedAnswer(i, "part", "default", f"exact{i}", f"text {i}",
+                            bytes(range(8)), b'{"choices": []}', "alpha", 0.25, 1.0, expires)
+
+    store.put_cached_answer(entry(1, 100.0))
+    store.put_cached_answer(entry(2, 10.0))
+    store.put_cached_answer(entry(3, 100.0))
+    store.delete_cached_answers([3])
+    store.flush()
+    assert store.cached_answers(now=50.0) == [entry(1, 100.0)]
+    store.flush()
+    assert store.cached_answers(now=5.0) == [entry(1, 100.0)]  # 2 was deleted as expired
+
+
+def test_dollars_saved_are_recorded(store):
+    from dataclasses import replace
+
+    store.finish_request(replace(record("r1", chosen=None, cost=0.0, attempts=()), saved=0.02))
+    store.flush()
+    assert store.get_request("r1").saved == pytest.approx(0.02)

@@ -8,10 +8,12 @@ collects what the record will say. Nothing else is shared between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from polyroute.config import KeyConfig
 from polyroute.gateway.body import ChatRequest
@@ -43,6 +45,12 @@ class RequestContext:
     #: The router's embedding and estimates of the routing text, when a signal, rule or named
     #: route needed them before the decision (which then ranks on them, not embedding again).
     analysis: Analysis | None = None
+    #: The request's category (set by the domain signal; None: the default category).
+    category: str | None = None
+    #: ``(name, hook)`` pairs a stage registered to see the response that ends the request,
+    #: run in order by the pipeline (the cache stores a complete answer this way).
+    after: list[tuple[str, Callable[[Response], Awaitable[Response]]]] = \
+        field(default_factory=list)
 
     @property
     def serving(self) -> str:

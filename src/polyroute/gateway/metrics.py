@@ -57,6 +57,14 @@ class Metrics:
                               "is open", ["backend"], registry=r)
         self.in_flight = Gauge("polyroute_in_flight_requests", "Requests being handled",
                                registry=r)
+        self.cache_hits = Counter("polyroute_cache_hits", "Requests answered from the cache, "
+                                  "by category and match (exact, semantic)",
+                                  ["category", "match"], registry=r)
+        self.cache_misses = Counter("polyroute_cache_misses", "Cache lookups that found no "
+                                    "answer, by category", ["category"], registry=r)
+        self.cache_saved = Counter("polyroute_cache_saved_dollars", "Dollars the cached answers "
+                                   "saved (what their original requests cost), by category",
+                                   ["category"], registry=r)
         # The two gauges below (like ``cooldown``) are read from their owners in ``render``, not
         # set where they change: a backend's load moves on every slot taken or given back and a
         # bias on every balanced decision, so a scrape-time read is always current, costs

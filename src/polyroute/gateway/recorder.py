@@ -70,6 +70,11 @@ class Recorder:
         #: The decision rule that fired, and the named route the request went to, if any.
         self.rule: str | None = None
         self.named_route: str | None = None
+        #: Dollars a cached answer saved this request (the original request's cost).
+        self.saved = 0.0
+        #: Once finished: the record's status and what the request cost (every paid call).
+        self.status: str | None = None
+        self.cost = 0.0
         self.done = False
 
     def headers(self) -> dict[str, str]:
@@ -118,6 +123,7 @@ class Recorder:
         prompt_tokens, completion_tokens = _sum_tokens([c[1] for c in charges]), \
             _sum_tokens([c[2] for c in charges])
         cost = sum(c[3] for c in charges)
+        self.status, self.cost = status, cost
         sources = {c[4] for c in charges if c[4] is not None}
         source = None if not sources else sources.pop() if len(sources) == 1 else "mixed"
         record = RequestRecord(
@@ -130,7 +136,7 @@ class Recorder:
             latency_ms=latency_s * 1000, decision_ms=self.decision_ms,
             ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost=cost, cost_source=source, finished_ts=time.time(), rule=self.rule,
-            named_route=self.named_route)
+            named_route=self.named_route, saved=self.saved)
         try:
             gw.store.finish_request(record)
         finally:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
+from polyroute.cache import SemanticCache
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
 from polyroute.errors import ConfigError, PolyrouteError
 from polyroute.gateway.auth import KeyRing
@@ -98,6 +99,8 @@ class Gateway:
         self._reload_lock = asyncio.Lock()
         #: The request pipeline every chat request runs through, in order (see ``stages``).
         self.stages = pipeline_for(config)
+        #: The answer cache (None unless ``cache.enabled``); its entries are loaded at start.
+        self.cache = SemanticCache(config.cache) if config.cache.enabled else None
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)
@@ -156,6 +159,9 @@ class Gateway:
             signals, named = await asyncio.to_thread(self._semantics, decider)
             decider.start()
             previous = self.decider
+            if self.cache is not None and \
+                    pipeline.featurizer.id != self.pipeline.featurizer.id:
+                self.cache.clear()  # its embeddings are in the old router's space
             self.pipeline, self.decider, self.routes, self.warnings = \
                 pipeline, decider, routes, warnings
             self.signals, self.named_routes = signals, named
@@ -228,6 +234,9 @@ class Gateway:
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
         self.spend.load(self._store)
+        if self.cache is not None:
+            self.cache.sink = self._store
+            self.cache.load(self._store.cached_answers(self.cache.clock()))
         self.ceilings.load(self._store, self.backends)
         ssl_context = httpx.create_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():

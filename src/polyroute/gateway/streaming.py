@@ -119,6 +119,11 @@ class RelayResponse(Response):
         self.background = None
         self._started = started
         self._on_done = on_done
+        #: Called with the bytes of each batch of events once sent to the client, and with how
+        #: the stream ended after it is recorded: a later stage watches a stream this way (the
+        #: cache keeps a completed one).
+        self.taps: list[Callable[[bytes], None]] = []
+        self.ended: list[Callable[[StreamResult], None]] = []
         self.media_type = None
         self.init_headers({"content-type": stream.content_type, "cache-control": "no-cache",
                            "x-accel-buffering": "no", **headers})
@@ -166,12 +171,18 @@ class RelayResponse(Response):
                     await self.stream.close(failed=failed, completed=result.completed)
                 finally:
                     self._on_done(result)
+                    for ended in self.ended:
+                        ended(result)
+
+    async def _send(self, send: Send, body: bytes) -> None:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        for tap in self.taps:
+            tap(body)
 
     async def _pump(self, send: Send, relay: SSERelay, result: StreamResult) -> bool:
         """Forward upstream events; True if the upstream failed mid-stream."""
         if self.stream.first:
-            await send({"type": "http.response.body", "body": self.stream.first,
-                        "more_body": True})
+            await self._send(send, self.stream.first)
             result.ttfb_ms = (time.perf_counter() - self._started) * 1000
         problem = await self._relay(send, relay, result)
         if problem is not None:
@@ -205,7 +216,7 @@ class RelayResponse(Response):
                 waited += anyio.current_time() - began
                 out = relay.feed(chunk)
                 if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    await self._send(send, out)
                     if result.ttfb_ms is None:
                         result.ttfb_ms = (time.perf_counter() - self._started) * 1000
                 if relay.error is not None:
@@ -221,7 +232,7 @@ class RelayResponse(Response):
         if tail:
             if not tail.endswith((b"\n\n", b"\r\r", b"\r\n\r\n")):
                 tail += b"\n\n"  # an unterminated last event would be dropped by SSE clients
-            await send({"type": "http.response.body", "body": tail, "more_body": True})
+            await self._send(send, tail)
         if not relay.completed:
             return "incomplete: the stream ended without [DONE] or a finish_reason"
         result.completed = True

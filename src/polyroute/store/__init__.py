@@ -9,6 +9,7 @@ from polyroute.store.records import (
     INTERRUPTED,
     OK,
     Attempt,
+    CachedAnswer,
     CalibrationAnswer,
     Candidate,
     FeedbackExample,
@@ -24,6 +25,7 @@ from polyroute.store.sqlite import SQLiteStore
 
 __all__ = [
     "Attempt",
+    "CachedAnswer",
     "CalibrationAnswer",
     "CLIENT_CLOSED",
     "Candidate",

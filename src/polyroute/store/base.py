@@ -16,6 +16,7 @@ from concurrent.futures import Future
 
 from polyroute.store.records import (
     Attempt,
+    CachedAnswer,
     CalibrationAnswer,
     FeedbackExample,
     FeedbackRecord,
@@ -72,6 +73,19 @@ class Store(ABC):
     @abstractmethod
     def sync_keys(self, keys: Sequence[KeyRecord]) -> None:
         """Make the stored client keys equal to ``keys`` (others are marked inactive)."""
+
+    # -- the semantic cache's answers (writes queued like the rest) -------------------------------
+    @abstractmethod
+    def put_cached_answer(self, entry: CachedAnswer) -> None:
+        """Keep (or replace) one cached answer; does not block."""
+
+    @abstractmethod
+    def delete_cached_answers(self, ids: Sequence[int]) -> None:
+        """Forget evicted or expired cached answers; does not block."""
+
+    @abstractmethod
+    def cached_answers(self, now: float) -> list[CachedAnswer]:
+        """The cached answers not expired at the unix time ``now``, oldest first."""
 
     # -- reads -----------------------------------------------------------------------------------
     @abstractmethod

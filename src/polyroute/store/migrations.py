@@ -135,10 +135,32 @@ def _v4_rule_and_named_route(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE requests ADD COLUMN named_route TEXT")
 
 
+def _v5_cached_answers(conn: sqlite3.Connection) -> None:
+    """The semantic cache's answers (its in-memory index is rebuilt from them at start), and the
+    dollars a cached answer saved on each request served from it."""
+    _statements(conn, """
+        ALTER TABLE requests ADD COLUMN saved REAL NOT NULL DEFAULT 0;
+        CREATE TABLE cached_answers (
+            id INTEGER PRIMARY KEY,
+            partition TEXT NOT NULL,
+            category TEXT NOT NULL,
+            exact TEXT NOT NULL,
+            text TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            answer BLOB NOT NULL,
+            model TEXT NOT NULL,
+            cost REAL NOT NULL DEFAULT 0,
+            created_ts REAL NOT NULL,
+            expires_ts REAL NOT NULL
+        );
+        CREATE INDEX cached_answers_expires ON cached_answers (expires_ts)
+    """)
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
-    _v4_rule_and_named_route]
+    _v4_rule_and_named_route, _v5_cached_answers]
 
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -87,6 +87,8 @@ class RequestRecord:
     #: The decision rule that fired (``rules[].name``) and the named route taken, if any.
     rule: str | None = None
     named_route: str | None = None
+    #: Dollars a cached answer saved (the original request's cost); 0 when not served from cache.
+    saved: float = 0.0
 
     @property
     def fallbacks(self) -> int:
@@ -158,6 +160,7 @@ class RequestSummary:
     feedbacks: tuple[FeedbackRecord, ...] = ()
     rule: str | None = None
     named_route: str | None = None
+    saved: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -206,3 +209,25 @@ class CalibrationAnswer:
     detail: str = ""
     error: str | None = None
     ts: float = 0.0
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """One answer kept by the semantic cache, with what finds it again.
+
+    ``partition`` is the cache's key (client key scope, profile, parameter fingerprint);
+    ``exact`` the hash of the whole request within it; ``embedding`` the routing text's
+    embedding as float32 bytes; ``answer`` the complete chat-completion JSON as returned.
+    """
+
+    id: int
+    partition: str
+    category: str
+    exact: str
+    text: str
+    embedding: bytes
+    answer: bytes
+    model: str
+    cost: float
+    created_ts: float
+    expires_ts: float

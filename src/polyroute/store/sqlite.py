@@ -28,6 +28,7 @@ from polyroute.store.records import (
     IN_PROGRESS,
     INTERRUPTED,
     Attempt,
+    CachedAnswer,
     CalibrationAnswer,
     Candidate,
     FeedbackExample,
@@ -210,6 +211,32 @@ class SQLiteStore(Store):
 
         self._w().submit(job)
 
+    # -- the semantic cache's answers ------------------------------------------------------------
+    def put_cached_answer(self, entry: CachedAnswer) -> None:
+        e = entry
+        row = (e.id, e.partition, e.category, e.exact, e.text, e.embedding, e.answer, e.model,
+               float(e.cost), e.created_ts, e.expires_ts)
+        self._w().submit(lambda conn: conn.execute(
+            f"INSERT OR REPLACE INTO cached_answers ({_CACHED_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 11)})", row))
+
+    def delete_cached_answers(self, ids: Sequence[int]) -> None:
+        rows = [(int(i),) for i in ids]
+        if rows:
+            self._w().submit(lambda conn: conn.executemany(
+                "DELETE FROM cached_answers WHERE id = ?", rows))
+
+    def cached_answers(self, now: float) -> list[CachedAnswer]:
+        """Every cached answer not expired at ``now``, oldest first (what the cache reloads);
+        expired ones are deleted."""
+        self._w().submit(lambda conn: conn.execute(
+            "DELETE FROM cached_answers WHERE expires_ts <= ?", (now,)))
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_CACHED_COLUMNS} FROM cached_answers "
+                                f"WHERE expires_ts > ? ORDER BY created_ts, id",
+                                (now,)).fetchall()
+        return [CachedAnswer(*r) for r in rows]
+
     # -- reads -----------------------------------------------------------------------------------
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -298,6 +325,9 @@ class SQLiteStore(Store):
             self._local = threading.local()
 
 
+_CACHED_COLUMNS = ("id, partition, category, exact, text, embedding, answer, model, cost, "
+                   "created_ts, expires_ts")
+
 _CALIBRATION_COLUMNS = ("backend, prompt_id, prompt, task, answer, quality, cost, latency_s, "
                         "prompt_tokens, completion_tokens, detail, error, ts")
 
@@ -306,7 +336,7 @@ _SUMMARY_SQL = """
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
            (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
            r.error, r.stream, r.decision_ms, r.ttfb_ms, r.policy, r.preference, r.prompt,
-           r.cost_source, r.finished_ts, r.rule, r.named_route
+           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved
     FROM requests r"""
 
 
@@ -316,7 +346,8 @@ def _summary(row: tuple) -> RequestSummary:
                           ttfb_ms=row[17], policy=row[18],
                           preference=None if row[19] is None else json.loads(row[19]),
                           prompt=row[20], cost_source=row[21], finished_ts=row[22],
-                          rule=row[23], named_route=row[24])
+                          rule=row[23], named_route=row[24],
+                          saved=float(row[25] or 0.0))
 
 
 @contextmanager
@@ -382,8 +413,8 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
         INSERT INTO requests (id, ts, finished_ts, key_id, requested_model, profile, stream,
             policy, preference, prompt, status, http_status, error, chosen, fallbacks,
             latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source,
-            rule, named_route)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            rule, named_route, saved)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET finished_ts = excluded.finished_ts,
             key_id = excluded.key_id, requested_model = excluded.requested_model,
             profile = excluded.profile, stream = excluded.stream, policy = excluded.policy,
@@ -393,12 +424,12 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
             decision_ms = excluded.decision_ms, ttfb_ms = excluded.ttfb_ms,
             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
             cost = excluded.cost, cost_source = excluded.cost_source, rule = excluded.rule,
-            named_route = excluded.named_route
+            named_route = excluded.named_route, saved = excluded.saved
     """, (r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
           None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
           r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
           r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source, r.rule,
-          r.named_route))
+          r.named_route, float(r.saved)))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "

@@ -54,7 +54,8 @@ def answered(rec: Recorder, result: Answer | MultiCallResult, *, stream: bool = 
     the client's ``stream_options.include_usage``); a relayed client error stays a JSON error.
     """
     if isinstance(result, MultiCallResult):
-        result = rec.returned = result.answer
+        result = result.answer
+    rec.returned = result  # the answer the client gets (a later stage may keep it: the cache)
     rec.chosen = result.backend.name
     ok = result.status == 200
     content, media_type = result.content, result.content_type

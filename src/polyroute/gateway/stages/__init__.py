@@ -11,6 +11,11 @@ ends it there (the stage sets ``ctx.rec.ended_by`` to say why, which the headers
 carry). A stage that refuses the request raises :class:`~polyroute.gateway.errors.APIError`
 (recorded with its status). Stages still to come slot in by name: signals and input guards after
 parse, a cache lookup before decide, output guards and the cache store after serve.
+
+A stage may also register a hook on ``ctx.after`` to see (and possibly replace) the response
+that ends the request, whichever stage gave it: the cache lookup registers the cache store there
+on a miss. Optional features add their stages only when configured (:func:`pipeline_for`), so a
+gateway without them runs exactly :data:`PIPELINE`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from polyroute.gateway.stages import admit, decide, parse, reserve, rules, serve, signals
+from polyroute.config import GatewayConfig
+from polyroute.gateway.stages import admit, cache, decide, parse, reserve, rules, serve, signals
 
 if TYPE_CHECKING:
     from polyroute.config import GatewayConfig
@@ -39,20 +45,27 @@ PIPELINE: tuple[tuple[str, Stage], ...] = (
 
 
 def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
-    """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in after the stage it
-    follows; a gateway without rules or routes runs exactly :data:`PIPELINE`."""
+    """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in where it belongs: the
+    signals and rules after ``parse`` when there are rules or named routes, the cache lookup
+    before ``decide`` when the cache is enabled. A gateway with neither runs exactly
+    :data:`PIPELINE`."""
     stages = list(PIPELINE)
     if config.rules or config.routes:
         at = [name for name, _ in stages].index("parse") + 1
         stages[at:at] = [("signals", signals.run), ("rules", rules.run)]
+    if config.cache.enabled:
+        stages.insert([n for n, _ in stages].index("decide"), ("cache_lookup", cache.lookup))
     return tuple(stages)
 
 
 async def run_pipeline(ctx: RequestContext,
                        stages: tuple[tuple[str, Stage], ...] = PIPELINE) -> Response:
-    """Pass ``ctx`` through ``stages``; the first response ends the request."""
+    """Pass ``ctx`` through ``stages``; the first response ends the request, after the hooks
+    the stages registered on ``ctx.after`` have seen it."""
     for _name, stage in stages:
         response = await stage(ctx)
         if response is not None:
+            for _hook_name, hook in ctx.after:
+                response = await hook(response)
             return response
     raise RuntimeError("the pipeline's last stage must answer")
