@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from polyroute.errors import ConfigError
+from polyroute.guards.config import GuardsConfig
 from polyroute.policies import Preference
 from polyroute.policies.kinds import (  # noqa: F401 (re-exported: the config's spec types)
     BalanceConfig,
@@ -410,6 +411,8 @@ class GatewayConfig(_Section):
     #: Named routes: prompts near a route's description or examples go to its models.
     routes: tuple[NamedRouteConfig, ...] = ()
     cache: CacheConfig = CacheConfig()
+    #: PII redaction and jailbreak detection on requests (and answers); off unless configured.
+    guards: GuardsConfig = GuardsConfig()
 
     @field_validator("profiles")
     @classmethod

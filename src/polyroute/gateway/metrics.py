@@ -30,6 +30,9 @@ class Metrics:
         self.requests = Counter("polyroute_requests", "Chat completion requests by route "
                                 "(profile or backend named by the client) and HTTP status",
                                 ["route", "status"], registry=r)
+        self.guard_actions = Counter("polyroute_guard_actions",
+                                     "Requests the input guards did not simply allow, by action",
+                                     ["action"], registry=self.registry)
         self.errors = Counter("polyroute_errors", "Requests that ended in an error, by kind",
                               ["kind"], registry=r)
         self.backend_requests = Counter("polyroute_backend_requests", "Tries of each backend by "

@@ -70,6 +70,8 @@ class Recorder:
         #: The decision rule that fired, and the named route the request went to, if any.
         self.rule: str | None = None
         self.named_route: str | None = None
+        #: The input guards' verdict (action, scores, span types and offsets; never values).
+        self.guard: dict[str, Any] | None = None
         #: Dollars a cached answer saved this request (the original request's cost).
         self.saved = 0.0
         #: Once finished: the record's status and what the request cost (every paid call).
@@ -136,7 +138,7 @@ class Recorder:
             latency_ms=latency_s * 1000, decision_ms=self.decision_ms,
             ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost=cost, cost_source=source, finished_ts=time.time(), rule=self.rule,
-            named_route=self.named_route, saved=self.saved)
+            named_route=self.named_route, saved=self.saved, guard=self.guard)
         try:
             gw.store.finish_request(record)
         finally:

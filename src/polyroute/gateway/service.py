@@ -36,7 +36,8 @@ from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
-from polyroute.gateway.stages import pipeline_for
+from polyroute.gateway.stages import guards_enabled, pipeline_for
+from polyroute.guards.stage import RequestGuards
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
 from polyroute.signals import SignalSet, compile_rules
@@ -101,6 +102,12 @@ class Gateway:
         self.stages = pipeline_for(config)
         #: The answer cache (None unless ``cache.enabled``); its entries are loaded at start.
         self.cache = SemanticCache(config.cache) if config.cache.enabled else None
+        #: The input/output guards (None unless ``guards`` enables one); the jailbreak
+        #: classifier reads the router's own embeddings, so a mismatch fails here.
+        self.guards = RequestGuards.from_config(config.guards) if guards_enabled(config) \
+            else None
+        if self.guards is not None:
+            self.guards.require_featurizer(self.pipeline.featurizer.id)
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)

@@ -157,10 +157,15 @@ def _v5_cached_answers(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v6_guard_verdicts(conn: sqlite3.Connection) -> None:
+    """The input guards' verdict per request (JSON: action, scores, span types, offsets)."""
+    conn.execute("ALTER TABLE requests ADD COLUMN guard TEXT")
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
-    _v4_rule_and_named_route, _v5_cached_answers]
+    _v4_rule_and_named_route, _v5_cached_answers, _v6_guard_verdicts]
 
 LATEST_VERSION = len(MIGRATIONS)
 

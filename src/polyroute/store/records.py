@@ -89,6 +89,9 @@ class RequestRecord:
     named_route: str | None = None
     #: Dollars a cached answer saved (the original request's cost); 0 when not served from cache.
     saved: float = 0.0
+    #: The input guards' verdict when any guard is on (action, scores, reason, span types and
+    #: offsets — never the values found).
+    guard: dict[str, Any] | None = None
 
     @property
     def fallbacks(self) -> int:
@@ -161,6 +164,7 @@ class RequestSummary:
     rule: str | None = None
     named_route: str | None = None
     saved: float = 0.0
+    guard: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,7 @@ _SUMMARY_SQL = """
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
            (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
            r.error, r.stream, r.decision_ms, r.ttfb_ms, r.policy, r.preference, r.prompt,
-           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved
+           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved, r.guard
     FROM requests r"""
 
 
@@ -347,7 +347,8 @@ def _summary(row: tuple) -> RequestSummary:
                           preference=None if row[19] is None else json.loads(row[19]),
                           prompt=row[20], cost_source=row[21], finished_ts=row[22],
                           rule=row[23], named_route=row[24],
-                          saved=float(row[25] or 0.0))
+                          saved=float(row[25] or 0.0),
+                          guard=None if row[26] is None else json.loads(row[26]))
 
 
 @contextmanager
@@ -413,8 +414,8 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
         INSERT INTO requests (id, ts, finished_ts, key_id, requested_model, profile, stream,
             policy, preference, prompt, status, http_status, error, chosen, fallbacks,
             latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source,
-            rule, named_route, saved)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            rule, named_route, saved, guard)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET finished_ts = excluded.finished_ts,
             key_id = excluded.key_id, requested_model = excluded.requested_model,
             profile = excluded.profile, stream = excluded.stream, policy = excluded.policy,
@@ -424,12 +425,12 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
             decision_ms = excluded.decision_ms, ttfb_ms = excluded.ttfb_ms,
             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
             cost = excluded.cost, cost_source = excluded.cost_source, rule = excluded.rule,
-            named_route = excluded.named_route, saved = excluded.saved
+            named_route = excluded.named_route, saved = excluded.saved, guard = excluded.guard
     """, (r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
           None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
           r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
           r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source, r.rule,
-          r.named_route, float(r.saved)))
+          r.named_route, float(r.saved), None if r.guard is None else json.dumps(r.guard)))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "

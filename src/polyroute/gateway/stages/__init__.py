@@ -26,7 +26,17 @@ from typing import TYPE_CHECKING
 from starlette.responses import Response
 
 from polyroute.config import GatewayConfig
-from polyroute.gateway.stages import admit, cache, decide, parse, reserve, rules, serve, signals
+from polyroute.gateway.stages import (
+    admit,
+    cache,
+    decide,
+    guards,
+    parse,
+    reserve,
+    rules,
+    serve,
+    signals,
+)
 
 if TYPE_CHECKING:
     from polyroute.config import GatewayConfig
@@ -46,16 +56,24 @@ PIPELINE: tuple[tuple[str, Stage], ...] = (
 
 def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
     """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in where it belongs: the
-    signals and rules after ``parse`` when there are rules or named routes, the cache lookup
-    before ``decide`` when the cache is enabled. A gateway with neither runs exactly
+    signals and rules after ``parse`` when there are rules or named routes, then the input
+    guards when a guard is enabled, then the cache lookup when the cache is enabled, all before
+    ``decide``. A gateway with neither runs exactly
     :data:`PIPELINE`."""
     stages = list(PIPELINE)
     if config.rules or config.routes:
         at = [name for name, _ in stages].index("parse") + 1
         stages[at:at] = [("signals", signals.run), ("rules", rules.run)]
+    if guards_enabled(config):
+        stages.insert([n for n, _ in stages].index("decide"), ("input_guards", guards.check_input))
     if config.cache.enabled:
         stages.insert([n for n, _ in stages].index("decide"), ("cache_lookup", cache.lookup))
     return tuple(stages)
+
+
+def guards_enabled(config: GatewayConfig) -> bool:
+    """Whether ``config`` turns on any guard (and so the input-guards stage)."""
+    return config.guards.pii.enabled or config.guards.jailbreak.enabled
 
 
 async def run_pipeline(ctx: RequestContext,
@@ -65,7 +83,9 @@ async def run_pipeline(ctx: RequestContext,
     for _name, stage in stages:
         response = await stage(ctx)
         if response is not None:
-            for _hook_name, hook in ctx.after:
+            # Like unwinding middleware: the stage that ran first sees the response last (the
+            # output guards restore values after the cache kept the placeholder version).
+            for _hook_name, hook in reversed(ctx.after):
                 response = await hook(response)
             return response
     raise RuntimeError("the pipeline's last stage must answer")

@@ -59,7 +59,7 @@ async def run(ctx: RequestContext) -> Response | None:
         assert values.inputs.embedding is not None
         named = gw.named_routes.nearest(values.inputs.embedding)
         if named is not None:
-            _restrict(ctx, named.models, f"route {named.name}")
+            restrict_candidates(ctx, named.models, f"route {named.name}")
             ctx.rec.named_route = named.name
             ctx.rec.extra_headers[ROUTE_HEADER] = named.name
     return None
@@ -89,11 +89,11 @@ def _act(ctx: RequestContext, rule: Rule) -> Response | None:
         ctx.route = gw.routes[action.pin]
     else:
         assert action.models is not None
-        _restrict(ctx, action.models, f"rule {rule.name}")
+        restrict_candidates(ctx, action.models, f"rule {rule.name}")
     return None
 
 
-def _restrict(ctx: RequestContext, models: tuple[str, ...], why: str) -> None:
+def restrict_candidates(ctx: RequestContext, models: tuple[str, ...], why: str) -> None:
     """Let only ``models`` (among those the request's profile allows) be candidates."""
     route = ctx.route
     assert route is not None
