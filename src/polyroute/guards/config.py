@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from polyroute.errors import ConfigError
 from polyroute.guards.pii import PII_TYPES
+from polyroute.plugins import PluginSpec
 
 
 class _Section(BaseModel):
@@ -85,6 +86,9 @@ class JailbreakConfig(_Section):
 class GuardsConfig(_Section):
     pii: PiiConfig = PiiConfig(enabled=False)
     jailbreak: JailbreakConfig = JailbreakConfig(enabled=False)
+    #: Your own guards: ``[{use: "my_module:MyGuard", options: {...}}]`` or an entry point of
+    #: the group ``polyroute.guards``; each judges the routing text (and its embedding).
+    plugins: tuple[PluginSpec, ...] = ()
 
 
 _GUARD_KEYS = set(GuardsConfig.model_fields)

@@ -28,6 +28,7 @@ from polyroute.guards.base import Guard, Verdict, combine
 from polyroute.guards.config import GuardsConfig
 from polyroute.guards.jailbreak import JailbreakGuard, JailbreakModel
 from polyroute.guards.pii import PiiGuard, Redactor, restore
+from polyroute.plugins import GUARDS_GROUP, instantiate
 
 #: Longest placeholder a stream restorer holds back while waiting for its closing ``>``.
 _MAX_PLACEHOLDER = 40
@@ -78,6 +79,8 @@ class RequestGuards:
             model = jailbreak_model or JailbreakModel.load(jb.model)
             self.jailbreak = JailbreakGuard(model, threshold=jb.threshold, action=jb.action,
                                             heuristics=jb.heuristics, featurizer=featurizer)
+        self.plugins: tuple[Guard, ...] = tuple(
+            instantiate(spec, GUARDS_GROUP, ("check",)) for spec in config.plugins)
 
     @classmethod
     def from_config(cls, config: GuardsConfig) -> RequestGuards:
@@ -85,8 +88,8 @@ class RequestGuards:
 
     @property
     def guards(self) -> list[Guard]:
-        """The enabled guards, PII first."""
-        return [g for g in (self.pii, self.jailbreak) if g is not None]
+        """The enabled guards, PII first, the plugins last."""
+        return [g for g in (self.pii, self.jailbreak) if g is not None] + list(self.plugins)
 
     @property
     def featurizer_id(self) -> str | None:
@@ -120,6 +123,7 @@ class RequestGuards:
             verdicts.append(_merge_pii(pii_verdicts))
         if self.jailbreak is not None:
             verdicts.append(self.jailbreak.check(routing_text, embedding))
+        verdicts += [plugin.check(routing_text, embedding) for plugin in self.plugins]
         verdict = combine(verdicts)
         safe = self.config.jailbreak.safe_models if verdict.action == "restrict" else ()
         return RequestOutcome(verdict, tuple(out), placeholders, tuple(safe))

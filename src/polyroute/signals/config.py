@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from polyroute.plugins import PluginSpec
+
 #: Comparisons a rule's leaf may make.
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "matches")
 Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "matches"]
@@ -78,6 +80,9 @@ class DomainConfig(_Section):
 class SignalsConfig(_Section):
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
     keywords: dict[str, KeywordConfig] = Field(default_factory=dict)
+    #: Your own signals: ``[{use: "my_module:MySignal", options: {...}}]`` or an entry point of
+    #: the group ``polyroute.signals`` (see ``polyroute.plugins``).
+    plugins: tuple[PluginSpec, ...] = ()
 
     @field_validator("domains", "keywords")
     @classmethod

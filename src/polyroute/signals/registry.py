@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from polyroute.data.outcomes import input_tokens
+from polyroute.plugins import SIGNALS_GROUP, instantiate, resolve
 from polyroute.signals import text as _text
 from polyroute.signals.base import (
     ANALYSIS,
@@ -191,6 +192,10 @@ def catalog(config: SignalsConfig) -> dict[str, tuple[str, str]]:
     if config.domains:
         out["domain"] = (STRING, ANALYSIS)
         out.update({f"domain.{n}": (NUMBER, ANALYSIS) for n in config.domains})
+    for spec in config.plugins:  # a plugin's class declares its name, kind and needs
+        cls = resolve(spec.use, SIGNALS_GROUP)
+        out[str(getattr(cls, "name", spec.use))] = (str(getattr(cls, "kind", STRING)),
+                                                    str(getattr(cls, "needs", REQUEST)))
     return out
 
 
@@ -228,6 +233,9 @@ class SignalSet(Mapping[str, Signal]):
             signals["domain"] = DomainSignal(index, thresholds)
             for n in config.domains:
                 signals[f"domain.{n}"] = DomainSignal(index, thresholds, n)
+        for spec in config.plugins:
+            plugin = instantiate(spec, SIGNALS_GROUP, ("name", "kind", "needs", "compute"))
+            signals[plugin.name] = plugin
         self._signals = signals
 
     def __getitem__(self, name: str) -> Signal:

@@ -73,7 +73,8 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
 
 def guards_enabled(config: GatewayConfig) -> bool:
     """Whether ``config`` turns on any guard (and so the input-guards stage)."""
-    return config.guards.pii.enabled or config.guards.jailbreak.enabled
+    guards = config.guards
+    return guards.pii.enabled or guards.jailbreak.enabled or bool(guards.plugins)
 
 
 async def run_pipeline(ctx: RequestContext,
