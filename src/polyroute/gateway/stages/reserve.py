@@ -8,7 +8,6 @@ how many calls the request may make come from its serving strategy.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from polyroute.config import KeyConfig
 from polyroute.gateway.body import ChatRequest
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.serving import strategy_for
+from polyroute.signals.text import context_chars
 
 if TYPE_CHECKING:
     from polyroute.gateway.context import RequestContext
@@ -85,21 +85,7 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     """A call's prompt tokens as the cost model counts them (characters / 4), over the text of
     every message and any tool definitions — not only the routing text, which leaves out the
     system prompt and earlier turns. (Image parts are not counted.)"""
-    chars = 0
-    for message in body.get("messages") or ():
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p["text"]) for p in content
-                         if isinstance(p, dict) and isinstance(p.get("text"), str))
-        for extra in ("tool_calls", "function_call"):
-            if message.get(extra):
-                chars += len(json.dumps(message[extra]))
-    for extra in ("tools", "functions"):
-        if body.get(extra):
-            chars += len(json.dumps(body[extra]))
-    return math.ceil(chars / 4)
+    return math.ceil(context_chars(body) / 4)
 
 
 def _reservation(ctx: RequestContext, tokens_in: int, tokens_out: int) -> float:
