@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-class Constraint:
+class Constraint(ABC):
     """What one parameter accepts. Subclasses define :meth:`accepts` and :meth:`describe`."""
 
+    @abstractmethod
     def accepts(self, value: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``value`` is allowed."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """What is allowed, in words (``an integer >= 1``)."""
 
     def problem(self, param: str, value: Any) -> str | None:
         """None if ``value`` is acceptable, else a one-line message naming ``param``."""
