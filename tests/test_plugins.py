@@ -66,3 +66,26 @@ def test_a_plugin_missing_its_interface_or_given_bad_options_says_so(on_path):
     with pytest.raises(ConfigError, match="bad options"):
         RequestGuards(GuardsConfig(plugins=[PluginSpec(use="my_plugins:NoInternalHosts",
                                                        options={"colour": "red"})]))
+
+
+def test_a_cache_index_backend_plugin_serves_the_semantic_lookups(on_path):
+    import numpy as np
+
+    from polyroute.cache import SemanticCache, cache_key
+    from polyroute.config import CacheConfig
+
+    config = CacheConfig(enabled=True, index={"use": "my_plugins:BruteForceIndex"})
+    cache = SemanticCache(config)
+
+    def key(text):
+        return cache_key(scope="k", profile="auto", category="default",
+                         body={"model": "auto", "messages": [{"role": "user", "content": text}]})
+
+    vec = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    cache.put(key("a"), "tell me a joke", vec, b"joke", model="m", cost=0.01)
+    part = next(iter(cache._partitions.values()))
+    assert type(part.index).__name__ == "BruteForceIndex"  # the plugin holds the vectors
+    near = cache.nearest(key("b"), "tell me a joke please", np.array([0.99, 0.14, 0.0]))
+    assert near is not None and near.answer == b"joke"
+    with pytest.raises(ConfigError, match="lacks"):
+        SemanticCache(CacheConfig(enabled=True, index={"use": "my_plugins:TicketPriority"}))

@@ -9,7 +9,8 @@
           options: {domain: corp.internal}
 
 with this file's folder on the Python path (or shipped in a package that declares them as entry
-points of the groups ``polyroute.signals`` / ``polyroute.guards``). See docs/extending.md.
+points of the groups ``polyroute.signals`` / ``polyroute.guards`` / ``polyroute.cache``; the
+cache index backend below is named in ``cache.index``). See docs/extending.md.
 """
 
 from __future__ import annotations
@@ -46,3 +47,32 @@ class NoInternalHosts:
             return Verdict()
         return Verdict("block", {"internal_hosts": 1.0}, spans,
                        "names an internal host")
+
+
+class BruteForceIndex:
+    """A cache index backend: exact cosine search over a dict (``cache.index``). A stand-in for
+    a vector database client; polyroute builds one per cache partition as ``Index(dim)``."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._vectors: dict[int, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._vectors
+
+    def add(self, key: int, vec) -> None:
+        norm = sum(float(x) * float(x) for x in vec) ** 0.5 or 1.0
+        self._vectors[key] = [float(x) / norm for x in vec]
+
+    def remove(self, key: int) -> None:
+        self._vectors.pop(key, None)
+
+    def search(self, vec, k: int = 1) -> list[tuple[int, float]]:
+        norm = sum(float(x) * float(x) for x in vec) ** 0.5 or 1.0
+        q = [float(x) / norm for x in vec]
+        scored = [(key, sum(a * b for a, b in zip(q, v, strict=True)))
+                  for key, v in self._vectors.items()]
+        return sorted(scored, key=lambda kv: -kv[1])[:k]

@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from polyroute.errors import ConfigError
 from polyroute.guards.config import GuardsConfig
+from polyroute.plugins import PluginSpec
 from polyroute.policies import Preference
 from polyroute.policies.kinds import (  # noqa: F401 (re-exported: the config's spec types)
     BalanceConfig,
@@ -382,6 +383,11 @@ class CacheConfig(_Section):
     default_category: str = "default"
     categories: dict[str, CacheCategoryConfig] = Field(
         default_factory=lambda: {"default": CacheCategoryConfig()})
+    #: Your own vector index backend: ``{use: "my_module:MyIndex", options: {...}}`` or an entry
+    #: point of the group ``polyroute.cache``; built per partition as ``MyIndex(dim, **options)``
+    #: with ``add(key, vec)``, ``remove(key)``, ``search(vec, k) -> [(key, similarity)]``,
+    #: ``__len__`` and ``__contains__`` (default: ``polyroute.cache.index.VectorIndex``).
+    index: PluginSpec | None = None
 
     @model_validator(mode="after")
     def _default_known(self) -> CacheConfig:

@@ -7,11 +7,12 @@ package ship plugins that users name without knowing its modules. Either names a
 config's ``options`` are its keyword arguments. A name that resolves to nothing is a one-line
 :class:`~polyroute.errors.ConfigError` at start-up, never a traceback on the first request.
 
-The interfaces: a signal is a class with ``name``, ``kind`` (``bool`` / ``number`` /
-``string`` / ``set``) and ``needs`` (``request``, or ``analysis`` for one that reads the router's
-embedding or estimates) as class attributes and ``compute(inputs) -> value``
-(:class:`~polyroute.signals.base.Signal`); a guard has ``check(text, embedding) -> Verdict``
-(:class:`~polyroute.guards.base.Guard`). See docs/extending.md.
+The interfaces (docs/extending.md): a cache index backend (group ``polyroute.cache``) is built
+as ``Index(dim, **options)`` with ``add``, ``remove`` and ``search``; a signal is a class with
+``name``, ``kind`` (``bool`` / ``number`` / ``string`` / ``set``) and ``needs`` (``request``, or
+``analysis`` for one that reads the router's embedding or estimates) as class attributes and
+``compute(inputs) -> value`` (:class:`~polyroute.signals.base.Signal`); a guard has
+``check(text, embedding) -> Verdict`` (:class:`~polyroute.guards.base.Guard`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from polyroute.errors import ConfigError
 
 SIGNALS_GROUP = "polyroute.signals"
 GUARDS_GROUP = "polyroute.guards"
+CACHE_GROUP = "polyroute.cache"
 
 
 class PluginSpec(BaseModel):
@@ -63,14 +65,20 @@ def resolve(use: str, group: str) -> type:
     return obj
 
 
-def instantiate(spec: PluginSpec, group: str, required: tuple[str, ...]) -> Any:
-    """An instance of the class ``spec`` names, checked for the ``required`` attributes."""
+def plugin_class(spec: PluginSpec, group: str, required: tuple[str, ...]) -> type:
+    """The class ``spec`` names, checked for the ``required`` attributes."""
     cls = resolve(spec.use, group)
     missing = [a for a in required if not hasattr(cls, a)]
     if missing:
         raise ConfigError(f"plugin {spec.use!r}: {cls.__name__} lacks {', '.join(missing)} "
                           f"(see docs/extending.md for the interface)")
+    return cls
+
+
+def instantiate(spec: PluginSpec, group: str, required: tuple[str, ...], *args: Any) -> Any:
+    """An instance of the class ``spec`` names (``args`` first, then its ``options``)."""
+    cls = plugin_class(spec, group, required)
     try:
-        return cls(**spec.options)
+        return cls(*args, **spec.options)
     except TypeError as exc:
         raise ConfigError(f"plugin {spec.use!r}: bad options ({exc})") from None

@@ -41,6 +41,7 @@ import numpy as np
 
 from polyroute.cache.index import SWITCH_AT, VectorIndex
 from polyroute.config import CacheCategoryConfig, CacheConfig
+from polyroute.plugins import CACHE_GROUP, instantiate, plugin_class
 from polyroute.store.records import CachedAnswer
 
 #: Body fields that change what the answer is, and the value OpenAI assumes when one is absent.
@@ -166,9 +167,13 @@ class _Entry:
     expires_ts: float
 
 
+#: What a plugin index backend must have.
+_INDEX_API = ("add", "remove", "search", "__len__", "__contains__")
+
+
 class _Partition:
-    def __init__(self, dim: int, switch_at: int) -> None:
-        self.index = VectorIndex(dim, switch_at=switch_at)
+    def __init__(self, index: Any) -> None:
+        self.index = index
         self.exact: dict[str, int] = {}
 
 
@@ -184,6 +189,8 @@ class SemanticCache:
         self.sink = sink
         self.clock = clock
         self.switch_at = switch_at
+        if config.index is not None:  # a plugin backend, checked now rather than at first use
+            plugin_class(config.index, CACHE_GROUP, _INDEX_API)
         self._entries: dict[int, _Entry] = {}
         self._partitions: dict[tuple[str, str], _Partition] = {}
         #: Per category: entry ids, least recently used first.
@@ -194,6 +201,12 @@ class SemanticCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _new_index(self, dim: int) -> Any:
+        """One partition's vector index: the configured plugin backend, else the built-in."""
+        if self.config.index is None:
+            return VectorIndex(dim, switch_at=self.switch_at)
+        return instantiate(self.config.index, CACHE_GROUP, _INDEX_API, dim)
 
     # -- what a request's key is made of ---------------------------------------------------------
     def scope(self, key_id: str | None) -> str:
@@ -289,12 +302,12 @@ class SemanticCache:
         part = self._partitions.get((key.category, key.partition))
         if part is None:
             part = self._partitions[(key.category, key.partition)] = \
-                _Partition(vec.size, self.switch_at)
+                _Partition(self._new_index(vec.size))
         old = part.exact.get(key.exact)
         if old is not None:
             self._remove(old)
             part = self._partitions.setdefault((key.category, key.partition),
-                                               _Partition(vec.size, self.switch_at))
+                                               _Partition(self._new_index(vec.size)))
         part.exact[key.exact] = entry.id
         part.index.add(entry.id, vec)
         self._entries[entry.id] = entry
