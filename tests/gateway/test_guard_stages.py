@@ -66,3 +66,37 @@ def test_a_jailbreak_guard_on_other_embeddings_fails_at_start(gateway_factory):
 
     with pytest.raises(ConfigError, match="guards.jailbreak"):
         gateway_factory({"guards": {"jailbreak": {"action": "flag"}}})  # the tfidf router
+
+
+def test_a_streamed_answer_gets_the_values_back_too(gateway_factory, standins):
+    gw = gateway_factory({"guards": {"pii": {"action": "redact"}}})
+    standins["alpha"].reply = "Mail <EMAIL_1>"
+    with gw.client() as c, c.stream("POST", "/v1/chat/completions", json={
+            "model": "alpha", "stream": True,
+            "messages": [{"role": "user", "content": "Reply to bob@example.org"}]}) as r:
+        raw = r.read().decode()
+    assert "bob@example.org" in raw and "<EMAIL_1>" not in raw
+    assert raw.rstrip().endswith("data: [DONE]")
+    sent = standins["alpha"].requests[-1]["messages"][0]["content"]
+    assert "bob@example.org" not in sent
+
+
+def test_a_placeholder_split_across_stream_events_is_restored():
+    import json
+
+    from polyroute.gateway.stages.guards import StreamedAnswerRestorer
+    from polyroute.guards.stage import StreamRestorer
+
+    def event(content=None, finish=None):
+        delta = {} if content is None else {"content": content}
+        return b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta,
+                                                     "finish_reason": finish}]}).encode() + \
+            b"\n\n"
+
+    rewrite = StreamedAnswerRestorer(StreamRestorer({"<EMAIL_1>": "a@b.io"}))
+    out = rewrite(event("write to <EMA")) + rewrite(event("IL_1> now")[:20])
+    out += rewrite(event("IL_1> now")[20:]) + rewrite(event(finish="stop") + b"data: [DONE]\n\n")
+    texts = [json.loads(line[6:])["choices"][0]["delta"].get("content", "")
+             for line in out.decode().split("\n\n") if line.startswith("data: {")]
+    assert "".join(texts) == "write to a@b.io now"
+    assert out.decode().rstrip().endswith("data: [DONE]")

@@ -124,6 +124,9 @@ class RelayResponse(Response):
         #: cache keeps a completed one).
         self.taps: list[Callable[[bytes], None]] = []
         self.ended: list[Callable[[StreamResult], None]] = []
+        #: Rewrite each batch of complete events before it is sent (after the taps saw it as
+        #: the upstream sent it): the output guards restore placeholders this way.
+        self.filters: list[Callable[[bytes], bytes]] = []
         self.media_type = None
         self.init_headers({"content-type": stream.content_type, "cache-control": "no-cache",
                            "x-accel-buffering": "no", **headers})
@@ -175,9 +178,12 @@ class RelayResponse(Response):
                         ended(result)
 
     async def _send(self, send: Send, body: bytes) -> None:
-        await send({"type": "http.response.body", "body": body, "more_body": True})
         for tap in self.taps:
             tap(body)
+        for rewrite in self.filters:
+            body = rewrite(body)
+        if body:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _pump(self, send: Send, relay: SSERelay, result: StreamResult) -> bool:
         """Forward upstream events; True if the upstream failed mid-stream."""

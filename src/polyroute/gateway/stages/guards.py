@@ -11,7 +11,7 @@ What is recorded is the verdict — action, scores, span types and offsets — n
 On the way out (a hook on ``ctx.after``, so it sees the answer last, after the cache kept the
 placeholder version): a complete answer gets the request's own values put back where it repeats
 a placeholder, and with ``check_answers`` PII the model wrote is redacted. A relayed stream is
-passed through as it is (its placeholders are not restored; say so in the docs).
+restored event by event (:class:`StreamedAnswerRestorer`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from starlette.responses import Response
 from polyroute.features import chat_to_text
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.stages.rules import restrict_candidates
+from polyroute.gateway.streaming import RelayResponse
+from polyroute.guards.stage import StreamRestorer
 
 if TYPE_CHECKING:
     from polyroute.gateway.context import RequestContext
@@ -92,10 +94,14 @@ def _answer_hook(ctx: RequestContext, outcome: RequestOutcome):
     assert guards is not None
 
     async def hook(response: Response) -> Response:
+        if isinstance(response, RelayResponse):  # restored event by event as it streams
+            if guards.config.pii.restore_in_answer and outcome.placeholders:
+                response.filters.append(StreamedAnswerRestorer(guards.stream_restorer(outcome)))
+            return response
         body = getattr(response, "body", None)
         if response.status_code != 200 or not body or \
                 response.media_type != "application/json":
-            return response  # errors, and streams (relayed or replayed), pass as they are
+            return response  # errors, and buffered SSE replays (multi-call), pass as they are
         try:
             completion = json.loads(body)
         except ValueError:
@@ -109,3 +115,60 @@ def _answer_hook(ctx: RequestContext, outcome: RequestOutcome):
                         media_type="application/json", headers=headers)
 
     return hook
+
+
+class StreamedAnswerRestorer:
+    """Puts a request's values back into a relayed stream's content deltas, event by event.
+
+    Placeholders split across deltas (``<EMA`` + ``IL_1>``) are held back by the
+    :class:`~polyroute.guards.stage.StreamRestorer` until completed; what is held when a choice
+    finishes (or at ``[DONE]``) goes out in that event. Bytes of an event not yet complete wait
+    for the rest (the relay forwards whole events, but the first batch may end mid-event).
+    """
+
+    def __init__(self, restorer: StreamRestorer) -> None:
+        self.restorer = restorer
+        self._pending = b""
+
+    def __call__(self, data: bytes) -> bytes:
+        data = self._pending + data
+        ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n")
+                if (i := data.rfind(sep)) != -1]
+        cut = max(ends, default=0)
+        data, self._pending = data[:cut], data[cut:]
+        out = []
+        for event in data.replace(b"\r\n", b"\n").split(b"\n\n"):
+            if event.strip():
+                out.append(self._event(event) + b"\n\n")
+        return b"".join(out)
+
+    def _event(self, event: bytes) -> bytes:
+        lines = event.split(b"\n")
+        payload = b"\n".join(line[5:].lstrip() for line in lines if line.startswith(b"data:"))
+        if payload.strip() == b"[DONE]":
+            held = self.restorer.flush()
+            return (self._content_event(held) + b"\n\n" if held else b"") + event
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            return event
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        if not isinstance(choices, list):
+            return event
+        for choice in choices:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            text = delta.get("content")
+            restored = self.restorer.feed(text) if isinstance(text, str) else ""
+            if choice.get("finish_reason") is not None:
+                restored += self.restorer.flush()
+            if isinstance(text, str) or restored:
+                delta["content"] = restored
+        return b"data: " + json.dumps(obj, ensure_ascii=False).encode()
+
+    @staticmethod
+    def _content_event(text: str) -> bytes:
+        chunk = {"object": "chat.completion.chunk",
+                 "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        return b"data: " + json.dumps(chunk, ensure_ascii=False).encode()
