@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from polyroute.cache import CacheKey, Hit, SemanticCache, cache_key
 from polyroute.gateway.streaming import RelayResponse, StreamResult, completion_to_sse
+from polyroute.signals import SignalInputs, SignalValues
 from polyroute.store import OK
 
 if TYPE_CHECKING:
@@ -34,10 +35,20 @@ _COMPLETE = frozenset({"stop", "tool_calls", "function_call"})
 
 
 def category_of(ctx: RequestContext) -> str | None:
-    """The request's category as the signals left it (None: the cache's default category).
-
-    The one place that decides it, so the domain signal connects here.
-    """
+    """The request's category: the ``domain`` signal's value when the config labels domains by
+    example (the nearest above its threshold), else ``ctx.category`` (None: the cache's default
+    category). The one place that decides it. Needs ``ctx.analysis`` when domains are set."""
+    if ctx.category is not None or not ctx.gw.config.signals.domains or ctx.analysis is None:
+        return ctx.category
+    values = ctx.signals
+    if values is None:  # no rules, so no signals stage: compute just this one
+        chat = ctx.chat
+        assert chat is not None
+        values = ctx.signals = SignalValues(ctx.gw.signals, SignalInputs(body=chat.body,
+                                                                        text=chat.text))
+    values.inputs.embedding = ctx.analysis.embedding
+    values.inputs.estimates = ctx.analysis.estimates
+    ctx.category = values.get("domain")
     return ctx.category
 
 
@@ -51,6 +62,8 @@ async def lookup(ctx: RequestContext) -> Response | None:
     gw, rec, chat, route = ctx.gw, ctx.rec, ctx.chat, ctx.route
     assert chat is not None and route is not None
     cache = _cache(ctx)
+    if gw.config.signals.domains and ctx.analysis is None:  # the category needs the embedding
+        ctx.analysis = await gw.decider.analyse(chat.text)
     category = cache.category(category_of(ctx))
     key = cache_key(scope=cache.scope(rec.key_id), profile=route.name, category=category,
                     body=chat.body, space=gw.pipeline.featurizer.id,
