@@ -26,6 +26,12 @@ def router_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_pipeline() -> Pipeline:
+    """A kNN router on MiniLM sentence embeddings, which the jailbreak classifier reads."""
+    return Pipeline("knn", featurizer="minilm", cache=False).fit(make_outcomes())
+
+
+@pytest.fixture(scope="session")
 def _standin_servers() -> Iterator[dict[str, tuple[StandIn, ServerThread]]]:
     servers = {}
     for name in ("alpha", "beta", "gamma"):
