@@ -152,9 +152,6 @@ def test_other_questions_hit_on_a_paraphrase(gw, standins):
     assert _calls(standins) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: nothing sets RequestContext.category from the "
-                   "domain signal, so every request uses cache.default_category and "
-                   "cache.categories.math is never applied")
 def test_math_questions_hit_only_on_an_exact_repeat(gw, standins):
     gw.chat(MATH_PROMPT)  # domain math (similarity 0.77 to its first example, threshold 0.6)
     reworded = gw.chat("  solve the equation 7x + 3 = 24 for x  ")  # a semantic match at 0.98
