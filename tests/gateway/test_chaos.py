@@ -313,10 +313,11 @@ def test_chaos(tmp_path: Path, router_dir: Path) -> None:
         time.sleep(0.5)
         exits["sigterm"] = gw.signal(signal.SIGTERM)
         loader.join(120)
-        # Requests sent after the listener closed get a refused connection: not a gateway answer
-        # to check, but also no row; requests it had accepted must have ended cleanly.
+        # Requests that reach the port as the drain ends get a refused or reset connection (the
+        # listener closes): no answer to check, and no row. A request the gateway did take and
+        # then dropped would show below as a row no client saw that is not interrupted.
         for r in box["r"]:
-            if r["kind"] == "transport_error" and "ConnectError" in r.get("error", ""):
+            if r["kind"] == "transport_error":
                 r["kind"] = "refused_after_sigterm"
         results += box["r"]
         # Phase 3: SIGKILL while load is in flight, then the restart's recovery.
