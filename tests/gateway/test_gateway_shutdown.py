@@ -70,6 +70,20 @@ def _start(tmp_path: Path, router_dir: Path, backend_url: str, shutdown_timeout:
     return proc, url
 
 
+def _kill_once_recorded(tmp_path: Path, proc: subprocess.Popen, thread: threading.Thread,
+                        condition, what: str) -> None:
+    """SIGKILL the gateway once its store's rows satisfy ``condition`` (read as another process
+    would), then wait for it and the client thread."""
+    reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
+    try:
+        wait_for(lambda: condition(reader.recent_requests()), what)
+    finally:
+        reader.close()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    thread.join(60)
+
+
 def _send_in_background(url: str) -> tuple[threading.Thread, dict]:
     box: dict = {}
 
@@ -123,15 +137,9 @@ def test_a_killed_gateway_leaves_no_request_unrecorded(tmp_path, router_dir, bac
         app.mode = "delay:60"
         thread, box = _send_in_background(url)
         wait_for(lambda: app.calls == 1, "the backend to receive the request", timeout=60)
-        reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
-        try:
-            wait_for(lambda: [r.status for r in reader.recent_requests()] == ["in_progress"],
-                     "the start row to be committed")
-        finally:
-            reader.close()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(60)
-        thread.join(60)
+        _kill_once_recorded(tmp_path, proc, thread,
+                            lambda rows: [r.status for r in rows] == ["in_progress"],
+                            "the start row to be committed")
         assert "error" in box  # the client saw the connection die
     finally:
         if proc.poll() is None:
@@ -243,15 +251,9 @@ def test_a_stream_cut_by_a_kill_keeps_its_attempts_and_cost(tmp_path, router_dir
         thread, box = _stream_in_background(url)
         wait_for(lambda: b"answers 1|" in b"".join(box["chunks"]), "the stream to start",
                  timeout=60)
-        reader = SQLiteStore(tmp_path / "state.sqlite", readonly=True)
-        try:
-            wait_for(lambda: [r.chosen for r in reader.recent_requests()] == ["alpha"],
-                     "the stream's progress to be committed")
-        finally:
-            reader.close()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(60)
-        thread.join(60)
+        _kill_once_recorded(tmp_path, proc, thread,
+                            lambda rows: [r.chosen for r in rows] == ["alpha"],
+                            "the stream's progress to be committed")
     finally:
         if proc.poll() is None:
             proc.kill()
