@@ -131,9 +131,10 @@ def test_a_key_without_a_limit_is_untouched():
 
 
 # -- end to end ----------------------------------------------------------------------------------
-def _limited_gateway(gateway_factory, limit: float):
+def _limited_gateway(gateway_factory, limit: float, **backends):
     gw = gateway_factory({"keys": [{"id": "one", "sha256": hash_key(KEY),
-                                    "spend_limit": limit, "spend_period": "day"}]})
+                                    "spend_limit": limit, "spend_period": "day"}]},
+                         backends=backends or None)
     return gw, gw.gateway.spend
 
 
@@ -188,7 +189,9 @@ def test_a_routed_request_reserves_its_most_expensive_candidate(gateway_factory,
 
 
 def test_failed_and_abandoned_requests_give_their_reservation_back(gateway_factory, standins):
-    gw, spend = _limited_gateway(gateway_factory, 1.0)
+    # A stalled stream ends after the backend's timeout with no data: give it far longer than a
+    # loaded machine needs to read the first chunk, so the check below sees it still in flight.
+    gw, spend = _limited_gateway(gateway_factory, 1.0, alpha={"timeout": 60})
     for s in standins.values():
         s.mode = "500"
     assert gw.chat(MATH_PROMPT, "alpha").status_code >= 500
