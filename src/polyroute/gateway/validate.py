@@ -61,16 +61,21 @@ def number(lo: float, hi: float) -> Check:
         if isinstance(value, float) and not math.isfinite(value):
             raise APIError(400, f"Invalid '{param}': expected a finite number.", param=param,
                            code="invalid_value")
-        if value < lo:
-            raise APIError(400, f"Invalid '{param}': decimal below minimum value. Expected a "
-                                f"value >= {lo}, but got {_short(value)} instead.", param=param,
-                           code="decimal_below_min_value")
-        if value > hi:
-            raise APIError(400, f"Invalid '{param}': decimal above maximum value. Expected a "
-                                f"value <= {hi}, but got {_short(value)} instead.", param=param,
-                           code="decimal_above_max_value")
+        _within(value, lo, hi, param, "decimal")
 
     return check
+
+
+def _within(value: float, lo: float, hi: float, param: str, word: str) -> None:
+    """OpenAI's range errors for a ``word`` (decimal / integer) outside [lo, hi]."""
+    if value < lo:
+        raise APIError(400, f"Invalid '{param}': {word} below minimum value. Expected a value "
+                            f">= {lo}, but got {_short(value)} instead.", param=param,
+                       code=f"{word}_below_min_value")
+    if value > hi:
+        raise APIError(400, f"Invalid '{param}': {word} above maximum value. Expected a value "
+                            f"<= {hi}, but got {_short(value)} instead.", param=param,
+                       code=f"{word}_above_max_value")
 
 
 def integer(lo: int, hi: int) -> Check:
@@ -79,14 +84,7 @@ def integer(lo: int, hi: int) -> Check:
     def check(value: Any, param: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _invalid_type(param, "an integer", value)
-        if value < lo:
-            raise APIError(400, f"Invalid '{param}': integer below minimum value. Expected a "
-                                f"value >= {lo}, but got {_short(value)} instead.", param=param,
-                           code="integer_below_min_value")
-        if value > hi:
-            raise APIError(400, f"Invalid '{param}': integer above maximum value. Expected a "
-                                f"value <= {hi}, but got {_short(value)} instead.", param=param,
-                           code="integer_above_max_value")
+        _within(value, lo, hi, param, "integer")
 
     return check
 
