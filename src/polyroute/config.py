@@ -398,6 +398,27 @@ class CacheConfig(_Section):
         return self
 
 
+class TelemetryConfig(_Section):
+    """OpenTelemetry traces of each request (``gateway/tracing.py``); off unless an exporter is
+    named. The standard ``OTEL_EXPORTER_OTLP_*`` environment variables (headers, certificates)
+    apply to the OTLP exporter."""
+
+    #: OTLP/HTTP traces endpoint, e.g. ``http://otel-collector:4318/v1/traces``.
+    otlp_endpoint: str | None = None
+    #: Also print spans to stdout (debugging).
+    console: bool = False
+    service_name: str = "polyroute"
+    #: Share of requests traced (by trace id).
+    sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http(s) URL such as http://otel-collector:4318/v1/traces")
+        return v
+
+
 class GatewayConfig(_Section):
     """The whole ``polyroute serve`` configuration."""
 
@@ -419,6 +440,7 @@ class GatewayConfig(_Section):
     cache: CacheConfig = CacheConfig()
     #: PII redaction and jailbreak detection on requests (and answers); off unless configured.
     guards: GuardsConfig = GuardsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @field_validator("profiles")
     @classmethod

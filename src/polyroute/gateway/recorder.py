@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from polyroute.data.outcomes import ModelInfo, rule_cost
 from polyroute.gateway.forward import Answer
 from polyroute.gateway.spend import Reservation
+from polyroute.gateway.tracing import StageTimes
 from polyroute.store import (
     CLIENT_CLOSED,
     INTERRUPTED,
@@ -78,6 +79,10 @@ class Recorder:
         self.status: str | None = None
         self.cost = 0.0
         self.done = False
+        #: Each stage's (name, start ns, end ns), kept only when the gateway traces requests.
+        self.stage_times: StageTimes | None = [] if gw.tracer is not None else None
+        #: The stage running now and when it began (traced requests only).
+        self.open_stage: tuple[str, int] | None = None
 
     def headers(self) -> dict[str, str]:
         h = {"x-polyroute-request-id": self.id}
@@ -141,6 +146,11 @@ class Recorder:
             named_route=self.named_route, saved=self.saved, guard=self.guard)
         try:
             gw.store.finish_request(record)
+            if gw.tracer is not None:
+                stages = list(self.stage_times or [])
+                if self.open_stage is not None:  # finished inside a stage (serve, usually)
+                    stages.append((*self.open_stage, time.time_ns()))
+                gw.tracer.record(record, stages)
         finally:
             gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
             if status != OK:

@@ -37,6 +37,7 @@ from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.spend import SpendTracker
 from polyroute.gateway.stages import guards_enabled, pipeline_for
+from polyroute.gateway.tracing import RequestTracer
 from polyroute.guards.stage import RequestGuards
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
@@ -112,6 +113,8 @@ class Gateway:
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)
         self.metrics = Metrics()
+        #: Spans of each finished request (None unless ``telemetry`` names an exporter).
+        self.tracer = RequestTracer.from_config(config)
         self._store: Store | None = None
         self.draining = False
         #: Requests being handled, streams included until their record is written.
@@ -275,4 +278,6 @@ class Gateway:
         self.decider.stop()
         if self._store is not None:
             self._store.close()
+        if self.tracer is not None:
+            self.tracer.shutdown()  # exports the spans still buffered
         logger.info("polyroute gateway stopped; store flushed")

@@ -20,6 +20,7 @@ gateway without them runs exactly :data:`PIPELINE`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -81,8 +82,18 @@ async def run_pipeline(ctx: RequestContext,
                        stages: tuple[tuple[str, Stage], ...] = PIPELINE) -> Response:
     """Pass ``ctx`` through ``stages``; the first response ends the request, after the hooks
     the stages registered on ``ctx.after`` have seen it."""
-    for _name, stage in stages:
-        response = await stage(ctx)
+    times = ctx.rec.stage_times  # None unless the gateway traces requests
+    for name, stage in stages:
+        if times is None:
+            response = await stage(ctx)
+        else:
+            # Marked open first: the request may finish (and be traced) inside its stage.
+            ctx.rec.open_stage = (name, time.time_ns())
+            try:
+                response = await stage(ctx)
+            finally:
+                times.append((name, ctx.rec.open_stage[1], time.time_ns()))
+                ctx.rec.open_stage = None
         if response is not None:
             # Like unwinding middleware: the stage that ran first sees the response last (the
             # output guards restore values after the cache kept the placeholder version).
