@@ -191,6 +191,29 @@ class PolicyConfig(_Section):
 PolicySpec = policy_spec_union()
 
 
+class ShadowConfig(_Section):
+    """Shadow mode: ``serve`` answers every request while the router's decision is computed
+    and recorded (``polyroute report`` then says what routing would have spent). A ``sample``
+    share of complete (non-streamed) answers is also asked of the routed model, and ``judge``
+    compares the two answers blind; those calls are the operator's cost, never the key's."""
+
+    #: The backend that answers (the model the team uses today).
+    serve: str
+    #: Share of requests also sent to the routed model and judged (0 = decisions only).
+    sample: float = Field(0.0, ge=0.0, le=1.0)
+    #: The backend that judges the pair; required when ``sample`` > 0.
+    judge: str | None = None
+    #: Seed of the sampling (a request is sampled by a hash of its id and this seed).
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _judge_when_sampled(self) -> ShadowConfig:
+        if self.sample > 0 and self.judge is None:
+            raise ValueError("sample > 0 needs a judge backend (judge: <backend name>) to "
+                             "compare the two answers")
+        return self
+
+
 class ProfileConfig(PolicyConfig):
     """A named routing setting clients select with the ``model`` field (e.g. polyroute-cheap).
 
@@ -201,6 +224,8 @@ class ProfileConfig(PolicyConfig):
     description: str = ""
     models: tuple[str, ...] | None = None
     policy: PolicySpec | None = None
+    #: Serve a fixed model while recording what the router would have chosen.
+    shadow: ShadowConfig | None = None
 
     @model_validator(mode="after")
     def _policy_or_knob(self) -> ProfileConfig:
@@ -263,6 +288,8 @@ class KeyConfig(_Section):
     admin: bool = False
     #: Labels decision rules can test (signal ``key_tags``), e.g. ``[free-tier, team-ml]``.
     tags: tuple[str, ...] = ()
+    #: Shadow mode for this key's routed requests (wins over the profile's).
+    shadow: ShadowConfig | None = None
     #: A key written in the file is rejected with a message saying what to write instead.
     key: Any = Field(None, exclude=True)
 
@@ -471,6 +498,22 @@ class GatewayConfig(_Section):
                     if ref not in names:
                         raise ValueError(f"profiles.{pname}.policy.{key}: unknown backend "
                                          f"{ref!r}; configured: {', '.join(names)}")
+        shadows = [(f"profiles.{n}.shadow", p.shadow) for n, p in self.profiles.items()] + \
+            [(f"keys.{k.id}.shadow", k.shadow) for k in self.keys]
+        for where, shadow in shadows:
+            if shadow is None:
+                continue
+            for field_name in ("serve", "judge"):
+                ref = getattr(shadow, field_name)
+                if ref is not None and ref not in names:
+                    raise ValueError(f"{where}.{field_name}: unknown backend {ref!r}; "
+                                     f"configured: {', '.join(names)}")
+        for pname, profile in self.profiles.items():
+            if profile.shadow is not None and profile.policy is not None and \
+                    kind_of(profile.policy).serving != "single":
+                raise ValueError(f"profiles.{pname}.shadow: shadow mode compares one routed "
+                                 f"answer with the default one; policy kind "
+                                 f"{profile.policy.kind} makes several calls")
         ids = [k.id for k in self.keys]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:

@@ -35,6 +35,12 @@ class Metrics:
                                      ["action"], registry=self.registry)
         self.errors = Counter("polyroute_errors", "Requests that ended in an error, by kind",
                               ["kind"], registry=r)
+        self.shadow_decisions = Counter("polyroute_shadow_decisions", "Shadow-mode requests by "
+                                        "the model served and the model the router chose",
+                                        ["served", "routed"], registry=r)
+        self.shadow_comparisons = Counter("polyroute_shadow_comparisons", "Sampled shadow "
+                                          "comparisons by verdict (routed, served, tie, same, "
+                                          "none = not judged)", ["verdict"], registry=r)
         self.backend_requests = Counter("polyroute_backend_requests", "Tries of each backend by "
                                         "outcome (ok, passthrough, timeout, http_500, cooldown…)",
                                         ["backend", "outcome"], registry=r)

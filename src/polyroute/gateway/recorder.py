@@ -81,6 +81,9 @@ class Recorder:
         self.done = False
         #: Each stage's (name, start ns, end ns), kept only when the gateway traces requests.
         self.stage_times: StageTimes | None = [] if gw.tracer is not None else None
+        #: The decision explained beyond the record's columns, kept whole in the record
+        #: (``explain``): shadow mode's routed choice, ... Each feature writes its own key.
+        self.explain: dict[str, Any] = {}
         #: The stage running now and when it began (traced requests only).
         self.open_stage: tuple[str, int] | None = None
 
@@ -143,7 +146,8 @@ class Recorder:
             latency_ms=latency_s * 1000, decision_ms=self.decision_ms,
             ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost=cost, cost_source=source, finished_ts=time.time(), rule=self.rule,
-            named_route=self.named_route, saved=self.saved, guard=self.guard)
+            named_route=self.named_route, saved=self.saved, guard=self.guard,
+            explain=self.explain or None)
         try:
             gw.store.finish_request(record)
             if gw.tracer is not None:

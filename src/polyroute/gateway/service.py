@@ -35,6 +35,7 @@ from polyroute.gateway.errors import APIError
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
+from polyroute.gateway.shadow import ShadowComparer
 from polyroute.gateway.spend import SpendTracker
 from polyroute.gateway.stages import guards_enabled, pipeline_for
 from polyroute.gateway.tracing import RequestTracer
@@ -115,6 +116,8 @@ class Gateway:
         self.metrics = Metrics()
         #: Spans of each finished request (None unless ``telemetry`` names an exporter).
         self.tracer = RequestTracer.from_config(config)
+        #: Shadow mode's background comparisons of sampled requests.
+        self.shadow = ShadowComparer(self)
         self._store: Store | None = None
         self.draining = False
         #: Requests being handled, streams included until their record is written.
@@ -273,6 +276,7 @@ class Gateway:
             await anyio.sleep(0.01)
         if self.active:
             logger.warning("%d request(s) still unrecorded at shutdown", self.active)
+        await self.shadow.drain(max(0.0, deadline - time.monotonic()))
         for backend in self.backends.values():
             await backend.aclose()
         self.decider.stop()

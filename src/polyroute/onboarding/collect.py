@@ -15,7 +15,6 @@ in flight (its prompt and ``max_tokens`` at the backend's prices) fit.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from polyroute.config import BackendConfig
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, input_tokens
 from polyroute.data.references import Reference
+from polyroute.gateway.answers import answer_text, call_cost, usage_tokens
 from polyroute.gateway.backends import Backend
 from polyroute.gateway.forward import AllFailed, Answer, forward
 from polyroute.gateway.metrics import Metrics
@@ -192,33 +192,12 @@ async def _ask(client: Backend, item: CalibrationItem, max_tokens: int, retries:
         if result.status != 200:
             error = f"the backend refused the calibration prompt (HTTP {result.status})"
             break
-        text = _answer_text(result.content)
-        pt, ct = _tokens(result.usage)
-        if pt is not None and ct is not None:
-            cost = (pt * cfg.input_price_per_mtok + ct * cfg.output_price_per_mtok) / 1e6
-        else:  # no usage reported: the list-price estimate of what was sent and received
-            cost = (input_tokens(item.text_sent) * cfg.input_price_per_mtok
-                    + input_tokens(text) * cfg.output_price_per_mtok) / 1e6
+        text = answer_text(result.content)
+        pt, ct = usage_tokens(result.usage)
+        cost = call_cost(cfg, result.usage, item.text_sent, text)
         g = await asyncio.to_thread(grade, item, text)  # graders may run code or a judge
         return CalibrationAnswer(client.name, item.prompt_id, item.prompt, item.task, text,
                                  g.score, cost, latency, pt, ct, detail=g.detail,
                                  ts=time.time()), g.cost
     return CalibrationAnswer(client.name, item.prompt_id, item.prompt, item.task, None, None,
                              0.0, None, detail="", error=error, ts=time.time()), 0.0
-
-
-def _answer_text(content: bytes) -> str:
-    """The first choice's message text ("" when the completion carries none)."""
-    try:
-        text = json.loads(content)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return ""
-    return text if isinstance(text, str) else ""
-
-
-def _tokens(usage: Mapping | None) -> tuple[int | None, int | None]:
-    if not usage:
-        return None, None
-    pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (pt, ct))
-    return (pt, ct) if ok else (None, None)

@@ -20,6 +20,7 @@ from polyroute.store.records import (
     RequestRecord,
     RequestStart,
     RequestSummary,
+    ShadowComparison,
 )
 from polyroute.store.sqlite import SQLiteStore
 
@@ -43,6 +44,7 @@ __all__ = [
     "RequestStart",
     "RequestSummary",
     "SQLiteStore",
+    "ShadowComparison",
     "Store",
     "export_feedback",
     "feedback_outcomes",

@@ -11,7 +11,7 @@ committed, ``close`` flushes and releases everything.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 
 from polyroute.store.records import (
@@ -26,6 +26,7 @@ from polyroute.store.records import (
     RequestRecord,
     RequestStart,
     RequestSummary,
+    ShadowComparison,
 )
 
 
@@ -93,6 +94,21 @@ class Store(ABC):
 
     @abstractmethod
     def recent_requests(self, limit: int = 20) -> list[RequestSummary]: ...
+
+    @abstractmethod
+    def requests_between(self, since: float | None = None, until: float | None = None
+                         ) -> Iterator[RequestSummary]:
+        """Requests started in [since, until), oldest first, read in pages (a report over
+        months of traffic never holds the whole log)."""
+
+    @abstractmethod
+    def record_shadow_comparison(self, comparison: ShadowComparison) -> None:
+        """Keep shadow mode's judgement of one sampled request; does not block."""
+
+    @abstractmethod
+    def shadow_comparisons(self, since: float | None = None,
+                           until: float | None = None) -> list[ShadowComparison]:
+        """Shadow comparisons made in [since, until), oldest first."""
 
     @abstractmethod
     def spend_by_model(self, since: float | None = None) -> list[ModelSpend]:

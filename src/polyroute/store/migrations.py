@@ -162,10 +162,32 @@ def _v6_guard_verdicts(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE requests ADD COLUMN guard TEXT")
 
 
+def _v7_explanations_and_shadow(conn: sqlite3.Connection) -> None:
+    """The decision explained (JSON, open-ended: shadow mode, pinning, effort notes) per
+    request, and the blind pairwise comparisons shadow mode samples."""
+    _statements(conn, """
+        ALTER TABLE requests ADD COLUMN explain TEXT;
+        CREATE TABLE shadow_comparisons (
+            request_id TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            profile TEXT,
+            served TEXT NOT NULL,
+            routed TEXT NOT NULL,
+            verdict TEXT,
+            served_cost REAL,
+            routed_cost REAL NOT NULL DEFAULT 0,
+            judge_cost REAL NOT NULL DEFAULT 0,
+            detail TEXT
+        );
+        CREATE INDEX shadow_comparisons_ts ON shadow_comparisons (ts)
+    """)
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
-    _v4_rule_and_named_route, _v5_cached_answers, _v6_guard_verdicts]
+    _v4_rule_and_named_route, _v5_cached_answers, _v6_guard_verdicts,
+    _v7_explanations_and_shadow]
 
 LATEST_VERSION = len(MIGRATIONS)
 

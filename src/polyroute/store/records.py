@@ -92,6 +92,8 @@ class RequestRecord:
     #: The input guards' verdict when any guard is on (action, scores, reason, span types and
     #: offsets — never the values found).
     guard: dict[str, Any] | None = None
+    #: The decision explained beyond the columns above (shadow mode's routed choice, ...).
+    explain: dict[str, Any] | None = None
 
     @property
     def fallbacks(self) -> int:
@@ -165,6 +167,28 @@ class RequestSummary:
     named_route: str | None = None
     saved: float = 0.0
     guard: dict[str, Any] | None = None
+    explain: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ShadowComparison:
+    """Shadow mode's blind pairwise judgement of one sampled request: the answer the client got
+    (``served``, the default model) against the routed model's answer to the same request.
+
+    ``verdict``: ``routed`` (the routed answer is better), ``served``, ``tie``, or None when the
+    comparison could not be made (``detail`` says why). Costs are the operator's: the routed
+    call and the judge call are not charged to the client's key."""
+
+    request_id: str
+    ts: float
+    profile: str | None
+    served: str
+    routed: str
+    verdict: str | None
+    served_cost: float | None
+    routed_cost: float
+    judge_cost: float
+    detail: str | None = None
 
 
 @dataclass(frozen=True)

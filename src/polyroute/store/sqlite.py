@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ from polyroute.store.records import (
     RequestRecord,
     RequestStart,
     RequestSummary,
+    ShadowComparison,
 )
 from polyroute.store.writer import Writer
 
@@ -257,6 +259,38 @@ class SQLiteStore(Store):
             rows = conn.execute(_SUMMARY_SQL + " WHERE r.id = ?", (request_id,)).fetchall()
             return _with_details(conn, rows)[0] if rows else None
 
+    def requests_between(self, since: float | None = None, until: float | None = None
+                         ) -> Iterator[RequestSummary]:
+        args = (-math.inf if since is None else since, math.inf if until is None else until)
+        last = ("", -math.inf)
+        while True:  # keyset pages, each its own snapshot: never the whole log in memory
+            with self._read() as conn, _snapshot(conn):
+                rows = conn.execute(
+                    _SUMMARY_SQL + " WHERE r.ts >= ? AND r.ts < ? AND (r.ts, r.id) > (?, ?)"
+                    " ORDER BY r.ts, r.id LIMIT ?",
+                    (*args, last[1], last[0], _IDS_PER_QUERY)).fetchall()
+                page = _with_details(conn, rows)
+            yield from page
+            if len(rows) < _IDS_PER_QUERY:
+                return
+            last = (page[-1].id, page[-1].ts)
+
+    def record_shadow_comparison(self, c: ShadowComparison) -> None:
+        row = (c.request_id, c.ts, c.profile, c.served, c.routed, c.verdict, c.served_cost,
+               float(c.routed_cost), float(c.judge_cost), c.detail)
+        self._w().submit(lambda conn: conn.execute(
+            f"INSERT OR REPLACE INTO shadow_comparisons ({_SHADOW_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 10)})", row))
+
+    def shadow_comparisons(self, since: float | None = None,
+                           until: float | None = None) -> list[ShadowComparison]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_SHADOW_COLUMNS} FROM shadow_comparisons WHERE ts >= ? AND ts < ? "
+                "ORDER BY ts", (-math.inf if since is None else since,
+                                math.inf if until is None else until)).fetchall()
+        return [ShadowComparison(*r) for r in rows]
+
     def recent_requests(self, limit: int = 20) -> list[RequestSummary]:
         with self._read() as conn, _snapshot(conn):
             rows = conn.execute(_SUMMARY_SQL + " ORDER BY r.ts DESC LIMIT ?",
@@ -328,6 +362,9 @@ class SQLiteStore(Store):
 _CACHED_COLUMNS = ("id, partition, category, exact, text, embedding, answer, model, cost, "
                    "created_ts, expires_ts")
 
+_SHADOW_COLUMNS = ("request_id, ts, profile, served, routed, verdict, served_cost, routed_cost, "
+                   "judge_cost, detail")
+
 _CALIBRATION_COLUMNS = ("backend, prompt_id, prompt, task, answer, quality, cost, latency_s, "
                         "prompt_tokens, completion_tokens, detail, error, ts")
 
@@ -336,7 +373,7 @@ _SUMMARY_SQL = """
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
            (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
            r.error, r.stream, r.decision_ms, r.ttfb_ms, r.policy, r.preference, r.prompt,
-           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved, r.guard
+           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved, r.guard, r.explain
     FROM requests r"""
 
 
@@ -348,7 +385,8 @@ def _summary(row: tuple) -> RequestSummary:
                           prompt=row[20], cost_source=row[21], finished_ts=row[22],
                           rule=row[23], named_route=row[24],
                           saved=float(row[25] or 0.0),
-                          guard=None if row[26] is None else json.loads(row[26]))
+                          guard=None if row[26] is None else json.loads(row[26]),
+                          explain=None if row[27] is None else json.loads(row[27]))
 
 
 @contextmanager
@@ -414,8 +452,8 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
         INSERT INTO requests (id, ts, finished_ts, key_id, requested_model, profile, stream,
             policy, preference, prompt, status, http_status, error, chosen, fallbacks,
             latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source,
-            rule, named_route, saved, guard)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            rule, named_route, saved, guard, explain)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET finished_ts = excluded.finished_ts,
             key_id = excluded.key_id, requested_model = excluded.requested_model,
             profile = excluded.profile, stream = excluded.stream, policy = excluded.policy,
@@ -425,12 +463,14 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
             decision_ms = excluded.decision_ms, ttfb_ms = excluded.ttfb_ms,
             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
             cost = excluded.cost, cost_source = excluded.cost_source, rule = excluded.rule,
-            named_route = excluded.named_route, saved = excluded.saved, guard = excluded.guard
+            named_route = excluded.named_route, saved = excluded.saved, guard = excluded.guard,
+            explain = excluded.explain
     """, (r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
           None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
           r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
           r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source, r.rule,
-          r.named_route, float(r.saved), None if r.guard is None else json.dumps(r.guard)))
+          r.named_route, float(r.saved), None if r.guard is None else json.dumps(r.guard),
+          None if not r.explain else json.dumps(r.explain)))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "

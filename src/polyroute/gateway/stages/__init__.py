@@ -36,6 +36,7 @@ from polyroute.gateway.stages import (
     reserve,
     rules,
     serve,
+    shadow,
     signals,
 )
 
@@ -59,8 +60,8 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
     """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in where it belongs: the
     signals and rules after ``parse`` when there are rules or named routes, then the input
     guards when a guard is enabled, then the cache lookup when the cache is enabled, all before
-    ``decide``. A gateway with neither runs exactly
-    :data:`PIPELINE`."""
+    ``decide``; right after ``decide`` the shadow stage when a profile or key is in shadow
+    mode. A gateway with none of these runs exactly :data:`PIPELINE`."""
     stages = list(PIPELINE)
     if config.rules or config.routes:
         at = [name for name, _ in stages].index("parse") + 1
@@ -69,6 +70,9 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
         stages.insert([n for n, _ in stages].index("decide"), ("input_guards", guards.check_input))
     if config.cache.enabled:
         stages.insert([n for n, _ in stages].index("decide"), ("cache_lookup", cache.lookup))
+    if any(p.shadow is not None for p in config.profiles.values()) or \
+            any(k.shadow is not None for k in config.keys):
+        stages.insert([n for n, _ in stages].index("decide") + 1, ("shadow", shadow.run))
     return tuple(stages)
 
 
