@@ -13,7 +13,7 @@ from polyroute.errors import PolyrouteError
 
 #: Modules under polyroute.cli that each define ``register(subparsers)``; order = order in --help.
 COMMAND_MODULES = ["evaluate", "train", "route", "data",
-                   "serve", "config", "onboard", "guard", "logs", "export_feedback"]
+                   "serve", "config", "onboard", "guard", "logs", "report", "export_feedback"]
 
 
 def build_parser() -> argparse.ArgumentParser:
