@@ -98,6 +98,9 @@ class SavingsReport:
 
 STRATEGIES = ("routed", "always-default", "always-best")
 
+#: Pass as ``default`` to compare with the best model only (the default baseline is the best).
+BEST = "<best>"
+
 
 def savings_report(requests: Iterable[RequestSummary], comparisons: Iterable[ShadowComparison],
                    prices: Mapping[str, Prices], *, default: str | None = None,
@@ -118,6 +121,8 @@ def savings_report(requests: Iterable[RequestSummary], comparisons: Iterable[Sha
         raise ConfigError("say which model is the default to compare with: --default MODEL "
                           "(shadow mode's served model is used when there is one)")
     best = best or _best_estimated(routed)
+    if default == BEST:
+        default = best
     for what, model in (("--default", default), ("--best", best)):
         if model not in prices:
             raise ConfigError(f"{what}: {model!r} is not a backend of the config; known: "

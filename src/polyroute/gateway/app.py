@@ -19,6 +19,7 @@ from starlette.routing import Route
 from polyroute.config import GatewayConfig
 from polyroute.gateway.admin import reload_router
 from polyroute.gateway.chat import chat_completions
+from polyroute.gateway.dashboard import dashboard, stats
 from polyroute.gateway.endpoints import healthz, list_models, metrics
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.feedback import feedback
@@ -60,6 +61,8 @@ def create_app(config: GatewayConfig, *, pipeline: Pipeline | None = None,
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/v1/admin/reload-router", reload_router, methods=["POST"]),
+            Route("/v1/admin/stats", stats, methods=["GET"]),
+            Route("/dashboard", dashboard, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
