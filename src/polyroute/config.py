@@ -27,9 +27,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from polyroute.efforts import LEVELS as EFFORT_LEVELS
+from polyroute.efforts import candidate_name
 from polyroute.errors import ConfigError
 from polyroute.guards.config import GuardsConfig
 from polyroute.plugins import PluginSpec
@@ -71,6 +81,24 @@ def _check_name(value: str, what: str) -> str:
 _SECRET_PARAM = re.compile(r"(?i)(key|token|secret|password|passwd)$|^(sig|signature|auth)$")
 
 
+class EffortConfig(_Section):
+    """One reasoning-effort level a backend exposes (``efforts: {high: {...}}``).
+
+    Without outcome data for ``model@level`` the level is routed on the model's own estimates
+    plus ``uplift``, its expected answer length times ``output_tokens_factor`` (reasoning
+    tokens are billed as output), at its own prices if given — so the knob works before any
+    effort-level data exists, and the decision says the estimate was borrowed."""
+
+    #: Quality added to the model's estimate (clipped to [0, 1]) until ``model@level`` has data.
+    uplift: float = Field(0.0, ge=-1.0, le=1.0)
+    #: Expected output tokens relative to the model's learnt answer length.
+    output_tokens_factor: float = Field(1.0, gt=0.0, le=100.0)
+    input_price_per_mtok: float | None = Field(None, ge=0)
+    output_price_per_mtok: float | None = Field(None, ge=0)
+    #: Anthropic-dialect backends: the thinking budget (tokens) this level asks for.
+    thinking_budget: int | None = Field(None, ge=1024)
+
+
 class BackendConfig(_Section):
     """One OpenAI-compatible upstream. ``name`` is the model name the router knows (its column in
     the outcomes); ``model`` is the id sent upstream (defaults to ``name``)."""
@@ -96,6 +124,15 @@ class BackendConfig(_Section):
     #: Until this backend has outcome data, route it on the estimates of this model the router
     #: knows (priced at this backend's own prices); decisions that use it say so.
     like: str | None = None
+    #: Reasoning-effort levels offered as candidates of their own, each a backend
+    #: ``name@level`` sending ``reasoning_effort: level`` (see :class:`EffortConfig`).
+    efforts: dict[str, EffortConfig] = Field(default_factory=dict)
+    #: Set on the backends ``efforts`` expands into: the level and the backend it came from.
+    effort: str | None = None
+    effort_of: str | None = None
+    effort_uplift: float = 0.0
+    effort_output_factor: float = 1.0
+    thinking_budget: int | None = None
     #: Largest streamed event (bytes) relayed; a longer one ends the stream as an upstream error.
     max_event_bytes: int = Field(4_000_000, ge=1024)
     #: Largest non-streamed answer (bytes) read; a larger one counts as a failure (next candidate).
@@ -107,6 +144,38 @@ class BackendConfig(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         return _check_name(v, "backend name")
+
+    @field_validator("effort")
+    @classmethod
+    def _effort(cls, v: str | None) -> str | None:
+        if v is not None and v not in EFFORT_LEVELS:
+            raise ValueError(f"unknown effort level {v!r}; the levels are "
+                             f"{', '.join(EFFORT_LEVELS)}")
+        return v
+
+    @field_validator("efforts")
+    @classmethod
+    def _levels(cls, v: dict[str, EffortConfig]) -> dict[str, EffortConfig]:
+        unknown = [k for k in v if k not in EFFORT_LEVELS]
+        if unknown:
+            raise ValueError(f"unknown effort level(s) {', '.join(map(repr, unknown))}; the "
+                             f"levels are {', '.join(EFFORT_LEVELS)}")
+        return v
+
+    def expand_efforts(self) -> list[BackendConfig]:
+        """This backend and one backend per effort level, ``name@level``."""
+        out = [self.model_copy(update={"efforts": {}})]
+        for level, e in self.efforts.items():
+            out.append(self.model_copy(update={
+                "name": candidate_name(self.name, level), "model": self.upstream_model,
+                "efforts": {}, "effort": level, "effort_of": self.name,
+                "effort_uplift": e.uplift, "effort_output_factor": e.output_tokens_factor,
+                "thinking_budget": e.thinking_budget,
+                "input_price_per_mtok": self.input_price_per_mtok
+                if e.input_price_per_mtok is None else e.input_price_per_mtok,
+                "output_price_per_mtok": self.output_price_per_mtok
+                if e.output_price_per_mtok is None else e.output_price_per_mtok}))
+        return out
 
     @model_validator(mode="after")
     def _like_other(self) -> BackendConfig:
@@ -226,6 +295,9 @@ class ProfileConfig(PolicyConfig):
     policy: PolicySpec | None = None
     #: Serve a fixed model while recording what the router would have chosen.
     shadow: ShadowConfig | None = None
+    #: Who chooses the reasoning effort: ``client`` (a request's ``reasoning_effort`` keeps
+    #: only that level's candidates) or ``router`` (the request's level is ignored).
+    effort: Literal["client", "router"] = "client"
 
     @model_validator(mode="after")
     def _policy_or_knob(self) -> ProfileConfig:
@@ -468,6 +540,36 @@ class GatewayConfig(_Section):
     #: PII redaction and jailbreak detection on requests (and answers); off unless configured.
     guards: GuardsConfig = GuardsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+
+    @field_validator("backends")
+    @classmethod
+    def _expand_efforts(cls, v: tuple[BackendConfig, ...]) -> tuple[BackendConfig, ...]:
+        """Each backend's effort levels become backends of their own (``name@level``)."""
+        return tuple(e for b in v for e in b.expand_efforts())
+
+    @field_validator("profiles")
+    @classmethod
+    def _profile_effort_models(cls, v: dict[str, ProfileConfig],
+                               info: ValidationInfo) -> dict[str, ProfileConfig]:
+        """A profile that lists a backend lists its effort levels too (unless it names levels
+        of that backend itself)."""
+        backends = info.data.get("backends") or ()
+        variants: dict[str, list[str]] = {}
+        for b in backends:
+            if b.effort_of is not None:
+                variants.setdefault(b.effort_of, []).append(b.name)
+        if not variants:
+            return v
+        out = {}
+        for name, p in v.items():
+            if p.models is not None:
+                listed = set(p.models)
+                extra = [e for m in p.models for e in variants.get(m, ())
+                         if not listed & set(variants.get(m, ()))]
+                p = p.model_copy(update={"models": tuple(p.models) + tuple(
+                    e for e in extra if e not in listed)})
+            out[name] = p
+        return out
 
     @field_validator("profiles")
     @classmethod

@@ -478,3 +478,24 @@ def test_a_truncated_gzip_is_a_data_error(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="not a readable gzip file"):
         load_outcomes(path)
+
+
+def test_an_effort_column_makes_each_level_a_candidate_priced_like_its_model(
+        tmp_path: Path, prices_file: Path) -> None:
+    rows = long_rows() + [{"prompt_id": "q1", "prompt": PROMPTS[0][1], "task": "geo",
+                           "model": "X", "effort": "high", "quality": 1.0},
+                          {"prompt_id": "q2", "prompt": PROMPTS[1][1], "task": "math",
+                           "model": "X", "effort": "", "quality": 0.5}]
+    o = load_outcomes(write_jsonl(tmp_path / "o.jsonl", rows), models=load_models(prices_file))
+    assert set(o.model_names) == {"X", "Y", "X@high"}
+    high = o.models[o.model_names.index("X@high")]
+    assert (high.input_price_per_mtok, high.output_price_per_mtok) == (1.0, 2.0)
+    assert o.quality[0, o.model_names.index("X@high")] == 1.0
+    assert np.isnan(o.quality[1, o.model_names.index("X@high")])
+
+
+def test_an_unknown_effort_level_is_named(tmp_path: Path, prices_file: Path) -> None:
+    rows = long_rows() + [{"prompt_id": "q1", "prompt": PROMPTS[0][1], "model": "X",
+                           "effort": "extreme", "quality": 1.0}]
+    with pytest.raises(DataError, match=r"line 7: effort 'extreme' is not a reasoning effort"):
+        load_outcomes(write_jsonl(tmp_path / "o.jsonl", rows), models=load_models(prices_file))

@@ -15,7 +15,8 @@ EST = (Candidate("a", 0.6, None), Candidate("b", 0.8, None))
 def _r(i, ts, chosen, *, latency=10.0, status="ok", saved=0.0, guard=None, attempts=()):
     fallbacks = sum(1 for a in attempts if a.outcome != "ok")
     return RequestSummary(f"r{i}", ts, "k", "auto", "auto", status, 200, chosen,
-                          fallbacks, latency, 100, 100, PRICES[chosen].cost(100, 100) if chosen else 0,
+                          fallbacks, latency, 100, 100,
+                          PRICES[chosen].cost(100, 100) if chosen else 0,
                           candidates=EST, saved=saved, guard=guard, attempts=attempts)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes, rule_costs
+from polyroute.efforts import LEVELS, candidate_name, split_candidate
 from polyroute.errors import DataError
 
 _LONG_REQUIRED = ("prompt_id", "prompt", "model", "quality")
@@ -310,8 +311,13 @@ def _from_long(records: list[tuple[int, dict[str, Any]]], path: Path,
                 raise DataError(f"{where}: missing field {key!r}")
         cost = rec.get("cost")
         lat = rec.get("latency")
+        effort = rec.get("effort")
+        if effort is not None and effort != "" and effort not in LEVELS:
+            raise DataError(f"{where}: effort {effort!r} is not a reasoning effort level "
+                            f"({', '.join(LEVELS)}); leave it empty for none")
         cells.append((
-            str(rec["prompt_id"]), str(rec["prompt"]), str(rec.get("task", "")), str(rec["model"]),
+            str(rec["prompt_id"]), str(rec["prompt"]), str(rec.get("task", "")),
+            candidate_name(str(rec["model"]), effort or None),
             _number(rec["quality"], where, "quality", 0, 1),
             None if cost is None else _number(cost, where, "cost", 0),
             None if lat is None else _number(lat, where, "latency", 0),
@@ -362,8 +368,12 @@ def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], outp
     models: list[ModelInfo] = []
     for name, j in model_index.items():
         needs_rule = bool(np.any(~np.isnan(quality[:, j]) & np.isnan(cost[:, j])))
+        base = split_candidate(name)[0]
         if name in prices:
             models.append(prices[name])
+        elif base in prices:  # an effort level is priced per token like its model
+            models.append(ModelInfo(name, prices[base].input_price_per_mtok,
+                                    prices[base].output_price_per_mtok))
         elif needs_rule:
             first = int(seen_line[:, j][seen_line[:, j] > 0].min())
             raise DataError(f"{path}: {unit} {first}: model {name!r} has no recorded cost and no "

@@ -141,6 +141,8 @@ class Backend:
         """The upstream request body: the client's, with this backend's model id."""
         upstream = dict(body)
         upstream["model"] = self.config.upstream_model
+        if self.config.effort is not None:  # an effort-level candidate sends its level
+            upstream["reasoning_effort"] = self.config.effort
         if stream and add_usage:
             options = dict(upstream.get("stream_options") or {})
             options["include_usage"] = True

@@ -76,10 +76,20 @@ def estimated_as(router_models: Sequence[str],
     """
     known = set(router_models)
     names = {b.name for b in backends}
+    by_name = {b.name: b for b in backends}
     out = {m: m for m in router_models if m in names}
     for b in backends:
-        if b.name not in known and b.like is not None and b.like in known:
+        if b.name in known:
+            continue
+        if b.like is not None and b.like in known:
             out[b.name] = b.like
+        elif b.effort_of is not None:
+            # An effort level without data of its own: the model's estimates (plus its uplift).
+            base = by_name.get(b.effort_of)
+            if b.effort_of in known:
+                out[b.name] = b.effort_of
+            elif base is not None and base.like is not None and base.like in known:
+                out[b.name] = base.like
     return out
 
 
@@ -143,6 +153,9 @@ def _repriced(pipe: Pipeline, source: Mapping[str, str],
         learned = cm.output_cost[index[like]]
         tokens = learned / (old.output_price_per_mtok / 1e6) if old.output_price_per_mtok > 0 \
             else DEFAULT_OUTPUT_TOKENS
+        if name != like and b.effort is not None:  # an effort level answers longer (or shorter)
+            tokens *= b.effort_output_factor
+            changed = True
         infos.append(new)
         out_cost.append(tokens * new.output_price_per_mtok / 1e6)
     return CostModel(tuple(infos), tuple(out_cost), cm.cost_scale) if changed else None
@@ -246,6 +259,16 @@ class Decider:
         #: Borrowing backend → the known model whose estimates it uses.
         self.borrowed: dict[str, str] = {b: m for b, m in source.items() if b != m}
         self._cols = np.array([router_models.index(m) for m in source.values()], dtype=int)
+        #: Quality added to a borrowed effort level's estimate (0 elsewhere).
+        self._uplift = np.array([by_name[b].effort_uplift if b in self.borrowed
+                                 and by_name[b].effort is not None else 0.0 for b in source])
+        #: How each borrowed estimate was made, in words, for the decision's explanation.
+        self.estimated_note: dict[str, str] = {
+            b: (f"estimated as {m} {by_name[b].effort_uplift:+g} (no {by_name[b].effort}-"
+                f"effort outcome data), {by_name[b].effort_output_factor:g}× its answer length"
+                if by_name[b].effort is not None else
+                f"estimated as {m} (like: no outcome data of its own)")
+            for b, m in self.borrowed.items()}
         self._cost_model = _repriced(pipeline, source, by_name) if source else None
         self.max_batch = max_batch
         self.threads = threads
@@ -290,8 +313,11 @@ class Decider:
         assert est.cost is not None
         cost = est.cost[:, cols] if self._cost_model is None else \
             self._cost_model.predict(texts)
+        quality = est.quality[:, cols]
+        if self._uplift.any():
+            quality = np.clip(quality + self._uplift, 0.0, 1.0)
         return features, Estimates(
-            models=self.models, quality=est.quality[:, cols], cost=cost,
+            models=self.models, quality=quality, cost=cost,
             uncertainty=None if est.uncertainty is None else est.uncertainty[:, cols],
             cost_scale=est.cost_scale)
 

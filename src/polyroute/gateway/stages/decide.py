@@ -18,6 +18,27 @@ if TYPE_CHECKING:
     from polyroute.gateway.context import RequestContext
 
 
+def _effort_allowed(ctx: RequestContext, allowed: tuple[str, ...] | None,
+                    asked: object) -> tuple[str, ...] | None:
+    """The candidates a request's own ``reasoning_effort`` leaves: that level's candidates
+    when some backend offers it and the profile lets the client choose (``effort: client``);
+    otherwise the profile's choice stands, and the router picks the level."""
+    gw, rec = ctx.gw, ctx.rec
+    assert ctx.route is not None and ctx.route.profile is not None
+    who = ctx.route.profile.effort
+    levels = {b.name: b.config.effort for b in gw.backends.values()
+              if b.config.effort is not None}
+    offered = [n for n, lvl in levels.items() if lvl == asked
+               and (allowed is None or n in allowed)]
+    if who == "router" or not offered:
+        rec.explain["effort"] = (f"the client asked for {asked!r} effort; "
+                                 + ("the profile lets the router choose" if who == "router"
+                                    else "no candidate offers that level"))
+        return allowed
+    rec.explain["effort"] = f"the client asked for {asked!r} effort: only those candidates"
+    return tuple(offered)
+
+
 async def run(ctx: RequestContext) -> None:
     gw, rec, route, chat = ctx.gw, ctx.rec, ctx.route, ctx.chat
     assert route is not None and chat is not None
@@ -36,9 +57,17 @@ async def run(ctx: RequestContext) -> None:
         if chat.preference is not None:
             rec.preference["lam"] = chat.preference.lam
         rebalance(plan, gw.backends)
+    allowed = route.allowed
+    asked = chat.body.get("reasoning_effort")
+    if asked is not None:
+        allowed = _effort_allowed(ctx, allowed, asked)
     decision = ctx.decision = await gw.decider.decide(
-        chat.text, policy, route.allowed, multi_call=plan is not None and plan.multi_call,
+        chat.text, policy, allowed, multi_call=plan is not None and plan.multi_call,
         analysis=ctx.analysis)
     rec.candidates, rec.decision_ms = decision.candidates, decision.decision_ms
+    notes = {c.model: gw.decider.estimated_note[c.model] for c in decision.candidates
+             if c.model in gw.decider.estimated_note}
+    if notes:
+        rec.explain["estimates"] = notes
     gw.metrics.decision_latency.observe(decision.decision_ms / 1000)
     gw.metrics.decisions.labels(route.name, decision.candidates[0].model).inc()
