@@ -97,6 +97,7 @@ def _print_record(r: RequestSummary) -> None:
     from rich.text import Text
 
     from polyroute.cli._common import out
+    from polyroute.gateway.explain import in_words
 
     def fields(title: str, rows: list[tuple[str, str]]) -> None:
         table = Table(title=title, title_justify="left", show_header=False, box=None,
@@ -114,12 +115,18 @@ def _print_record(r: RequestSummary) -> None:
         ("key", r.key_id or "-"), ("asked for", r.requested_model or "-"),
         ("profile", r.profile or "-"), ("stream", "yes" if r.stream else "no"),
         ("status", f"{r.status} {r.http_status or ''}".strip()), ("error", r.error or "-")])
+    out.print(Text("Why this model", style="bold"))
+    for line in in_words(r):
+        out.print(Text("  " + line), soft_wrap=False)
+    out.print()
     fields("Decision", [
         ("policy", r.policy or "-"),
         ("preference", "-" if r.preference is None else json.dumps(r.preference, sort_keys=True)),
         ("rule / route", _rule_and_route(r) or "-"),
         ("chosen", r.chosen or "-"), ("fallbacks", str(r.fallbacks)),
-        ("decision time", _num(r.decision_ms, ".1f", " ms"))])
+        ("decision time", _num(r.decision_ms, ".1f", " ms"))]
+        + [(f"explain.{k}", json.dumps(v, sort_keys=True))
+           for k, v in sorted((r.explain or {}).items())])
 
     est = Table(title="Estimates (candidates in fallback order)", title_justify="left")
     for col, justify in [("rank", "right"), ("model", "left"), ("est. quality", "right"),

@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from polyroute.data.outcomes import ModelInfo, rule_cost
+from polyroute.gateway.explain import compact_headers
 from polyroute.gateway.forward import Answer
 from polyroute.gateway.spend import Reservation
 from polyroute.gateway.tracing import StageTimes
@@ -100,6 +101,8 @@ class Recorder:
             h["x-polyroute-borrowed"] = ",".join(borrowed)
         if self.ended_by is not None:
             h["x-polyroute-ended-by"] = self.ended_by
+        h.update(compact_headers(self.policy, self.preference, self.candidates, self.attempts,
+                                 self.explain))
         h.update(self.extra_headers)
         return h
 
