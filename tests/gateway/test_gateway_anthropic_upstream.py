@@ -201,3 +201,20 @@ def test_a_request_anthropic_cannot_express_goes_to_the_next_candidate(client, g
     assert raw.headers["x-polyroute-model"] != "alpha" and not claude.requests
     rec = _record(gw, raw.headers["x-polyroute-request-id"])
     assert rec.attempts[0].backend == "alpha" and rec.attempts[0].outcome == "unsupported"
+
+
+def test_unsupported_requests_leave_the_backend_healthy(client, gw, claude):
+    for _ in range(4):  # past the breaker's failure threshold (3)
+        client.chat.completions.create(model="polyroute-auto", n=2,
+                                       messages=[{"role": "user", "content": MATH_PROMPT}])
+    raw = client.chat.completions.with_raw_response.create(
+        model="polyroute-auto", messages=[{"role": "user", "content": MATH_PROMPT}])
+    assert raw.headers["x-polyroute-model"] == "alpha"  # its breaker did not open
+
+
+def test_a_request_no_candidate_can_express_is_a_400(client, gw, claude):
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="alpha", n=2,
+                                       messages=[{"role": "user", "content": MATH_PROMPT}])
+    assert exc.value.code == "unsupported_by_backends" and "n > 1" in exc.value.message
+    assert not claude.requests

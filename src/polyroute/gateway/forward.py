@@ -92,7 +92,8 @@ class OpenStream:
 
 
 class AllFailed(Exception):
-    """No candidate produced an answer; ``status`` is 502, 503 (none could be tried) or 504."""
+    """No candidate produced an answer; ``status`` is 502, 503 (none could be tried), 504, or
+    400 (the request uses what no candidate's API can express)."""
 
     def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -147,6 +148,13 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
     last = len(candidates) - 1
     secrets = [b.api_key for b in candidates]
     for i, backend in enumerate(candidates):
+        add_usage = stream and backend.config.stream_usage and not client_wants_usage
+        try:
+            content = backend.payload(body, stream=stream, add_usage=add_usage)
+        except UpstreamUnsupported as exc:  # the request's doing: no verdict on the backend
+            attempts.append(Attempt(backend.name, "unsupported", error=str(exc)))
+            metrics.backend_outcome(backend.name, "unsupported", fallback=i < last)
+            continue
         if not backend.breaker.allow():
             attempts.append(Attempt(backend.name, "cooldown"))
             metrics.backend_outcome(backend.name, "cooldown", fallback=i < last)
@@ -158,15 +166,10 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
                                     error=f"all {backend.config.max_concurrency} slots busy"))
             metrics.backend_outcome(backend.name, "saturated", fallback=i < last)
             continue
-        add_usage = stream and backend.config.stream_usage and not client_wants_usage
         started = time.perf_counter()
         handed_over = False
         verdict = False
         try:
-            try:
-                content = backend.payload(body, stream=stream, add_usage=add_usage)
-            except UpstreamUnsupported as exc:
-                raise _Failure("unsupported", str(exc)) from None
             if stream:
                 result: Answer | OpenStream = await _open_stream(
                     backend, lease, content, request_id, add_usage,
@@ -204,6 +207,9 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
 def all_failed(candidates: Sequence[Backend], attempts: list[Attempt]) -> AllFailed:
     tried = [a for a in attempts if a.outcome not in ("cooldown", "saturated")]
     summary = "; ".join(f"{a.backend}: {a.outcome} ({reason(a.outcome)})" for a in attempts)
+    if attempts and all(a.outcome == "unsupported" for a in attempts):
+        return AllFailed(400, f"no candidate backend's API can express this request "
+                              f"({summary}): {attempts[0].error}")
     if not tried:
         waits = [b.breaker.retry_after() for b in candidates if b.breaker.retry_after() > 0]
         return AllFailed(503, f"no candidate backend is available right now ({summary})",
