@@ -9,7 +9,8 @@ every request and its headers.
 What it answers: with ``tools`` and a last user turn that holds no ``tool_result``, a
 ``tool_use`` of the first tool with ``{"city": "Paris"}`` (``stop_reason: tool_use``); after a
 ``tool_result``, the text ``"<name> read: <the result>"``; else ``reply`` or
-``"<name> answers"``. Streamed text comes in ``chunks`` pieces, the tool's input in three
+``"<name> answers"``; with ``thinking`` enabled, a thinking block ``"Let me think."`` comes
+first. Streamed text comes in ``chunks`` pieces, the tool's input in three
 ``input_json_delta`` pieces, with ``ping`` events between.
 
 Behaviours (``mode``, or one-shot ones queued with :meth:`next`): ``ok``; a status such as
@@ -81,6 +82,9 @@ class AnthropicStandIn:
             await _json(send, int(behaviour), _error(kind, f"{self.name} fails with {behaviour}"))
             return
         content, stop_reason = self._answer(request)
+        if isinstance(request.get("thinking"), dict):
+            content = [{"type": "thinking", "thinking": "Let me think.", "signature": "c2ln"},
+                       *content]
         usage = {"input_tokens": 10, "output_tokens": 12, "cache_read_input_tokens": 4,
                  "cache_creation_input_tokens": 0}
         message = {"id": f"msg_{self.name}", "type": "message", "role": "assistant",
@@ -152,6 +156,14 @@ class AnthropicStandIn:
                 for i in range(0, len(text), size):
                     await event({"type": "content_block_delta", "index": index,
                                  "delta": {"type": "text_delta", "text": text[i:i + size]}})
+            elif block["type"] == "thinking":
+                await event({"type": "content_block_start", "index": index,
+                             "content_block": {"type": "thinking", "thinking": ""}})
+                for piece in ("Let me ", "think."):
+                    await event({"type": "content_block_delta", "index": index,
+                                 "delta": {"type": "thinking_delta", "thinking": piece}})
+                await event({"type": "content_block_delta", "index": index,
+                             "delta": {"type": "signature_delta", "signature": "c2ln"}})
             else:
                 await event({"type": "content_block_start", "index": index, "content_block": {
                     "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})

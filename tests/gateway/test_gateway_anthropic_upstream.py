@@ -218,3 +218,20 @@ def test_a_request_no_candidate_can_express_is_a_400(client, gw, claude):
                                        messages=[{"role": "user", "content": MATH_PROMPT}])
     assert exc.value.code == "unsupported_by_backends" and "n > 1" in exc.value.message
     assert not claude.requests
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_effort_becomes_a_thinking_budget(client, gw, claude, stream):
+    answer = client.chat.completions.create(
+        model="alpha", stream=stream, reasoning_effort="low", max_tokens=2000,
+        messages=[{"role": "user", "content": MATH_PROMPT}])
+    if stream:
+        chunks = [c for c in answer if c.choices]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks)
+        reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content", "")
+                            for c in chunks)
+    else:
+        text = answer.choices[0].message.content
+        reasoning = answer.choices[0].message.model_extra["reasoning_content"]
+    assert (text, reasoning) == ("alpha answers", "Let me think.")
+    assert claude.requests[-1]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
