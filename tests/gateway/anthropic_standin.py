@@ -13,7 +13,7 @@ What it answers: with ``tools`` and a last user turn that holds no ``tool_result
 first. Streamed text comes in ``chunks`` pieces, the tool's input in three
 ``input_json_delta`` pieces, with ``ping`` events between.
 
-Behaviours (``mode``, or one-shot ones queued with :meth:`next`): ``ok``; a status such as
+Behaviours (``mode``, or one-shot ones queued in ``script``): ``ok``; a status such as
 ``529`` / ``429`` / ``500`` / ``400`` (an Anthropic error body); ``garbage`` (not streamed: a
 200 whose body is not JSON; streamed: non-JSON data after ``message_start``); and, for streams,
 ``truncate`` (the whole answer and its ``message_delta`` but no ``message_stop``),
@@ -43,9 +43,6 @@ class AnthropicStandIn:
     script: deque = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
-
-    def next(self, *behaviours: str) -> None:
-        self.script.extend(behaviours)
 
     def reset(self) -> None:
         self.mode, self.chunks, self.reply = "ok", 3, None
