@@ -235,3 +235,15 @@ def test_reasoning_effort_becomes_a_thinking_budget(client, gw, claude, stream):
         reasoning = answer.choices[0].message.model_extra["reasoning_content"]
     assert (text, reasoning) == ("alpha answers", "Let me think.")
     assert claude.requests[-1]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.mark.parametrize("failure,stream", [
+    ("garbage", False), ("garbage", True), ("bad_order", True), ("overloaded_event", True),
+    ("truncate_early", True)])
+def test_garbage_from_the_only_candidate_is_a_502_not_a_500(client, gw, claude, failure, stream):
+    claude.mode = failure
+    with pytest.raises(openai.APIStatusError) as exc:
+        answer = client.chat.completions.create(
+            model="alpha", stream=stream, messages=[{"role": "user", "content": MATH_PROMPT}])
+        list(answer) if stream else None
+    assert exc.value.status_code == 502
