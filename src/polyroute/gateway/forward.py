@@ -172,8 +172,7 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
         try:
             if stream:
                 result: Answer | OpenStream = await _open_stream(
-                    backend, lease, content, request_id, add_usage,
-                    add_usage or client_wants_usage, started)
+                    backend, lease, content, request_id, add_usage, client_wants_usage, started)
             else:
                 result = await _complete(backend, lease, content, request_id, started)
             elapsed = (time.perf_counter() - started) * 1000
@@ -289,7 +288,7 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
 
 
 async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_id: str,
-                       strip_usage: bool, include_usage: bool,
+                       strip_usage: bool, client_wants_usage: bool,
                        started: float) -> Answer | OpenStream:
     request = _request(lease, content, request_id)
     response: httpx.Response | None = None
@@ -305,7 +304,8 @@ async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_i
                 return Answer(backend, status, backend.dialect.error(body),
                               response.headers.get("content-type", "application/json"), None,
                               (time.perf_counter() - started) * 1000)
-            relay = backend.dialect.relay(strip_usage=strip_usage, include_usage=include_usage,
+            relay = backend.dialect.relay(strip_usage=strip_usage,
+                                          include_usage=client_wants_usage,
                                           max_event_bytes=backend.config.max_event_bytes)
             chunks = response.aiter_raw()
             first = await _first_event(relay, chunks, status)

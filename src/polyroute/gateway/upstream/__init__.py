@@ -82,7 +82,8 @@ class UpstreamDialect(Protocol):
 
     def relay(self, *, strip_usage: bool, include_usage: bool,
               max_event_bytes: int) -> StreamRelay:
-        """A judge for one streamed answer; ``include_usage``: end with a usage-only chunk."""
+        """A judge for one streamed answer. ``strip_usage``: the gateway asked the upstream for
+        usage itself (drop that chunk); ``include_usage``: the client asked for usage (send it)."""
         ...
 
 

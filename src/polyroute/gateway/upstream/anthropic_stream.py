@@ -56,8 +56,9 @@ class AnthropicStreamRelay(SSECutter):
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  keep_thinking: bool = True) -> None:
         super().__init__(max_event_bytes)
-        #: Send a usage chunk: the client asked for one (not only the gateway).
-        self._send_usage = include_usage and not strip_usage
+        #: Send a usage chunk: the client asked for one. (``strip_usage`` is for the interface:
+        #: Anthropic always reports usage, so the gateway never asks for a chunk of its own.)
+        self._send_usage = include_usage
         self._keep_thinking = keep_thinking
         self.usage: dict[str, Any] | None = None
         self.events = 0
