@@ -8,10 +8,11 @@ prompt as the user turn):
   re-serialised with the backend's model id, the stream judged by ``SSERelay``) and for
   ``anthropic`` (Messages request, Messages answer → chat completion, Anthropic events →
   ``chat.completion.chunk`` events). The answer is the prompt's text, so lengths are real.
-* **end to end** (loopback, concurrency 1): the same prompts sent, interleaved, to an
-  OpenAI-compatible stand-in and an Anthropic stand-in directly, and through the gateway naming a
-  backend that points at each (no routing); the gateway's added latency is gateway − direct per
-  dialect, and the translation overhead is the difference of the two added latencies. The
+* **end to end** (loopback, concurrency 1): the same prompts sent, interleaved in a rotating
+  order, to an OpenAI-compatible stand-in and an Anthropic stand-in directly, and through the
+  gateway naming a backend that points at each (no routing); the added latency is gateway −
+  direct per dialect, and the translation overhead is the difference of the two added latencies.
+  The
   stand-ins, the gateway (uvicorn threads) and the client share one process and the machine,
   which inflates every number alike; the difference is what to read.
 
@@ -179,9 +180,14 @@ def end_to_end(samples: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
             with httpx.Client(timeout=30, transport=transport) as client:
                 for stream in (False, True):
                     times: dict[str, list[float]] = {t: [] for t in targets}
+                    names = list(targets)
                     for r in range(rounds + 1):  # round 0 warms connections up, not counted
-                        for body in samples:
-                            for target, (url, headers, backend) in targets.items():
+                        for j, body in enumerate(samples):
+                            # Rotated per prompt, so that no target always follows another
+                            # (a gateway request right after another shares the machine with
+                            # the store writer committing the previous record).
+                            for target in names[j % 4:] + names[:j % 4]:
+                                url, headers, backend = targets[target]
                                 sent = _body_for(target, body, backend, stream)
                                 t0 = time.perf_counter()
                                 with client.stream("POST", url, json=sent,
