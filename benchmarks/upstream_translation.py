@@ -12,9 +12,8 @@ prompt as the user turn):
   order, to an OpenAI-compatible stand-in and an Anthropic stand-in directly, and through the
   gateway naming a backend that points at each (no routing); the added latency is gateway −
   direct per dialect, and the translation overhead is the difference of the two added latencies.
-  The
-  stand-ins, the gateway (uvicorn threads) and the client share one process and the machine,
-  which inflates every number alike; the difference is what to read.
+  The stand-ins, the gateway (uvicorn threads) and the client share one process and the
+  machine, which inflates every number alike; the difference is what to read.
 
 Usage::
 
