@@ -123,6 +123,17 @@ def test_an_oversized_event_is_an_error():
     assert relay.error is not None and "max_event_bytes" in relay.error
 
 
+def test_the_deltas_of_an_untranslated_block_are_skipped():
+    server_tool = ev({"type": "content_block_start", "index": 1, "content_block": {
+        "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}})
+    its_input = ev({"type": "content_block_delta", "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": "{\"q\": 1}"}})
+    relay = AnthropicStreamRelay()
+    chunks, done = chunks_of(run(relay, START + TEXT_START + DELTA + server_tool + its_input
+                                 + STOP_REASON + STOP, 30))
+    assert done and add_up(chunks)["tool_calls"] == [] and add_up(chunks)["text"] == "hi"
+
+
 def test_unknown_event_and_delta_types_are_skipped():
     new = ev({"type": "content_block_delta", "index": 0,
               "delta": {"type": "citations_delta", "citation": {}}})

@@ -154,6 +154,8 @@ class AnthropicStreamRelay(SSECutter):
                                                                                       dict):
             return self._bad("a content_block_delta for a block that did not start")
         block, kind = self._blocks[index], delta.get("type")
+        if block == _OTHER:  # a block kind not translated (a server tool's, say): its deltas too
+            return b""
         if kind == "text_delta":
             if block != _TEXT or not isinstance(delta.get("text"), str):
                 return self._bad("a text_delta that does not fit its block")
