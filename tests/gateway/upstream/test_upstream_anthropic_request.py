@@ -43,6 +43,17 @@ def test_reasoning_effort_maps_to_a_thinking_budget(effort, max_tokens, expected
     assert ("temperature" in out) == (expected is None)  # not accepted with thinking
 
 
+def test_no_thinking_when_a_tool_use_turn_is_continued():
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [*user("q"), {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}]
+    body = {"messages": messages, "reasoning_effort": "low", "max_tokens": 4000}
+    assert "thinking" not in to_messages_request(body, model="m", stream=False,
+                                                 settings=SETTINGS)
+    body["messages"] = [*messages, {"role": "assistant", "content": "42."}, *user("next")]
+    assert to_messages_request(body, model="m", stream=False, settings=SETTINGS)["thinking"]
+
+
 def test_the_thinking_map_is_configurable():
     settings = AnthropicConfig(thinking_budgets={"xhigh": 30000})
     body = {"messages": user(), "reasoning_effort": "xhigh", "max_tokens": 40000}

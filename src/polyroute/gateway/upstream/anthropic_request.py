@@ -13,7 +13,9 @@ Why each rule:
 - ``reasoning_effort`` becomes ``thinking`` with the budget the backend's map gives (none for an
   effort not in it). Anthropic wants the budget below ``max_tokens`` and at least 1024, and does
   not accept ``temperature`` / ``top_p`` with thinking, so the budget is cut to fit (thinking is
-  left off when it cannot fit) and those two are not sent with it.
+  left off when it cannot fit) and those two are not sent with it. Thinking is also left off a
+  request that continues a tool-use turn: Anthropic then wants the turn's signed thinking block
+  back, and a signature does not survive the trip through Chat Completions.
 - ``temperature`` is 0–2 in Chat Completions and 0–1 here: it is capped at 1.
 
 What Anthropic cannot express — several choices (``n`` > 1), log-probabilities, a JSON response
@@ -54,7 +56,8 @@ def to_messages_request(body: dict[str, Any], *, model: str, stream: bool,
         out["stop_sequences"] = [stop]
     elif isinstance(stop, list) and stop:
         out["stop_sequences"] = [s for s in stop if isinstance(s, str)]
-    thinking = _thinking(body.get("reasoning_effort"), out["max_tokens"], settings)
+    thinking = None if _continues_tool_use(turns) else _thinking(
+        body.get("reasoning_effort"), out["max_tokens"], settings)
     if thinking is not None:
         out["thinking"] = thinking
     else:
@@ -103,6 +106,13 @@ def _thinking(effort: Any, max_tokens: int, settings: AnthropicConfig) -> dict[s
     if budget < MIN_THINKING_BUDGET:
         return None
     return {"type": "enabled", "budget_tokens": budget}
+
+
+def _continues_tool_use(turns: list[dict[str, Any]]) -> bool:
+    """The last turn answers the tool calls of the assistant turn before it."""
+    return len(turns) >= 2 and turns[-2]["role"] == "assistant" and any(
+        b.get("type") == "tool_use" for b in turns[-2]["content"]) and any(
+        b.get("type") == "tool_result" for b in turns[-1]["content"])
 
 
 # -- messages ------------------------------------------------------------------------------------
