@@ -81,6 +81,38 @@ def _check_name(value: str, what: str) -> str:
 _SECRET_PARAM = re.compile(r"(?i)(key|token|secret|password|passwd)$|^(sig|signature|auth)$")
 
 
+#: The upstream APIs a backend may speak (``dialect``); ``polyroute.gateway.upstream.DIALECTS``
+#: holds their implementations (a test keeps the two lists equal).
+DIALECT_NAMES = ("openai", "anthropic")
+
+#: Anthropic's default thinking budget (tokens) per ``reasoning_effort``; 1024 is its minimum.
+DEFAULT_THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+
+
+class AnthropicConfig(_Section):
+    """What a ``dialect: anthropic`` backend needs that Chat Completions does not say.
+
+    ``default_max_tokens`` is sent when the request gives no ``max_tokens`` /
+    ``max_completion_tokens`` (Anthropic requires one). ``thinking_budgets`` maps a request's
+    ``reasoning_effort`` to ``thinking.budget_tokens``; an effort not in it sends no thinking.
+    ``thinking``: what becomes of the answer's thinking blocks — ``reasoning_content`` (the
+    message field other OpenAI-compatible servers use) or ``drop``.
+    """
+
+    version: str = "2023-06-01"
+    default_max_tokens: int = Field(4096, ge=1)
+    thinking_budgets: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_THINKING_BUDGETS))
+    thinking: Literal["reasoning_content", "drop"] = "reasoning_content"
+
+    @field_validator("thinking_budgets")
+    @classmethod
+    def _budgets(cls, v: dict[str, int]) -> dict[str, int]:
+        low = {k: b for k, b in v.items() if b < 1024}
+        if low:
+            raise ValueError(f"Anthropic's smallest thinking budget is 1024 tokens, got {low}")
+        return v
+
+
 class EffortConfig(_Section):
     """One reasoning-effort level a backend exposes (``efforts: {high: {...}}``).
 
@@ -95,17 +127,19 @@ class EffortConfig(_Section):
     output_tokens_factor: float = Field(1.0, gt=0.0, le=100.0)
     input_price_per_mtok: float | None = Field(None, ge=0)
     output_price_per_mtok: float | None = Field(None, ge=0)
-    #: Anthropic-dialect backends: the thinking budget (tokens) this level asks for.
-    thinking_budget: int | None = Field(None, ge=1024)
 
 
 class BackendConfig(_Section):
-    """One OpenAI-compatible upstream. ``name`` is the model name the router knows (its column in
-    the outcomes); ``model`` is the id sent upstream (defaults to ``name``)."""
+    """One upstream. ``name`` is the model name the router knows (its column in the outcomes);
+    ``model`` is the id sent upstream (defaults to ``name``). ``dialect`` is the API it speaks:
+    ``openai`` (Chat Completions at ``{base_url}chat/completions``, bearer key) or ``anthropic``
+    (Messages at ``{base_url}v1/messages``, ``x-api-key``; settings under ``anthropic``)."""
 
     name: str
     base_url: str
     model: str | None = None
+    dialect: str = "openai"
+    anthropic: AnthropicConfig | None = None
     api_key_env: str | None = None
     input_price_per_mtok: float = Field(ge=0)
     output_price_per_mtok: float = Field(ge=0)
@@ -132,7 +166,6 @@ class BackendConfig(_Section):
     effort_of: str | None = None
     effort_uplift: float = 0.0
     effort_output_factor: float = 1.0
-    thinking_budget: int | None = None
     #: Largest streamed event (bytes) relayed; a longer one ends the stream as an upstream error.
     max_event_bytes: int = Field(4_000_000, ge=1024)
     #: Largest non-streamed answer (bytes) read; a larger one counts as a failure (next candidate).
@@ -170,7 +203,6 @@ class BackendConfig(_Section):
                 "name": candidate_name(self.name, level), "model": self.upstream_model,
                 "efforts": {}, "effort": level, "effort_of": self.name,
                 "effort_uplift": e.uplift, "effort_output_factor": e.output_tokens_factor,
-                "thinking_budget": e.thinking_budget,
                 "input_price_per_mtok": self.input_price_per_mtok
                 if e.input_price_per_mtok is None else e.input_price_per_mtok,
                 "output_price_per_mtok": self.output_price_per_mtok
@@ -181,6 +213,26 @@ class BackendConfig(_Section):
     def _like_other(self) -> BackendConfig:
         if self.like is not None and self.like == self.name:
             raise ValueError(f"like: a backend cannot borrow its own estimates ({self.name!r})")
+        return self
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect(cls, v: str) -> str:
+        if v not in DIALECT_NAMES:
+            raise ValueError(f"must be the API the backend speaks, one of "
+                             f"{', '.join(DIALECT_NAMES)}; got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _dialect_settings(self) -> BackendConfig:
+        if self.anthropic is not None and self.dialect != "anthropic":
+            raise ValueError(f"anthropic: these settings are for dialect: anthropic, but backend "
+                             f"{self.name!r} has dialect: {self.dialect}")
+        if self.dialect == "anthropic" and urllib.parse.urlsplit(
+                self.base_url).path.rstrip("/").endswith("/v1"):
+            raise ValueError(f"base_url: for dialect: anthropic it is the API's root such as "
+                             f"https://api.anthropic.com (the gateway adds /v1/messages); "
+                             f"backend {self.name!r} has one ending in /v1")
         return self
 
     @field_validator("base_url")

@@ -1,14 +1,14 @@
-"""One OpenAI-compatible upstream: pooled ``httpx.AsyncClient``s, a concurrency limit, a breaker.
+"""One upstream: pooled ``httpx.AsyncClient``s, a concurrency limit, a breaker.
 
 Why pools per backend: each backend keeps its own keep-alive connections sized to its
 ``max_concurrency``, so a slow backend cannot starve the others of connections, and the gateway's
-semaphore (not httpx's pool timeout) decides what happens when a backend is full.
+semaphore (not httpx's pool timeout) decides what happens when a backend is full. The API it
+speaks (its URL, auth headers and bodies) is its :mod:`~polyroute.gateway.upstream` dialect.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from typing import Any
 
@@ -17,6 +17,7 @@ import httpx
 
 from polyroute.config import BackendConfig, BreakerConfig
 from polyroute.gateway.breaker import CircuitBreaker
+from polyroute.gateway.upstream import UpstreamDialect, dialect_for
 
 #: Upstream statuses that mean "this backend cannot serve now": try the next candidate.
 #: 401/403/404 are included because they are the gateway's misconfiguration (key, model id),
@@ -64,8 +65,10 @@ class Backend:
         self.breaker = CircuitBreaker(breaker.failure_threshold, breaker.cooldown,
                                       breaker.max_cooldown)
         self._clients: list[httpx.AsyncClient] = []
+        #: The API this backend speaks: URL, headers, and translation of bodies and streams.
+        self.dialect: UpstreamDialect = dialect_for(config)
         #: Parsed once: httpx would otherwise parse and merge the URL on every request.
-        self.completions_url = httpx.URL(config.base_url).join("chat/completions")
+        self.completions_url = self.dialect.endpoint(httpx.URL(config.base_url))
         self._busy: list[int] = []
         self._slots: asyncio.Semaphore | None = None
         self.in_flight = 0
@@ -81,9 +84,8 @@ class Backend:
         """Create the pooled clients; pass one ``ssl_context`` for all backends (building one
         per client loads the CA bundle each time, ~15 ms apiece)."""
         cfg = self.config
-        headers = {"accept-encoding": "identity", "content-type": "application/json"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
+        headers = {"accept-encoding": "identity", "content-type": "application/json",
+                   **self.dialect.auth_headers(self.api_key)}
         size = min(POOL_SIZE, cfg.max_concurrency)
         n_pools = -(-cfg.max_concurrency // size)
         self._clients = [httpx.AsyncClient(
@@ -138,13 +140,9 @@ class Backend:
 
     # -- requests --------------------------------------------------------------------------------
     def payload(self, body: dict[str, Any], *, stream: bool, add_usage: bool) -> bytes:
-        """The upstream request body: the client's, with this backend's model id."""
-        upstream = dict(body)
-        upstream["model"] = self.config.upstream_model
+        """The upstream request body: the client's, with this backend's model id, in its dialect
+        (:class:`~polyroute.gateway.upstream.UpstreamUnsupported` if it cannot be said there)."""
         if self.config.effort is not None:  # an effort-level candidate sends its level
-            upstream["reasoning_effort"] = self.config.effort
-        if stream and add_usage:
-            options = dict(upstream.get("stream_options") or {})
-            options["include_usage"] = True
-            upstream["stream_options"] = options
-        return json.dumps(upstream, ensure_ascii=False, separators=(",", ":")).encode()
+            body = {**body, "reasoning_effort": self.config.effort}
+        return self.dialect.payload(body, model=self.config.upstream_model, stream=stream,
+                                    add_usage=add_usage)

@@ -13,6 +13,11 @@ complete even if the request is cancelled half-way.
 What reaches the client about a failed backend is its name, the outcome and a generic reason
 (:data:`REASONS`), never the upstream body: backends echo keys and internals. The excerpt kept in
 ``attempts.error`` for operators has credentials removed (:func:`~polyroute.gateway.redact.redact`).
+
+A backend that speaks another API than Chat Completions translates through its dialect
+(:mod:`~polyroute.gateway.upstream`): the request body, a complete answer, a relayed error and the
+stream's judge. A request its API cannot express is an ``unsupported`` attempt (next candidate);
+an answer the translation cannot read is a ``bad_response`` like any other.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import httpx
 from polyroute.gateway.backends import Backend, Lease, is_retryable
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.redact import redact, scrub_keys
-from polyroute.gateway.sse import SSERelay
+from polyroute.gateway.upstream import StreamRelay, UpstreamFormatError, UpstreamUnsupported
 from polyroute.store import Attempt
 
 _MAX_ERROR_TEXT = 300
@@ -52,7 +57,8 @@ class OpenStream:
     """A streamed answer whose first valid event has arrived; the caller must :meth:`close` it.
 
     ``first`` holds the bytes to send first (the judged events read before committing);
-    ``relay`` is the :class:`SSERelay` that cut them, to go on with for ``chunks``.
+    ``relay`` is the judge (an :class:`~polyroute.gateway.sse.SSERelay`, or the backend dialect's
+    translating one) that cut them, to go on with for ``chunks``.
     """
 
     backend: Backend
@@ -60,7 +66,7 @@ class OpenStream:
     first: bytes
     chunks: AsyncIterator[bytes]
     content_type: str
-    relay: SSERelay
+    relay: StreamRelay
     upstream_ms: float
     lease: Lease | None = None
     _closed: bool = False
@@ -86,7 +92,8 @@ class OpenStream:
 
 
 class AllFailed(Exception):
-    """No candidate produced an answer; ``status`` is 502, 503 (none could be tried) or 504."""
+    """No candidate produced an answer; ``status`` is 502, 503 (none could be tried), 504, or
+    400 (the request uses what no candidate's API can express)."""
 
     def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -119,6 +126,7 @@ REASONS = {
     "http_403": "unauthorized (the gateway's key for it)",
     "http_404": "not found (its model or base_url)", "http_408": "timed out",
     "http_429": "rate-limited",
+    "unsupported": "its API cannot express this request",
 }
 
 
@@ -140,6 +148,13 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
     last = len(candidates) - 1
     secrets = [b.api_key for b in candidates]
     for i, backend in enumerate(candidates):
+        add_usage = stream and backend.config.stream_usage and not client_wants_usage
+        try:
+            content = backend.payload(body, stream=stream, add_usage=add_usage)
+        except UpstreamUnsupported as exc:  # the request's doing: no verdict on the backend
+            attempts.append(Attempt(backend.name, "unsupported", error=str(exc)))
+            metrics.backend_outcome(backend.name, "unsupported", fallback=i < last)
+            continue
         if not backend.breaker.allow():
             attempts.append(Attempt(backend.name, "cooldown"))
             metrics.backend_outcome(backend.name, "cooldown", fallback=i < last)
@@ -151,15 +166,13 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
                                     error=f"all {backend.config.max_concurrency} slots busy"))
             metrics.backend_outcome(backend.name, "saturated", fallback=i < last)
             continue
-        add_usage = stream and backend.config.stream_usage and not client_wants_usage
-        content = backend.payload(body, stream=stream, add_usage=add_usage)
         started = time.perf_counter()
         handed_over = False
         verdict = False
         try:
             if stream:
-                result: Answer | OpenStream = await _open_stream(backend, lease, content,
-                                                                 request_id, add_usage, started)
+                result: Answer | OpenStream = await _open_stream(
+                    backend, lease, content, request_id, add_usage, client_wants_usage, started)
             else:
                 result = await _complete(backend, lease, content, request_id, started)
             elapsed = (time.perf_counter() - started) * 1000
@@ -193,6 +206,9 @@ async def forward(candidates: Sequence[Backend], body: dict[str, Any], *, stream
 def all_failed(candidates: Sequence[Backend], attempts: list[Attempt]) -> AllFailed:
     tried = [a for a in attempts if a.outcome not in ("cooldown", "saturated")]
     summary = "; ".join(f"{a.backend}: {a.outcome} ({reason(a.outcome)})" for a in attempts)
+    if attempts and all(a.outcome == "unsupported" for a in attempts):
+        return AllFailed(400, f"no candidate backend's API can express this request "
+                              f"({summary}): {attempts[0].error}")
     if not tried:
         waits = [b.breaker.retry_after() for b in candidates if b.breaker.retry_after() > 0]
         return AllFailed(503, f"no candidate backend is available right now ({summary})",
@@ -254,7 +270,13 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
         raise _refused(status, body)
     ctype = response.headers.get("content-type", "application/json")
     usage = None
-    if status == 200:
+    if status != 200:
+        body = backend.dialect.error(body)
+    else:
+        try:
+            body = backend.dialect.answer(body)
+        except UpstreamFormatError as exc:
+            raise _Failure("bad_response", str(exc), status) from None
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -266,7 +288,8 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
 
 
 async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_id: str,
-                       strip_usage: bool, started: float) -> Answer | OpenStream:
+                       strip_usage: bool, client_wants_usage: bool,
+                       started: float) -> Answer | OpenStream:
     request = _request(lease, content, request_id)
     response: httpx.Response | None = None
     committed = False
@@ -278,10 +301,12 @@ async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_i
                 body = await _read_capped(response, backend.config.max_answer_bytes)
                 if is_retryable(status):
                     raise _refused(status, body)
-                return Answer(backend, status, body,
+                return Answer(backend, status, backend.dialect.error(body),
                               response.headers.get("content-type", "application/json"), None,
                               (time.perf_counter() - started) * 1000)
-            relay = SSERelay(strip_usage, backend.config.max_event_bytes)
+            relay = backend.dialect.relay(strip_usage=strip_usage,
+                                          include_usage=client_wants_usage,
+                                          max_event_bytes=backend.config.max_event_bytes)
             chunks = response.aiter_raw()
             first = await _first_event(relay, chunks, status)
         committed = True
@@ -296,7 +321,7 @@ async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_i
                 await response.aclose()
 
 
-async def _first_event(relay: SSERelay, chunks: AsyncIterator[bytes], status: int) -> bytes:
+async def _first_event(relay: StreamRelay, chunks: AsyncIterator[bytes], status: int) -> bytes:
     """Read until the first complete, valid data event (or the stream's end); the bytes to send.
 
     Why not commit on the first chunk: a chunk may be a comment, half an event or garbage, and

@@ -13,6 +13,10 @@ longest terminator, ``\\r\\n\\r\\n``, may straddle two chunks), never from the e
 event longer than ``max_event_bytes`` is an error as soon as the pending bytes pass the cap.
 No imports from the rest of the gateway: :mod:`forward` uses it to read a stream's first event
 before committing to a backend, :mod:`streaming` to relay the rest.
+
+The cutting is :class:`SSECutter`, apart from what an event becomes: :class:`SSERelay` judges
+Chat Completions chunks and forwards them as they are, an upstream dialect's relay (see
+:mod:`~polyroute.gateway.upstream`) translates another API's events into such chunks.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSERelay"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSECutter", "SSERelay", "data_lines"]
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE = re.compile(rb"\r\n|\r|\n")
@@ -33,34 +37,30 @@ DEFAULT_MAX_EVENT_BYTES = 4_000_000
 _KEEP, _DROP, _BAD = "keep", "drop", "bad"
 
 
-class SSERelay:
-    """Cuts a byte stream at SSE event boundaries; watches usage, completion and bad events.
+def data_lines(event: bytes) -> list[bytes]:
+    """The values of an event's ``data:`` lines (none for a comment or a bare field)."""
+    return [line[5:].removeprefix(b" ") for line in _LINE.split(event)
+            if line.startswith(b"data:")]
 
-    ``feed`` returns the bytes to forward now (complete, valid events); after it, ``error`` says
-    why the stream cannot go on (then nothing more is forwarded), ``completed`` whether the
-    stream has said all it will, ``events`` how many data events arrived (comment lines such as
-    ``: keep-alive`` are not data and do not count).
+
+class SSECutter:
+    """Cuts a byte stream at SSE event boundaries; :meth:`_event` says what each becomes.
+
+    ``feed`` returns the bytes to forward now; once ``error`` is set (by :meth:`_event`, or for
+    an event longer than ``max_event_bytes``) nothing more is forwarded, not even the bytes of
+    the event that set it.
     """
 
-    def __init__(self, strip_usage: bool = False,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
-        self.strip_usage = strip_usage
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
-        self.usage: dict[str, Any] | None = None
-        #: ``[DONE]`` was seen.
-        self.done = False
-        self.events = 0
         self.error: str | None = None
         self._pending = bytearray()
         self._scan = 0
-        #: Per choice index seen: has it carried a finish_reason?
-        self._finished: dict[Any, bool] = {}
 
-    @property
-    def completed(self) -> bool:
-        """The upstream said it is done: ``[DONE]``, or a finish_reason for every choice."""
-        return self.error is None and (self.done or (bool(self._finished)
-                                                     and all(self._finished.values())))
+    def _event(self, event: bytes, end: bytes) -> bytes:
+        """The bytes to forward for one ``event`` (without its terminator ``end``, which is
+        empty for the unterminated rest at :meth:`finish`); set ``error`` to stop."""
+        raise NotImplementedError
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to forward now: every complete valid event so far, none of a partial one."""
@@ -75,13 +75,11 @@ class SSERelay:
             m = _EVENT_END.search(pending, pos)
             if m is None:
                 break
-            event = bytes(pending[start:m.start()])
-            verdict = self._judge(event)
-            if verdict is _BAD:
+            piece = self._event(bytes(pending[start:m.start()]), m.group())
+            if self.error is not None:
                 self._pending = bytearray()
                 return b"".join(out)
-            if verdict is _KEEP:
-                out.append(event + m.group())
+            out.append(piece)
             start = pos = m.end()
         if start:
             del pending[:start]
@@ -93,7 +91,7 @@ class SSERelay:
         return b"".join(out)
 
     def finish(self) -> bytes:
-        """The unterminated rest when the upstream ends, as received, judged like an event.
+        """What the unterminated rest becomes when the upstream ends, judged like an event.
 
         Forward it only while ``error`` is None: if the rest is malformed (a stream cut inside
         an event), ``error`` says so and the bytes are only returned for the caller to see.
@@ -101,14 +99,44 @@ class SSERelay:
         rest, self._pending, self._scan = bytes(self._pending), bytearray(), 0
         if not rest or self.error is not None:
             return b""
-        return b"" if self._judge(rest) is _DROP else rest
+        return self._event(rest, b"")
+
+
+class SSERelay(SSECutter):
+    """Cuts a Chat Completions stream into events; watches usage, completion and bad events.
+
+    ``feed`` returns the bytes to forward now (complete, valid events); after it, ``error`` says
+    why the stream cannot go on (then nothing more is forwarded), ``completed`` whether the
+    stream has said all it will, ``events`` how many data events arrived (comment lines such as
+    ``: keep-alive`` are not data and do not count).
+    """
+
+    def __init__(self, strip_usage: bool = False,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        super().__init__(max_event_bytes)
+        self.strip_usage = strip_usage
+        self.usage: dict[str, Any] | None = None
+        #: ``[DONE]`` was seen.
+        self.done = False
+        self.events = 0
+        #: Per choice index seen: has it carried a finish_reason?
+        self._finished: dict[Any, bool] = {}
+
+    @property
+    def completed(self) -> bool:
+        """The upstream said it is done: ``[DONE]``, or a finish_reason for every choice."""
+        return self.error is None and (self.done or (bool(self._finished)
+                                                     and all(self._finished.values())))
+
+    def _event(self, event: bytes, end: bytes) -> bytes:
+        # A bad event's bytes are returned too: feed() drops them, finish() shows them.
+        return b"" if self._judge(event) is _DROP else event + end
 
     # -- one event -------------------------------------------------------------------------------
     def _judge(self, event: bytes) -> str:
         """Inspect one event: forward it (_KEEP), drop our own usage chunk (_DROP), or _BAD
         (``error`` says why)."""
-        data = [line[5:].removeprefix(b" ") for line in _LINE.split(event)
-                if line.startswith(b"data:")]
+        data = data_lines(event)
         if not data:  # a comment or a bare field such as ``retry:``: nothing to judge
             return _KEEP
         self.events += 1

@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from polyroute.gateway.errors import error_body
 from polyroute.gateway.forward import OpenStream
 from polyroute.gateway.sse import SSERelay
+from polyroute.gateway.upstream import StreamRelay
 
 __all__ = ["RelayResponse", "SSERelay", "StreamResult", "completion_to_sse"]
 
@@ -185,7 +186,7 @@ class RelayResponse(Response):
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def _pump(self, send: Send, relay: SSERelay, result: StreamResult) -> bool:
+    async def _pump(self, send: Send, relay: StreamRelay, result: StreamResult) -> bool:
         """Forward upstream events; True if the upstream failed mid-stream."""
         if self.stream.first:
             await self._send(send, self.stream.first)
@@ -201,7 +202,7 @@ class RelayResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return problem is not None
 
-    async def _relay(self, send: Send, relay: SSERelay, result: StreamResult) -> str | None:
+    async def _relay(self, send: Send, relay: StreamRelay, result: StreamResult) -> str | None:
         """Pump the rest of the stream; why it broke, or None if it completed."""
         timeout = self.stream.backend.config.timeout
         seen = relay.events

@@ -39,9 +39,10 @@ class ServingStrategy(Protocol):
 
 
 def api_error(exc: AllFailed) -> APIError:
-    """No candidate answered: the client's 502 / 503 / 504."""
+    """No candidate answered: the client's 502 / 503 / 504 (400: none could express it)."""
     headers = {"retry-after": str(math.ceil(exc.retry_after))} if exc.retry_after else None
-    code = {503: "backend_unavailable", 504: "backend_timeout"}.get(exc.status, "backend_error")
+    code = {503: "backend_unavailable", 504: "backend_timeout",
+            400: "unsupported_by_backends"}.get(exc.status, "backend_error")
     return APIError(exc.status, exc.message, code=code, headers=headers)
 
 
