@@ -1,5 +1,5 @@
 """The small endpoints outside the pipeline: ``/v1/models``, ``/healthz``, ``/metrics``,
-``/v1/messages/count_tokens``."""
+``/v1/messages/count_tokens``, ``GET /v1/responses/{id}``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from polyroute.gateway.apis.messages import MESSAGES, anthropic_authorization, count_tokens
+from polyroute.gateway.apis.responses import load_response, not_found
 from polyroute.gateway.body import ClientGone, parse_object, read_body
 from polyroute.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from polyroute.gateway.errors import APIError, error_response
@@ -118,3 +119,17 @@ async def count_message_tokens(request: Request) -> Response:
         return MESSAGES.error_response(exc)
     except ClientGone:
         return Response(status_code=499)
+
+
+async def get_response(request: Request) -> Response:
+    """``GET /v1/responses/{id}``: a kept Responses answer, to the key that created it."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        key = gw.keys.authenticate(request.headers.get("authorization"))
+        response_id = request.path_params["response_id"]
+        stored = await load_response(gw.store, response_id, key.id if key else None)
+        if stored is None:
+            raise not_found(response_id, None)
+    except APIError as exc:
+        return error_response(exc)
+    return Response(stored.response, media_type="application/json")

@@ -20,6 +20,7 @@ from polyroute.store.records import (
     RequestRecord,
     RequestStart,
     RequestSummary,
+    StoredResponse,
 )
 from polyroute.store.sqlite import SQLiteStore
 
@@ -42,6 +43,7 @@ __all__ = [
     "RequestRecord",
     "RequestStart",
     "RequestSummary",
+    "StoredResponse",
     "SQLiteStore",
     "Store",
     "export_feedback",
