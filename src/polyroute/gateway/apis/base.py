@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from polyroute.gateway.body import ChatRequest
     from polyroute.gateway.context import RequestContext
 
-__all__ = ["ClientAPI", "Exchange", "StreamShaper", "chat_chunks", "internal_error",
+__all__ = ["ClientAPI", "as_list", "Exchange", "StreamShaper", "chat_chunks", "internal_error",
            "json_payloads", "sse_event"]
 
 
@@ -107,6 +107,12 @@ def chat_chunks(events: bytes) -> Iterator[dict[str, Any] | None]:
             continue
         if isinstance(obj, dict):
             yield obj
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty one: an answer's fields are read, never
+    trusted (a backend may send ``"choices": true``)."""
+    return value if isinstance(value, list) else []
 
 
 def sse_event(name: str | None, data: Any) -> bytes:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from polyroute.gateway.apis.base import chat_chunks, sse_event
+from polyroute.gateway.apis.base import as_list, chat_chunks, sse_event
 from polyroute.gateway.body import EXTENSION_FIELD, ChatRequest, parse_chat
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.validate import (
@@ -352,7 +352,7 @@ def to_message(completion: Mapping[str, Any], *, model: str, stops: tuple[str, .
     content: list[dict[str, Any]] = []
     if isinstance(message.get("content"), str) and message["content"]:
         content.append({"type": "text", "text": message["content"]})
-    for call in message.get("tool_calls") or ():
+    for call in as_list(message.get("tool_calls")):
         if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
             continue
         fn = call["function"]
@@ -392,7 +392,7 @@ class MessagesStream:
             out.append(self._start())
             if isinstance(chunk.get("usage"), dict):
                 self._usage = chunk["usage"]
-            for choice in chunk.get("choices") or ():
+            for choice in as_list(chunk.get("choices")):
                 if isinstance(choice, dict) and choice.get("index", 0) == 0:
                     out.extend(self._choice(choice))
         return b"".join(out)
@@ -415,7 +415,7 @@ class MessagesStream:
             if self._open != ("text", None):
                 out.append(self._open_block(("text", None), {"type": "text", "text": ""}))
             out.append(self._delta({"type": "text_delta", "text": text}))
-        for call in delta.get("tool_calls") or ():
+        for call in as_list(delta.get("tool_calls")):
             if not isinstance(call, dict):
                 continue
             index = call.get("index", 0)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from polyroute.gateway.apis.base import chat_chunks, sse_event
+from polyroute.gateway.apis.base import as_list, chat_chunks, sse_event
 from polyroute.gateway.body import EXTENSION_FIELD, ChatRequest, parse_chat
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.validate import (
@@ -305,7 +305,7 @@ def output_items(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if isinstance(message.get("content"), str) and message["content"]:
         out.append(_message_item(_new_id("msg_"), message["content"]))
-    for call in message.get("tool_calls") or ():
+    for call in as_list(message.get("tool_calls")):
         if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
             continue
         fn = call["function"]
@@ -423,7 +423,7 @@ class ResponsesStream:
             out.append(self._start())
             if isinstance(chunk.get("usage"), dict):
                 self._usage = chunk["usage"]
-            for choice in chunk.get("choices") or ():
+            for choice in as_list(chunk.get("choices")):
                 if isinstance(choice, dict) and choice.get("index", 0) == 0:
                     out.extend(self._choice(choice))
         return b"".join(out)
@@ -450,7 +450,7 @@ class ResponsesStream:
             out.append(self._event("response.output_text.delta", item_id=self._output[index]["id"],
                                    output_index=index, content_index=0, delta=text,
                                    logprobs=[]))
-        for call in delta.get("tool_calls") or ():
+        for call in as_list(delta.get("tool_calls")):
             if not isinstance(call, dict):
                 continue
             fn = call.get("function") if isinstance(call.get("function"), dict) else {}

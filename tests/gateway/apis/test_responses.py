@@ -1,0 +1,235 @@
+"""The Responses translators on recorded request/response pairs, their edge checks, and a fuzz
+of the parser and the stream shaper: nothing but a 400 ever comes out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from translation_fixtures import chunks_to_sse, fixture_names, load, normalize, sse_events
+
+from polyroute.gateway.apis.responses import (
+    ResponsesExchange,
+    ResponsesStream,
+    check_request,
+    responses_to_chat,
+)
+from polyroute.gateway.body import parse_chat
+from polyroute.gateway.errors import APIError
+
+
+def _translate(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    check_request(body)
+    return responses_to_chat(body)
+
+
+@pytest.mark.parametrize("name", fixture_names("responses"))
+def test_request_translation(name):
+    case = load("responses", name)
+    chat, _ = _translate(case["client_request"])
+    assert chat == case["internal_request"]
+    parse_chat(chat, {})
+
+
+@pytest.mark.parametrize("name", [n for n in fixture_names("responses")
+                                  if not n.startswith("stream")])
+def test_answer_translation(name):
+    case = load("responses", name)
+    kept: list[tuple[dict, list]] = []
+    request = case["client_request"]
+    chat, items = _translate(request)
+    exchange = ResponsesExchange(request, items)
+    if request.get("store", True):
+        exchange.keep = lambda response, conversation: kept.append((response, conversation))
+    response = normalize(json.loads(exchange.answer(case["internal_response"])))
+    if "client_response" in case:
+        assert response == case["client_response"]
+    for field in ("output", "usage", "status", "incomplete_details"):
+        if f"client_response_{field}" in case:
+            assert response[field] == case[f"client_response_{field}"]
+    if request.get("store", True):  # kept: the input items, then the output
+        ((stored, conversation),) = kept
+        assert normalize(stored) == response
+        assert conversation[:len(items)] == items
+        assert normalize(conversation[len(items):]) == response["output"]
+    else:
+        assert kept == []
+
+
+@pytest.mark.parametrize("name", fixture_names("responses", "stream"))
+@pytest.mark.parametrize("split", [False, True])
+def test_stream_translation(name, split):
+    case = load("responses", name)
+    request = case["client_request"]
+    _, items = _translate(request)
+    kept: list[dict] = []
+    exchange = ResponsesExchange(request, items, keep=lambda r, c: kept.append(r))
+    shaper = exchange.stream()
+    if split:
+        out = b"".join(shaper.feed(chunks_to_sse([c])) for c in case["internal_stream"])
+    else:
+        out = shaper.feed(chunks_to_sse(case["internal_stream"]))
+    events = normalize([e["data"] for e in sse_events(out + shaper.finish())])
+    expected = case["client_stream_events"]
+    assert [(e["type"], e["sequence_number"]) for e in events] == \
+        [(kind, seq) for kind, seq, _ in expected]
+    for event, (_, _, fields) in zip(events, expected, strict=True):
+        where = event["response"] if "response" in event else event
+        assert {k: where[k] for k in fields} == fields
+    # The stream's final Response is the one kept, and every lifecycle event names it.
+    assert len(kept) == 1 and normalize(kept[0])["output"] == events[-1]["response"]["output"]
+    assert {e["response"]["id"] for e in events if "response" in e} == {"<resp_1>"}
+
+
+def test_stream_error_ends_failed():
+    exchange = ResponsesExchange({"model": "m", "input": "x"}, [])
+    shaper = ResponsesStream(exchange)
+    out = shaper.feed(chunks_to_sse([{"choices": [{"index": 0, "delta": {"content": "a"}}]}]))
+    out += shaper.error("backend b failed mid-stream", "backend_stream_error")
+    events = [e["data"] for e in sse_events(out)]
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-2]["code"] == "backend_stream_error"
+    assert events[-1]["response"]["status"] == "failed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert shaper.finish() == b""
+
+
+def test_history_comes_before_the_new_input():
+    history = [{"type": "message", "role": "user", "content": "first"},
+               {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": "one", "annotations": []}]}]
+    chat, items = responses_to_chat({"model": "m", "input": "second",
+                                     "instructions": "Be terse."}, history)
+    assert chat["messages"] == [{"role": "system", "content": "Be terse."},
+                                {"role": "user", "content": "first"},
+                                {"role": "assistant", "content": "one"},
+                                {"role": "user", "content": "second"}]
+    assert items[:2] == history and items[2]["content"] == "second"
+
+
+_BASE = {"model": "m", "input": "hi"}
+
+
+@pytest.mark.parametrize("change, param", [
+    ({"input": None}, "input"),
+    ({"input": 5}, "input"),
+    ({"input": []}, "input"),
+    ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+    ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
+    ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+     "input[0].call_id"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+     "input[0].content[0].type"),
+    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "function"}]}, "tools[0].name"),
+    ({"tool_choice": "sometimes"}, "tool_choice"),
+    ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+    ({"max_output_tokens": 0}, "max_output_tokens"),
+    ({"temperature": 3}, "temperature"),
+    ({"background": True}, "background"),
+    ({"conversation": "conv_1"}, "conversation"),
+    ({"text": {"format": {"type": "yaml"}}}, "text.format.type"),
+])
+def test_edge_checks_name_the_field(change, param):
+    body = {k: v for k, v in {**_BASE, **change}.items() if v is not None}
+    with pytest.raises(APIError) as exc:
+        check_request(body)
+    assert exc.value.status == 400 and exc.value.param == param
+
+
+# -- fuzz ----------------------------------------------------------------------------------------
+_SETTINGS = dict(deadline=None, derandomize=True, database=None, max_examples=300,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10 ** 30), 10 ** 30),
+                 st.floats(allow_nan=False), st.text(max_size=8))
+
+
+def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(valid, valid, valid, leaf, st.lists(leaf, max_size=2),
+                     st.dictionaries(st.text(max_size=4), leaf, max_size=2))
+
+
+part = st.fixed_dictionaries(
+    {"type": mostly(st.sampled_from(["input_text", "output_text", "input_image", "refusal",
+                                     "input_file"]))},
+    optional={"text": mostly(st.text(max_size=5)), "image_url": mostly(st.text(max_size=5)),
+              "detail": leaf, "refusal": mostly(st.text(max_size=3))})
+content = mostly(st.text(max_size=8) | st.lists(part, max_size=3))
+item = st.fixed_dictionaries({}, optional={
+    "type": mostly(st.sampled_from(["message", "function_call", "function_call_output",
+                                    "reasoning", "item_reference"])),
+    "role": mostly(st.sampled_from(["user", "assistant", "system", "developer"])),
+    "content": content, "call_id": mostly(st.text(max_size=3)),
+    "name": mostly(st.text(max_size=3)), "arguments": mostly(st.text(max_size=5)),
+    "output": content, "id": leaf})
+bodies = st.fixed_dictionaries(
+    {"model": mostly(st.just("m")), "input": mostly(st.text(max_size=5) |
+                                                    st.lists(item, max_size=4))},
+    optional={"instructions": mostly(st.text(max_size=5)),
+              "tools": mostly(st.lists(st.fixed_dictionaries(
+                  {"type": mostly(st.sampled_from(["function", "web_search"]))},
+                  optional={"name": mostly(st.text(max_size=3)),
+                            "parameters": mostly(st.just({})), "strict": leaf,
+                            "description": leaf}), max_size=2)),
+              "tool_choice": mostly(st.sampled_from(["auto", "none", "required", "x"]) |
+                                    st.fixed_dictionaries({"type": mostly(st.just("function")),
+                                                           "name": leaf})),
+              "reasoning": mostly(st.fixed_dictionaries({}, optional={
+                  "effort": mostly(st.sampled_from(["low", "xhigh", "none"])),
+                  "summary": leaf})),
+              "max_output_tokens": mostly(st.integers(-3, 10 ** 8)),
+              "temperature": leaf, "top_p": leaf, "store": leaf, "stream": mostly(st.booleans()),
+              "parallel_tool_calls": leaf, "user": leaf, "safety_identifier": leaf,
+              "text": mostly(st.fixed_dictionaries({}, optional={"format": mostly(
+                  st.fixed_dictionaries({"type": mostly(st.sampled_from(
+                      ["text", "json_object", "json_schema"]))},
+                      optional={"name": leaf, "schema": mostly(st.just({})),
+                                "strict": leaf}))})),
+              "metadata": leaf, "truncation": leaf, "background": leaf, "polyroute": leaf})
+
+
+@settings(**_SETTINGS)
+@given(bodies)
+def test_fuzz_parser_only_ever_refuses_with_a_400(body):
+    try:
+        chat, items = _translate(body)
+        parse_chat(chat, {})
+        ResponsesExchange(body, items).answer({"choices": []})
+    except APIError as exc:
+        assert exc.status == 400
+
+
+chunk = st.fixed_dictionaries({}, optional={
+    "choices": mostly(st.lists(st.fixed_dictionaries({}, optional={
+        "index": mostly(st.integers(0, 1)),
+        "delta": mostly(st.fixed_dictionaries({}, optional={
+            "content": mostly(st.text(max_size=4)),
+            "tool_calls": mostly(st.lists(st.fixed_dictionaries({}, optional={
+                "index": mostly(st.integers(0, 2)), "id": leaf,
+                "function": mostly(st.fixed_dictionaries({}, optional={
+                    "name": leaf, "arguments": mostly(st.text(max_size=4))}))}), max_size=2))})),
+        "finish_reason": mostly(st.sampled_from(["stop", "length", "tool_calls"])),
+        "message": mostly(st.fixed_dictionaries({}, optional={
+            "content": leaf, "tool_calls": mostly(st.lists(st.fixed_dictionaries({}, optional={
+                "function": mostly(st.fixed_dictionaries({}, optional={
+                    "name": leaf, "arguments": leaf})), "id": leaf}), max_size=2))}))}),
+        max_size=2)),
+    "usage": mostly(st.fixed_dictionaries({}, optional={
+        "prompt_tokens": leaf, "completion_tokens": leaf, "prompt_tokens_details": leaf}))})
+
+
+@settings(**_SETTINGS)
+@given(st.lists(chunk | st.just("[DONE]"), max_size=6))
+def test_fuzz_shapers_never_raise(chunks):
+    exchange = ResponsesExchange({"model": "m", "input": "x"}, [])
+    shaper = exchange.stream()
+    events = [e["data"] for e in sse_events(shaper.feed(chunks_to_sse(chunks)) +
+                                            shaper.finish())]
+    assert events[-1]["type"] in ("response.completed", "response.incomplete")
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    for c in chunks:
+        if isinstance(c, dict):
+            json.loads(exchange.answer(c))
