@@ -153,3 +153,26 @@ def test_count_tokens_and_models(client):
     ids = [m.id for m in models.data]
     assert "polyroute-auto" in ids and "alpha" in ids
     assert all(m.type == "model" for m in models.data)
+
+
+def test_wire_details_the_client_hides(dialect_gateway):
+    """Raw HTTP: x-api-key alone authenticates, the stream starts with a ping after
+    message_start, /v1/models answers in each API's shape by its headers."""
+    with dialect_gateway.client(key=None) as http:
+        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+        raw = http.post("/v1/messages", headers=headers, json={
+            "model": "polyroute-auto", "max_tokens": 10, "stream": True,
+            "messages": [{"role": "user", "content": MATH_PROMPT}]})
+        assert raw.status_code == 200
+        names = [line[7:] for line in raw.text.splitlines() if line.startswith("event: ")]
+        assert names[:3] == ["message_start", "ping", "content_block_start"]
+        assert names[-1] == "message_stop"
+        anthropic_list = http.get("/v1/models", headers=headers).json()
+        assert anthropic_list["has_more"] is False and anthropic_list["data"][0]["type"] == "model"
+        assert anthropic_list["first_id"] == anthropic_list["data"][0]["id"]
+        openai_list = http.get("/v1/models", headers={"authorization": f"Bearer {KEY}"}).json()
+        assert openai_list["object"] == "list" and openai_list["data"][0]["object"] == "model"
+        refused = http.post("/v1/messages", headers={"x-api-key": "wrong"}, json={})
+        assert refused.status_code == 401
+        assert refused.json() == {"type": "error", "error": {"type": "authentication_error",
+                                                             "message": "invalid API key"}}
