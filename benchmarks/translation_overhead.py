@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, machine, write_json  # noqa: E402
+from _common import RESULTS, ROOT, machine, seeded_prompts, write_json  # noqa: E402
 from gateway_latency import Connection, gateway_config  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
@@ -197,9 +197,7 @@ def main() -> int:
 
     result: dict[str, Any] = {"machine": machine()}
     data = load_bundled()
-    rng = np.random.default_rng(0)
-    prompts = [data.prompts[i] for i in
-               rng.choice(data.n_prompts, args.warmup + args.n, replace=False)]
+    prompts = seeded_prompts(data, args.warmup + args.n)
     tmp = Path(tempfile.mkdtemp(prefix="polyroute-translation-"))
     Pipeline("knn", featurizer="tfidf", cache=False).fit(data).save(tmp / "router")
     models = [m.name for m in data.models]

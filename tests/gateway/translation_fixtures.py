@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck
+from hypothesis import strategies as st
+
 FIXTURES = Path(__file__).parent / "fixtures"
 _MADE_UP = re.compile(r"^(msg|resp|fc)_[0-9a-f]{24}$")
 
@@ -55,3 +58,37 @@ def sse_events(raw: bytes) -> list[dict[str, Any]]:
         fields = dict(line.split(": ", 1) for line in block.split("\n"))
         events.append({"event": fields.get("event"), "data": json.loads(fields["data"])})
     return events
+
+
+# -- fuzz strategies both APIs' tests share -------------------------------------------------------
+FUZZ_SETTINGS = dict(deadline=None, derandomize=True, database=None, max_examples=300,
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10 ** 30), 10 ** 30),
+                 st.floats(allow_nan=False), st.text(max_size=8))
+
+
+def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``valid`` three times in five, else a wrong-typed leaf, list or object."""
+    return st.one_of(valid, valid, valid, leaf, st.lists(leaf, max_size=2),
+                     st.dictionaries(st.text(max_size=4), leaf, max_size=2))
+
+
+#: Internal chunks (and completions: ``message``) with hostile fields anywhere.
+chunk = st.fixed_dictionaries({}, optional={
+    "choices": mostly(st.lists(st.fixed_dictionaries({}, optional={
+        "index": mostly(st.integers(0, 1)),
+        "delta": mostly(st.fixed_dictionaries({}, optional={
+            "content": mostly(st.text(max_size=4)),
+            "tool_calls": mostly(st.lists(st.fixed_dictionaries({}, optional={
+                "index": mostly(st.integers(0, 2)), "id": leaf,
+                "function": mostly(st.fixed_dictionaries({}, optional={
+                    "name": leaf, "arguments": mostly(st.text(max_size=4))}))}), max_size=2))})),
+        "finish_reason": mostly(st.sampled_from(["stop", "length", "tool_calls"])),
+        "stop_reason": leaf,
+        "message": mostly(st.fixed_dictionaries({}, optional={
+            "content": leaf, "tool_calls": mostly(st.lists(st.fixed_dictionaries({}, optional={
+                "function": mostly(st.fixed_dictionaries({}, optional={
+                    "name": leaf, "arguments": leaf})), "id": leaf}), max_size=2))}))}),
+        max_size=2)),
+    "usage": mostly(st.fixed_dictionaries({}, optional={
+        "prompt_tokens": leaf, "completion_tokens": leaf, "prompt_tokens_details": leaf}))})

@@ -7,9 +7,19 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from translation_fixtures import chunks_to_sse, fixture_names, load, normalize, sse_events
+from translation_fixtures import (
+    FUZZ_SETTINGS,
+    chunk,
+    chunks_to_sse,
+    fixture_names,
+    leaf,
+    load,
+    mostly,
+    normalize,
+    sse_events,
+)
 
 from polyroute.gateway.apis.messages import (
     MessagesExchange,
@@ -125,15 +135,6 @@ def test_edge_checks_name_the_field(change, param):
 
 
 # -- fuzz ----------------------------------------------------------------------------------------
-_SETTINGS = dict(deadline=None, derandomize=True, database=None, max_examples=300,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10 ** 30), 10 ** 30),
-                 st.floats(allow_nan=False), st.text(max_size=8))
-
-
-def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(valid, valid, valid, leaf, st.lists(leaf, max_size=2),
-                     st.dictionaries(st.text(max_size=4), leaf, max_size=2))
 
 
 block = st.fixed_dictionaries(
@@ -175,7 +176,7 @@ bodies = st.fixed_dictionaries(
               "stream": mostly(st.booleans()), "polyroute": leaf})
 
 
-@settings(**_SETTINGS)
+@settings(**FUZZ_SETTINGS)
 @given(bodies)
 def test_fuzz_parser_only_ever_refuses_with_a_400(body):
     try:
@@ -186,26 +187,9 @@ def test_fuzz_parser_only_ever_refuses_with_a_400(body):
         assert exc.status == 400
 
 
-chunk = st.fixed_dictionaries({}, optional={
-    "choices": mostly(st.lists(st.fixed_dictionaries({}, optional={
-        "index": mostly(st.integers(0, 1)),
-        "delta": mostly(st.fixed_dictionaries({}, optional={
-            "content": mostly(st.text(max_size=4)),
-            "tool_calls": mostly(st.lists(st.fixed_dictionaries({}, optional={
-                "index": mostly(st.integers(0, 2)), "id": leaf,
-                "function": mostly(st.fixed_dictionaries({}, optional={
-                    "name": leaf, "arguments": mostly(st.text(max_size=4))}))}), max_size=2))})),
-        "finish_reason": mostly(st.sampled_from(["stop", "length", "tool_calls"])),
-        "message": mostly(st.fixed_dictionaries({}, optional={
-            "content": leaf, "tool_calls": mostly(st.lists(st.fixed_dictionaries({}, optional={
-                "function": mostly(st.fixed_dictionaries({}, optional={
-                    "name": leaf, "arguments": leaf})), "id": leaf}), max_size=2))}))}),
-        max_size=2)),
-    "usage": mostly(st.fixed_dictionaries({}, optional={"prompt_tokens": leaf,
-                                                        "completion_tokens": leaf}))})
 
 
-@settings(**_SETTINGS)
+@settings(**FUZZ_SETTINGS)
 @given(st.lists(chunk | st.just("[DONE]"), max_size=6))
 def test_fuzz_shapers_never_raise(chunks):
     shaper = MessagesStream(model="m", stops=("x",))

@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import Response
 
 from polyroute.gateway.errors import APIError
+from polyroute.gateway.validate import Check
 
 if TYPE_CHECKING:
     from polyroute.gateway.body import ChatRequest
     from polyroute.gateway.context import RequestContext
 
-__all__ = ["ClientAPI", "as_list", "Exchange", "StreamShaper", "chat_chunks", "internal_error",
-           "json_payloads", "sse_event"]
+__all__ = ["ChunkStream", "ClientAPI", "Exchange", "StreamShaper", "as_list", "chat_chunks",
+           "first_choice", "internal_error", "json_payloads", "new_id", "one_of", "sse_event"]
 
 
 class StreamShaper(Protocol):
@@ -139,3 +141,60 @@ def internal_error(status: int, content: bytes) -> APIError:
     elif isinstance(error, str):
         message = error
     return APIError(status, message, type=kind, code=code, param=param)
+
+
+def first_choice(completion: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A completion's first choice and its message (empty where missing or malformed)."""
+    choices = as_list(completion.get("choices"))
+    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    message = choice.get("message")
+    return choice, message if isinstance(message, dict) else {}
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id the gateway makes up (``msg_…``, ``resp_…``): 96 random bits in hex."""
+    return prefix + secrets.token_hex(12)
+
+
+def one_of(*values: str) -> Check:
+    """A field that must be one of ``values`` (400 naming it)."""
+
+    def check(value: Any, param: str) -> None:
+        if value not in values:
+            raise APIError(400, f"Invalid value for '{param}': expected one of "
+                                f"{', '.join(values)}, got {value!r}.", param=param,
+                           code="invalid_value")
+
+    return check
+
+
+class ChunkStream:
+    """What every stream shaper shares: reading the internal chunks of a batch in order —
+    ``[DONE]`` finishes, usage is kept, the first choice's deltas go to :meth:`_choice` —
+    after :meth:`_start` has opened the client's stream on the first chunk."""
+
+    def __init__(self) -> None:
+        self._usage: Any = None
+
+    def feed(self, events: bytes) -> bytes:
+        out: list[bytes] = []
+        for chunk in chat_chunks(events):
+            if chunk is None:  # [DONE]
+                out.append(self.finish())
+                continue
+            out.append(self._start())
+            if isinstance(chunk.get("usage"), dict):
+                self._usage = chunk["usage"]
+            for choice in as_list(chunk.get("choices")):
+                if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                    out.extend(self._choice(choice))
+        return b"".join(out)
+
+    def _start(self) -> bytes:
+        raise NotImplementedError
+
+    def _choice(self, choice: dict[str, Any]) -> list[bytes]:
+        raise NotImplementedError
+
+    def finish(self) -> bytes:
+        raise NotImplementedError

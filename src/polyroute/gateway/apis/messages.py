@@ -28,13 +28,19 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from polyroute.gateway.apis.base import as_list, chat_chunks, sse_event
+from polyroute.gateway.apis.base import (
+    ChunkStream,
+    as_list,
+    first_choice,
+    new_id,
+    one_of,
+    sse_event,
+)
 from polyroute.gateway.body import EXTENSION_FIELD, ChatRequest, parse_chat
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.validate import (
@@ -75,15 +81,7 @@ def _fail(message: str, param: str) -> APIError:
 
 
 # -- checking the request -----------------------------------------------------------------------
-def _one_of(*values: str) -> Check:
-    def check(value: Any, param: str) -> None:
-        if value not in values:
-            raise _fail(f"{param}: expected one of {', '.join(values)}, got {value!r}", param)
-
-    return check
-
-
-_IMAGE_SOURCE = obj(("type",), type=_one_of("base64", "url"), media_type=string, data=string,
+_IMAGE_SOURCE = obj(("type",), type=one_of("base64", "url"), media_type=string, data=string,
                     url=string)
 _TEXT_BLOCK = obj(("type", "text"), type=string, text=string)
 _CACHE = {"cache_control": obj()}
@@ -126,7 +124,7 @@ def _result_block(value: Any, param: str) -> None:
 def _message(value: Any, param: str) -> None:
     if not isinstance(value, dict):
         raise _fail(f"{param}: a message must be an object", param)
-    check_fields(value, {"role": _one_of("user", "assistant"),
+    check_fields(value, {"role": one_of("user", "assistant"),
                          "content": either("a string or an array of content blocks",
                                            (str, string), (list, array(_block)))},
                  f"{param}.", ("role", "content"))
@@ -148,14 +146,14 @@ def _tool(value: Any, param: str) -> None:
 
 
 def _tool_choice(value: Any, param: str) -> None:
-    obj(("type",), type=_one_of("auto", "any", "tool", "none"), name=string,
+    obj(("type",), type=one_of("auto", "any", "tool", "none"), name=string,
         disable_parallel_tool_use=boolean)(value, param)
     if value["type"] == "tool" and not isinstance(value.get("name"), str):
         raise _fail(f"{param}.name: required when type is 'tool'", f"{param}.name")
 
 
 def _thinking(value: Any, param: str) -> None:
-    obj(("type",), type=_one_of("enabled", "disabled", "adaptive", "between_tools"),
+    obj(("type",), type=one_of("enabled", "disabled", "adaptive", "between_tools"),
         budget_tokens=integer(1, MAX_OUTPUT_TOKENS), display=string)(value, param)
     if value["type"] == "enabled" and value.get("budget_tokens") is None:
         raise _fail(f"{param}.budget_tokens: required when thinking is enabled",
@@ -163,8 +161,8 @@ def _thinking(value: Any, param: str) -> None:
 
 
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
-_OUTPUT_CONFIG = obj(effort=_one_of(*_EFFORTS),
-                     format=obj(("type", "schema"), type=_one_of("json_schema"), schema=obj()))
+_OUTPUT_CONFIG = obj(effort=one_of(*_EFFORTS),
+                     format=obj(("type", "schema"), type=one_of("json_schema"), schema=obj()))
 
 _SYSTEM = either("a string or an array of text blocks", (str, string),
                  (list, array(_TEXT_BLOCK)))
@@ -312,10 +310,6 @@ def _image_url(block: dict[str, Any]) -> str:
 
 
 # -- translating the answer ----------------------------------------------------------------------
-def _new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
-
-
 def _stop_reason(finish: Any, matched: Any, stops: tuple[str, ...]) -> tuple[str, str | None]:
     """Anthropic's ``(stop_reason, stop_sequence)`` for a chat ``finish_reason``."""
     if finish == "stop" and isinstance(matched, str) and matched in stops:
@@ -345,10 +339,7 @@ def _tool_input(arguments: Any) -> dict[str, Any]:
 def to_message(completion: Mapping[str, Any], *, model: str, stops: tuple[str, ...] = (),
                estimate: int = 0, message_id: str | None = None) -> dict[str, Any]:
     """A chat completion as an Anthropic ``message`` (its first choice)."""
-    choices = completion.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices and \
-        isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    choice, message = first_choice(completion)
     content: list[dict[str, Any]] = []
     if isinstance(message.get("content"), str) and message["content"]:
         content.append({"type": "text", "text": message["content"]})
@@ -356,16 +347,16 @@ def to_message(completion: Mapping[str, Any], *, model: str, stops: tuple[str, .
         if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
             continue
         fn = call["function"]
-        content.append({"type": "tool_use", "id": call.get("id") or _new_id("toolu_"),
+        content.append({"type": "tool_use", "id": call.get("id") or new_id("toolu_"),
                         "name": fn.get("name") if isinstance(fn.get("name"), str) else "",
                         "input": _tool_input(fn.get("arguments"))})
     reason, sequence = _stop_reason(choice.get("finish_reason"), choice.get("stop_reason"), stops)
-    return {"id": message_id or _new_id("msg_"), "type": "message", "role": "assistant",
+    return {"id": message_id or new_id("msg_"), "type": "message", "role": "assistant",
             "model": model, "content": content, "stop_reason": reason,
             "stop_sequence": sequence, "usage": _usage(completion.get("usage"), estimate)}
 
 
-class MessagesStream:
+class MessagesStream(ChunkStream):
     """Chat chunks in, Anthropic stream events out: ``message_start`` and a ``ping`` first,
     then per block ``content_block_start`` / ``content_block_delta`` (``text_delta``,
     ``input_json_delta``) / ``content_block_stop``, and at the end ``message_delta`` (stop
@@ -373,29 +364,15 @@ class MessagesStream:
     in the order they arrive."""
 
     def __init__(self, *, model: str, stops: tuple[str, ...] = (), estimate: int = 0) -> None:
+        super().__init__()
         self.model, self.stops, self.estimate = model, stops, estimate
-        self.id = _new_id("msg_")
+        self.id = new_id("msg_")
         self._started = self._ended = False
         self._blocks = 0
         #: The open block: ("text", None) or ("tool", the chat tool-call index); None: none.
         self._open: tuple[str, Any] | None = None
         self._finish: Any = None
         self._matched: Any = None
-        self._usage: Any = None
-
-    def feed(self, events: bytes) -> bytes:
-        out: list[bytes] = []
-        for chunk in chat_chunks(events):
-            if chunk is None:  # [DONE]
-                out.append(self.finish())
-                continue
-            out.append(self._start())
-            if isinstance(chunk.get("usage"), dict):
-                self._usage = chunk["usage"]
-            for choice in as_list(chunk.get("choices")):
-                if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                    out.extend(self._choice(choice))
-        return b"".join(out)
 
     def _start(self) -> bytes:
         if self._started:
@@ -423,7 +400,7 @@ class MessagesStream:
             if self._open != ("tool", index):
                 name = fn.get("name") if isinstance(fn.get("name"), str) else ""
                 out.append(self._open_block(("tool", index), {
-                    "type": "tool_use", "id": call.get("id") or _new_id("toolu_"),
+                    "type": "tool_use", "id": call.get("id") or new_id("toolu_"),
                     "name": name, "input": {}}))
             arguments = fn.get("arguments")
             if isinstance(arguments, str) and arguments:

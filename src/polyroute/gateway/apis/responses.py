@@ -24,7 +24,6 @@ an error keeps the OpenAI shape. With ``store`` (the default, as for OpenAI) the
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from polyroute.gateway.apis.base import as_list, chat_chunks, sse_event
+from polyroute.gateway.apis.base import (
+    ChunkStream,
+    as_list,
+    first_choice,
+    new_id,
+    one_of,
+    sse_event,
+)
 from polyroute.gateway.body import EXTENSION_FIELD, ChatRequest, parse_chat
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.validate import (
@@ -67,15 +73,6 @@ def _fail(message: str, param: str) -> APIError:
     return APIError(400, message, param=param, code="invalid_value")
 
 
-def _one_of(*values: str) -> Check:
-    def check(value: Any, param: str) -> None:
-        if value not in values:
-            raise _fail(f"Invalid value for '{param}': expected one of {', '.join(values)}, "
-                        f"got {value!r}.", param)
-
-    return check
-
-
 # -- checking the request ------------------------------------------------------------------------
 def _part(value: Any, param: str) -> None:
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
@@ -101,7 +98,7 @@ def _item(value: Any, param: str) -> None:
         raise _fail(f"Invalid '{param}': an input item must be an object.", param)
     kind = value.get("type", "message" if "role" in value else None)
     if kind == "message":
-        check_fields(value, {"role": _one_of("user", "assistant", "system", "developer"),
+        check_fields(value, {"role": one_of("user", "assistant", "system", "developer"),
                              "content": _CONTENT, "id": string, "status": string},
                      f"{param}.", ("role", "content"))
     elif kind == "function_call":
@@ -129,7 +126,7 @@ def _tool(value: Any, param: str) -> None:
 
 def _tool_choice(value: Any, param: str) -> None:
     if isinstance(value, str):
-        _one_of("auto", "none", "required")(value, param)
+        one_of("auto", "none", "required")(value, param)
         return
     if not isinstance(value, dict) or value.get("type") != "function":
         raise _fail(f"Invalid '{param}': expected auto, none, required or "
@@ -149,7 +146,7 @@ def _conversation(value: Any, param: str) -> None:
                 "gateway; continue with previous_response_id.", param)
 
 
-_FORMAT = obj(("type",), type=_one_of("text", "json_object", "json_schema"), name=string,
+_FORMAT = obj(("type",), type=one_of("text", "json_object", "json_schema"), name=string,
               schema=obj(), strict=boolean, description=string)
 
 _FIELDS: dict[str, Check] = {
@@ -160,7 +157,7 @@ _FIELDS: dict[str, Check] = {
     "tools": array(_tool),
     "tool_choice": _tool_choice,
     "parallel_tool_calls": boolean,
-    "reasoning": obj(effort=_one_of(*_EFFORTS), summary=string),
+    "reasoning": obj(effort=one_of(*_EFFORTS), summary=string),
     "max_output_tokens": integer(1, MAX_OUTPUT_TOKENS),
     "temperature": number(0, 2),
     "top_p": number(0, 1),
@@ -171,7 +168,7 @@ _FIELDS: dict[str, Check] = {
     "metadata": obj(),
     "user": string,
     "safety_identifier": string,
-    "truncation": _one_of("auto", "disabled"),
+    "truncation": one_of("auto", "disabled"),
     "background": _background,
     "conversation": _conversation,
 }
@@ -283,10 +280,6 @@ def responses_to_chat(body: Mapping[str, Any], history: list[dict[str, Any]] | N
 
 
 # -- translating the answer ----------------------------------------------------------------------
-def _new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
-
-
 def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
     content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] \
         if status == "completed" else []
@@ -304,12 +297,12 @@ def output_items(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A chat completion's message as Responses output items."""
     out: list[dict[str, Any]] = []
     if isinstance(message.get("content"), str) and message["content"]:
-        out.append(_message_item(_new_id("msg_"), message["content"]))
+        out.append(_message_item(new_id("msg_"), message["content"]))
     for call in as_list(message.get("tool_calls")):
         if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
             continue
         fn = call["function"]
-        out.append(_call_item(_new_id("fc_"), str(call.get("id") or _new_id("call_")),
+        out.append(_call_item(new_id("fc_"), str(call.get("id") or new_id("call_")),
                               fn["name"] if isinstance(fn.get("name"), str) else "",
                               fn["arguments"] if isinstance(fn.get("arguments"), str) else ""))
     return out
@@ -340,7 +333,7 @@ class ResponsesExchange:
     body: Mapping[str, Any]
     items: list[dict[str, Any]]
     keep: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
-    id: str = field(default_factory=lambda: _new_id("resp_"))
+    id: str = field(default_factory=lambda: new_id("resp_"))
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     def response(self, status: str, output: list[dict[str, Any]], *, usage: Any = None,
@@ -376,10 +369,7 @@ class ResponsesExchange:
         return response
 
     def answer(self, completion: dict[str, Any]) -> bytes:
-        choices = completion.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices and \
-            isinstance(choices[0], dict) else {}
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        choice, message = first_choice(completion)
         response = self.finished(output_items(message), completion.get("usage"),
                                  choice.get("finish_reason"))
         return json.dumps(response, ensure_ascii=False).encode()
@@ -388,7 +378,7 @@ class ResponsesExchange:
         return ResponsesStream(self)
 
 
-class ResponsesStream:
+class ResponsesStream(ChunkStream):
     """Chat chunks in, Responses events out: ``response.created`` and ``response.in_progress``
     first; per output item ``response.output_item.added``, then for a message
     ``response.content_part.added``, ``response.output_text.delta``... ``.done``,
@@ -397,6 +387,7 @@ class ResponsesStream:
     last ``response.completed`` (or ``response.incomplete``) with the whole Response."""
 
     def __init__(self, exchange: ResponsesExchange) -> None:
+        super().__init__()
         self.exchange = exchange
         self._seq = 0
         self._started = self._ended = False
@@ -407,26 +398,11 @@ class ResponsesStream:
         self._open: int | None = None
         self._calls: dict[Any, int] = {}
         self._finish: Any = None
-        self._usage: Any = None
 
     def _event(self, kind: str, **data: Any) -> bytes:
         event = sse_event(kind, {"type": kind, **data, "sequence_number": self._seq})
         self._seq += 1
         return event
-
-    def feed(self, events: bytes) -> bytes:
-        out: list[bytes] = []
-        for chunk in chat_chunks(events):
-            if chunk is None:  # [DONE]
-                out.append(self.finish())
-                continue
-            out.append(self._start())
-            if isinstance(chunk.get("usage"), dict):
-                self._usage = chunk["usage"]
-            for choice in as_list(chunk.get("choices")):
-                if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                    out.extend(self._choice(choice))
-        return b"".join(out)
 
     def _start(self) -> bytes:
         if self._started or self._ended:
@@ -459,7 +435,7 @@ class ResponsesStream:
             if key not in self._calls:
                 out.append(self._close())
                 name = fn.get("name") if isinstance(fn.get("name"), str) else ""
-                item = _call_item(_new_id("fc_"), str(call.get("id") or _new_id("call_")), name,
+                item = _call_item(new_id("fc_"), str(call.get("id") or new_id("call_")), name,
                                   "", status="in_progress")
                 self._output.append(item)
                 self._open = self._calls[key] = len(self._output) - 1
@@ -477,7 +453,7 @@ class ResponsesStream:
         return out
 
     def _open_message(self) -> bytes:
-        item = _message_item(_new_id("msg_"), "", status="in_progress")
+        item = _message_item(new_id("msg_"), "", status="in_progress")
         self._output.append(item)
         self._open = index = len(self._output) - 1
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
