@@ -92,3 +92,83 @@ chunk = st.fixed_dictionaries({}, optional={
         max_size=2)),
     "usage": mostly(st.fixed_dictionaries({}, optional={
         "prompt_tokens": leaf, "completion_tokens": leaf, "prompt_tokens_details": leaf}))})
+
+
+#: Anthropic Messages bodies, mostly of the right shape, hostile anywhere.
+_block = st.fixed_dictionaries(
+    {"type": mostly(st.sampled_from(["text", "image", "tool_use", "tool_result", "thinking",
+                                     "document"]))},
+    optional={"text": mostly(st.text(max_size=10)), "id": mostly(st.text(max_size=4)),
+              "name": mostly(st.text(max_size=4)), "input": mostly(st.just({"a": 1})),
+              "tool_use_id": mostly(st.text(max_size=4)), "is_error": mostly(st.booleans()),
+              "content": mostly(st.text(max_size=5) | st.lists(st.fixed_dictionaries(
+                  {"type": mostly(st.sampled_from(["text", "image", "tool_use"])),
+                   "text": mostly(st.text(max_size=5))}), max_size=2)),
+              "source": mostly(st.fixed_dictionaries(
+                  {"type": mostly(st.sampled_from(["base64", "url"]))},
+                  optional={"media_type": mostly(st.text(max_size=5)),
+                            "data": mostly(st.text(max_size=5)),
+                            "url": mostly(st.text(max_size=5))}))})
+_message = st.fixed_dictionaries(
+    {"role": mostly(st.sampled_from(["user", "assistant"]))},
+    optional={"content": mostly(st.text(max_size=10) | st.lists(_block, max_size=3))})
+message_bodies = st.fixed_dictionaries(
+    {"model": mostly(st.just("m")), "messages": mostly(st.lists(_message, max_size=3))},
+    optional={"max_tokens": mostly(st.integers(-2, 10 ** 9)),
+              "system": mostly(st.text(max_size=5) | st.lists(_block, max_size=2)),
+              "tools": mostly(st.lists(st.fixed_dictionaries(
+                  {"name": mostly(st.text(max_size=4))},
+                  optional={"input_schema": mostly(st.just({})), "type": leaf}), max_size=2)),
+              "tool_choice": mostly(st.fixed_dictionaries(
+                  {"type": mostly(st.sampled_from(["auto", "any", "tool", "none"]))},
+                  optional={"name": leaf, "disable_parallel_tool_use": leaf})),
+              "thinking": mostly(st.fixed_dictionaries(
+                  {"type": mostly(st.sampled_from(["enabled", "disabled", "adaptive"]))},
+                  optional={"budget_tokens": mostly(st.integers(-5, 10 ** 8))})),
+              "output_config": mostly(st.fixed_dictionaries({}, optional={
+                  "effort": mostly(st.sampled_from(["low", "max"])),
+                  "format": mostly(st.fixed_dictionaries({"type": leaf, "schema": leaf}))})),
+              "stop_sequences": mostly(st.lists(st.text(max_size=3), max_size=6)),
+              "temperature": mostly(st.floats(-1, 3)), "top_p": leaf, "top_k": leaf,
+              "metadata": mostly(st.fixed_dictionaries({}, optional={"user_id": leaf})),
+              "stream": mostly(st.booleans()), "polyroute": leaf})
+
+
+#: Responses bodies, mostly of the right shape, hostile anywhere.
+_part = st.fixed_dictionaries(
+    {"type": mostly(st.sampled_from(["input_text", "output_text", "input_image", "refusal",
+                                     "input_file"]))},
+    optional={"text": mostly(st.text(max_size=5)), "image_url": mostly(st.text(max_size=5)),
+              "detail": leaf, "refusal": mostly(st.text(max_size=3))})
+_content = mostly(st.text(max_size=8) | st.lists(_part, max_size=3))
+_item = st.fixed_dictionaries({}, optional={
+    "type": mostly(st.sampled_from(["message", "function_call", "function_call_output",
+                                    "reasoning", "item_reference"])),
+    "role": mostly(st.sampled_from(["user", "assistant", "system", "developer"])),
+    "content": _content, "call_id": mostly(st.text(max_size=3)),
+    "name": mostly(st.text(max_size=3)), "arguments": mostly(st.text(max_size=5)),
+    "output": _content, "id": leaf})
+response_bodies = st.fixed_dictionaries(
+    {"model": mostly(st.just("m")), "input": mostly(st.text(max_size=5) |
+                                                    st.lists(_item, max_size=4))},
+    optional={"instructions": mostly(st.text(max_size=5)),
+              "tools": mostly(st.lists(st.fixed_dictionaries(
+                  {"type": mostly(st.sampled_from(["function", "web_search"]))},
+                  optional={"name": mostly(st.text(max_size=3)),
+                            "parameters": mostly(st.just({})), "strict": leaf,
+                            "description": leaf}), max_size=2)),
+              "tool_choice": mostly(st.sampled_from(["auto", "none", "required", "x"]) |
+                                    st.fixed_dictionaries({"type": mostly(st.just("function")),
+                                                           "name": leaf})),
+              "reasoning": mostly(st.fixed_dictionaries({}, optional={
+                  "effort": mostly(st.sampled_from(["low", "xhigh", "none"])),
+                  "summary": leaf})),
+              "max_output_tokens": mostly(st.integers(-3, 10 ** 8)),
+              "temperature": leaf, "top_p": leaf, "store": leaf, "stream": mostly(st.booleans()),
+              "parallel_tool_calls": leaf, "user": leaf, "safety_identifier": leaf,
+              "text": mostly(st.fixed_dictionaries({}, optional={"format": mostly(
+                  st.fixed_dictionaries({"type": mostly(st.sampled_from(
+                      ["text", "json_object", "json_schema"]))},
+                      optional={"name": leaf, "schema": mostly(st.just({})),
+                                "strict": leaf}))})),
+              "metadata": leaf, "truncation": leaf, "background": leaf, "polyroute": leaf})

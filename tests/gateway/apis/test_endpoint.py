@@ -1,12 +1,17 @@
 """Every internal answer reaches a client in its API's shape: a buffered stream (a cascade
-profile's), a cached answer, a relayed backend refusal — with the official clients."""
+profile's), a cached answer, a relayed backend refusal — with the official clients; and hostile
+bodies through the real gateway get a 400 in the API's shape or an answer, never a 5xx."""
 
 from __future__ import annotations
+
+import json
 
 import anthropic
 import openai
 import pytest
 from gateway_world import KEY, MATH_PROMPT
+from hypothesis import HealthCheck, given, settings
+from translation_fixtures import FUZZ_SETTINGS, message_bodies, response_bodies
 
 CASCADE = {"policy": {"kind": "cascade", "threshold": 0.2, "lam": 0.1, "scorer": "heuristic"}}
 
@@ -63,3 +68,44 @@ def test_backend_refusal_is_said_in_the_clients_shape(clients, standins):
     with pytest.raises(openai.BadRequestError) as exc:
         o.responses.create(model="polyroute-auto", input=MATH_PROMPT)
     assert "fails with 400" in exc.value.message
+
+
+_E2E = dict(FUZZ_SETTINGS, max_examples=40,
+            suppress_health_check=[*FUZZ_SETTINGS["suppress_health_check"],
+                                   HealthCheck.function_scoped_fixture])
+
+
+def _known_model(body: dict) -> dict:
+    """The strategies' model ``m`` as a backend the gateway has, so most bodies are served."""
+    return {**body, "model": "alpha"} if body.get("model") == "m" else body
+
+
+@settings(**_E2E)
+@given(body=message_bodies)
+def test_fuzz_messages_endpoint_never_fails_inside(dialect_gateway, body):
+    body = _known_model(body)
+    with dialect_gateway.client() as http:
+        r = http.post("/v1/messages", content=json.dumps(body))  # Infinity stays in
+    assert r.status_code < 500, r.text
+    if r.status_code != 200:
+        error = r.json()
+        assert error["type"] == "error" and set(error["error"]) == {"type", "message"}
+    elif not body.get("stream"):
+        assert r.json()["type"] == "message"
+    else:
+        assert r.text.rstrip().endswith('data: {"type":"message_stop"}')
+
+
+@settings(**_E2E)
+@given(body=response_bodies)
+def test_fuzz_responses_endpoint_never_fails_inside(dialect_gateway, body):
+    body = _known_model(body)
+    with dialect_gateway.client() as http:
+        r = http.post("/v1/responses", content=json.dumps(body))
+    assert r.status_code < 500, r.text
+    if r.status_code != 200:
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    elif not body.get("stream"):
+        assert r.json()["object"] == "response"
+    else:
+        assert "event: response.completed" in r.text

@@ -14,9 +14,8 @@ from translation_fixtures import (
     chunk,
     chunks_to_sse,
     fixture_names,
-    leaf,
     load,
-    mostly,
+    message_bodies,
     normalize,
     sse_events,
 )
@@ -137,47 +136,8 @@ def test_edge_checks_name_the_field(change, param):
 # -- fuzz ----------------------------------------------------------------------------------------
 
 
-block = st.fixed_dictionaries(
-    {"type": mostly(st.sampled_from(["text", "image", "tool_use", "tool_result", "thinking",
-                                     "document"]))},
-    optional={"text": mostly(st.text(max_size=10)), "id": mostly(st.text(max_size=4)),
-              "name": mostly(st.text(max_size=4)), "input": mostly(st.just({"a": 1})),
-              "tool_use_id": mostly(st.text(max_size=4)), "is_error": mostly(st.booleans()),
-              "content": mostly(st.text(max_size=5) | st.lists(st.fixed_dictionaries(
-                  {"type": mostly(st.sampled_from(["text", "image", "tool_use"])),
-                   "text": mostly(st.text(max_size=5))}), max_size=2)),
-              "source": mostly(st.fixed_dictionaries(
-                  {"type": mostly(st.sampled_from(["base64", "url"]))},
-                  optional={"media_type": mostly(st.text(max_size=5)),
-                            "data": mostly(st.text(max_size=5)),
-                            "url": mostly(st.text(max_size=5))}))})
-message = st.fixed_dictionaries(
-    {"role": mostly(st.sampled_from(["user", "assistant"]))},
-    optional={"content": mostly(st.text(max_size=10) | st.lists(block, max_size=3))})
-bodies = st.fixed_dictionaries(
-    {"model": mostly(st.just("m")), "messages": mostly(st.lists(message, max_size=3))},
-    optional={"max_tokens": mostly(st.integers(-2, 10 ** 9)),
-              "system": mostly(st.text(max_size=5) | st.lists(block, max_size=2)),
-              "tools": mostly(st.lists(st.fixed_dictionaries(
-                  {"name": mostly(st.text(max_size=4))},
-                  optional={"input_schema": mostly(st.just({})), "type": leaf}), max_size=2)),
-              "tool_choice": mostly(st.fixed_dictionaries(
-                  {"type": mostly(st.sampled_from(["auto", "any", "tool", "none"]))},
-                  optional={"name": leaf, "disable_parallel_tool_use": leaf})),
-              "thinking": mostly(st.fixed_dictionaries(
-                  {"type": mostly(st.sampled_from(["enabled", "disabled", "adaptive"]))},
-                  optional={"budget_tokens": mostly(st.integers(-5, 10 ** 8))})),
-              "output_config": mostly(st.fixed_dictionaries({}, optional={
-                  "effort": mostly(st.sampled_from(["low", "max"])),
-                  "format": mostly(st.fixed_dictionaries({"type": leaf, "schema": leaf}))})),
-              "stop_sequences": mostly(st.lists(st.text(max_size=3), max_size=6)),
-              "temperature": mostly(st.floats(-1, 3)), "top_p": leaf, "top_k": leaf,
-              "metadata": mostly(st.fixed_dictionaries({}, optional={"user_id": leaf})),
-              "stream": mostly(st.booleans()), "polyroute": leaf})
-
-
 @settings(**FUZZ_SETTINGS)
-@given(bodies)
+@given(message_bodies)
 def test_fuzz_parser_only_ever_refuses_with_a_400(body):
     try:
         chat = messages_to_chat(body)

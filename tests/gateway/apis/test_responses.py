@@ -14,10 +14,9 @@ from translation_fixtures import (
     chunk,
     chunks_to_sse,
     fixture_names,
-    leaf,
     load,
-    mostly,
     normalize,
+    response_bodies,
     sse_events,
 )
 
@@ -153,47 +152,8 @@ def test_edge_checks_name_the_field(change, param):
 # -- fuzz ----------------------------------------------------------------------------------------
 
 
-part = st.fixed_dictionaries(
-    {"type": mostly(st.sampled_from(["input_text", "output_text", "input_image", "refusal",
-                                     "input_file"]))},
-    optional={"text": mostly(st.text(max_size=5)), "image_url": mostly(st.text(max_size=5)),
-              "detail": leaf, "refusal": mostly(st.text(max_size=3))})
-content = mostly(st.text(max_size=8) | st.lists(part, max_size=3))
-item = st.fixed_dictionaries({}, optional={
-    "type": mostly(st.sampled_from(["message", "function_call", "function_call_output",
-                                    "reasoning", "item_reference"])),
-    "role": mostly(st.sampled_from(["user", "assistant", "system", "developer"])),
-    "content": content, "call_id": mostly(st.text(max_size=3)),
-    "name": mostly(st.text(max_size=3)), "arguments": mostly(st.text(max_size=5)),
-    "output": content, "id": leaf})
-bodies = st.fixed_dictionaries(
-    {"model": mostly(st.just("m")), "input": mostly(st.text(max_size=5) |
-                                                    st.lists(item, max_size=4))},
-    optional={"instructions": mostly(st.text(max_size=5)),
-              "tools": mostly(st.lists(st.fixed_dictionaries(
-                  {"type": mostly(st.sampled_from(["function", "web_search"]))},
-                  optional={"name": mostly(st.text(max_size=3)),
-                            "parameters": mostly(st.just({})), "strict": leaf,
-                            "description": leaf}), max_size=2)),
-              "tool_choice": mostly(st.sampled_from(["auto", "none", "required", "x"]) |
-                                    st.fixed_dictionaries({"type": mostly(st.just("function")),
-                                                           "name": leaf})),
-              "reasoning": mostly(st.fixed_dictionaries({}, optional={
-                  "effort": mostly(st.sampled_from(["low", "xhigh", "none"])),
-                  "summary": leaf})),
-              "max_output_tokens": mostly(st.integers(-3, 10 ** 8)),
-              "temperature": leaf, "top_p": leaf, "store": leaf, "stream": mostly(st.booleans()),
-              "parallel_tool_calls": leaf, "user": leaf, "safety_identifier": leaf,
-              "text": mostly(st.fixed_dictionaries({}, optional={"format": mostly(
-                  st.fixed_dictionaries({"type": mostly(st.sampled_from(
-                      ["text", "json_object", "json_schema"]))},
-                      optional={"name": leaf, "schema": mostly(st.just({})),
-                                "strict": leaf}))})),
-              "metadata": leaf, "truncation": leaf, "background": leaf, "polyroute": leaf})
-
-
 @settings(**FUZZ_SETTINGS)
-@given(bodies)
+@given(response_bodies)
 def test_fuzz_parser_only_ever_refuses_with_a_400(body):
     try:
         chat, items = _translate(body)
