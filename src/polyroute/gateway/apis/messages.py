@@ -61,8 +61,9 @@ from polyroute.signals.text import context_chars
 if TYPE_CHECKING:
     from polyroute.gateway.context import RequestContext
 
-__all__ = ["MESSAGES", "MessagesAPI", "MessagesExchange", "MessagesStream", "count_tokens",
-           "error_body", "messages_to_chat", "to_message"]
+__all__ = ["MESSAGES", "MessagesAPI", "MessagesExchange", "MessagesStream",
+           "anthropic_authorization", "count_tokens", "error_body", "estimate_tokens",
+           "messages_to_chat", "to_message"]
 
 #: Anthropic's error type per HTTP status (its documented table; 503 is its 529).
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -319,9 +320,12 @@ def _stop_reason(finish: Any, matched: Any, stops: tuple[str, ...]) -> tuple[str
 
 def _usage(usage: Any, estimate: int) -> dict[str, int]:
     usage = usage if isinstance(usage, dict) else {}
-    tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return {"input_tokens": tokens_in if isinstance(tokens_in, int) else estimate,
-            "output_tokens": tokens_out if isinstance(tokens_out, int) else 0}
+    def count(name: str, default: int) -> int:
+        value = usage.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    return {"input_tokens": count("prompt_tokens", estimate),
+            "output_tokens": count("completion_tokens", 0)}
 
 
 def _tool_input(arguments: Any) -> dict[str, Any]:
