@@ -159,3 +159,33 @@ def test_fuzz_shapers_never_raise(chunks):
     for c in chunks:
         if isinstance(c, dict):
             json.loads(MessagesExchange("m", (), 0).answer(c))
+
+
+def test_a_coding_agent_turn_is_taken():
+    """The shape coding agents send: cached system and tool blocks, agent tools, a thinking
+    budget, a tool round trip, cache_control on blocks, and fields with no upstream meaning."""
+    cache = {"type": "ephemeral"}
+    body = {
+        "model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": True, "temperature": 1,
+        "system": [{"type": "text", "text": "You are a coding agent.", "cache_control": cache}],
+        "tools": [{"name": "Bash", "description": "Run a command", "cache_control": cache,
+                   "input_schema": {"type": "object",
+                                    "properties": {"command": {"type": "string"}}}}],
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "metadata": {"user_id": "user_abc_session_1"}, "context_management": {"edits": []},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "<reminder>"},
+                                         {"type": "text", "text": "run the tests"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                                               "name": "Bash", "input": {"command": "pytest"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": "2 passed", "cache_control": cache}]}],
+    }
+    chat = messages_to_chat(body)
+    request = parse_chat(chat, {})
+    assert chat["reasoning_effort"] == "high" and chat["user"] == "user_abc_session_1"
+    assert chat["messages"][1] == {"role": "user", "content": [
+        {"type": "text", "text": "<reminder>"}, {"type": "text", "text": "run the tests"}]}
+    assert chat["messages"][-1] == {"role": "tool", "tool_call_id": "toolu_1",
+                                    "content": "2 passed"}
+    assert "context_management" not in chat and request.stream and request.wants_usage
