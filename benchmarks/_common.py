@@ -41,6 +41,15 @@ def embedded_split(cache: str | None = None, test_size: float = 0.2, seed: int =
             features[[index[p] for p in test.prompt_ids]])
 
 
+def seeded_prompts(data: Any, n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct prompts of ``data`` (an Outcomes), drawn with ``seed``: the same ones in
+    every benchmark that asks for as many."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [data.prompts[i] for i in rng.choice(data.n_prompts, n, replace=False)]
+
+
 def machine() -> dict[str, Any]:
     try:
         load = os.getloadavg()[0]

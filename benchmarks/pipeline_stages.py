@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, write_json  # noqa: E402
+from _common import ROOT, machine, seeded_prompts, write_json  # noqa: E402
 from gateway_latency import Connection, gateway_config  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
@@ -241,9 +241,7 @@ def main() -> int:
 
     result: dict[str, Any] = {"machine": machine()}
     data = load_bundled()
-    rng = np.random.default_rng(0)
-    prompts = [data.prompts[i] for i in
-               rng.choice(data.n_prompts, args.warmup + args.n, replace=False)]
+    prompts = seeded_prompts(data, args.warmup + args.n)
     tmp = Path(tempfile.mkdtemp(prefix="polyroute-stages-"))
     t0 = time.perf_counter()
     router = train_router(tmp / "router")

@@ -88,3 +88,16 @@ def gateway_factory(router_dir: Path, standin_urls: dict[str, str], tmp_path: Pa
 def gateway(gateway_factory, standins) -> RunningGateway:
     """A gateway in front of alpha, beta and gamma with the base config."""
     return gateway_factory()
+
+
+#: The upstream dialects the client-API tests run against; each client API × dialect pair is one
+#: case (the stand-ins speak Chat Completions; a stand-in speaking the Anthropic Messages API
+#: joins here as "anthropic").
+UPSTREAM_DIALECTS = ["openai"]
+
+
+@pytest.fixture(params=UPSTREAM_DIALECTS)
+def dialect_gateway(request, gateway_factory, standins) -> RunningGateway:
+    """A gateway with the base config whose backends speak ``request.param``."""
+    assert request.param == "openai"
+    return gateway_factory()

@@ -29,6 +29,11 @@ import uvicorn
 #: chunk, then an event of that many bytes with no terminator; not streamed: an answer of that
 #: many bytes), "comments" (only ``: keep-alive`` lines, for ~10 s or until the client
 #: leaves, then the end) and "comments_mid" (one good chunk, then the same).
+#: "tool_call": a call of the request's first tool with :data:`TOOL_ARGUMENTS` (streamed: its
+#: arguments in two pieces), ``finish_reason: "tool_calls"``.
+
+#: The arguments of a "tool_call" answer.
+TOOL_ARGUMENTS = '{"city": "Paris"}'
 
 
 @dataclass
@@ -101,6 +106,9 @@ class StandIn:
                                     (b"content-length", b"1000")]})
             raise ConnectionAbortedError("stand-in drops the connection")
         text = self.reply or f"{self.name} answers"
+        if behaviour == "tool_call":
+            await self._tool_call(send, request)
+            return
         if request.get("stream"):
             await self._stream(send, receive, request, text, behaviour)
             return
@@ -122,6 +130,38 @@ class StandIn:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": finish}],
             "usage": usage})
+
+    async def _tool_call(self, send: Any, request: dict) -> None:
+        name = request["tools"][0]["function"]["name"]
+        call = {"id": f"call_{self.name}", "type": "function",
+                "function": {"name": name, "arguments": TOOL_ARGUMENTS}}
+        usage = {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
+        base = {"id": f"chatcmpl-{self.name}", "created": int(time.time()),
+                "model": request.get("model")}
+        if not request.get("stream"):
+            await _json(send, 200, {**base, "object": "chat.completion", "usage": usage,
+                                    "choices": [{"index": 0, "finish_reason": "tool_calls",
+                                                 "message": {"role": "assistant", "content": None,
+                                                             "tool_calls": [call]}}]})
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        half = len(TOOL_ARGUMENTS) // 2
+        deltas = [{"role": "assistant"},
+                  {"tool_calls": [{"index": 0, **call, "function": {"name": name,
+                                                                    "arguments": ""}}]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGUMENTS[:half]}}]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGUMENTS[half:]}}]}]
+        chunks = [{"index": 0, "delta": d, "finish_reason": None} for d in deltas]
+        chunks.append({"index": 0, "delta": {}, "finish_reason": "tool_calls"})
+        body = b"".join(b"data: " + json.dumps({**base, "object": "chat.completion.chunk",
+                                                 "choices": [c]}).encode() + b"\n\n"
+                        for c in chunks)
+        if (request.get("stream_options") or {}).get("include_usage"):
+            body += b"data: " + json.dumps({**base, "object": "chat.completion.chunk",
+                                            "choices": [], "usage": usage}).encode() + b"\n\n"
+        await send({"type": "http.response.body", "body": body + b"data: [DONE]\n\n",
+                    "more_body": False})
 
     def _length(self, request: dict, default: int) -> tuple[int, str]:
         """Completion tokens of this answer and its finish reason."""

@@ -18,6 +18,7 @@ from polyroute.store import (
     RequestRecord,
     RequestStart,
     SQLiteStore,
+    StoredResponse,
     export_feedback,
 )
 from polyroute.store.migrations import LATEST_VERSION, MIGRATIONS
@@ -268,3 +269,14 @@ def test_dollars_saved_are_recorded(store):
     store.finish_request(replace(record("r1", chosen=None, cost=0.0, attempts=()), saved=0.02))
     store.flush()
     assert store.get_request("r1").saved == pytest.approx(0.02)
+
+
+def test_responses_round_trip_and_are_readable_at_once(store):
+    """A client continues from the answer it was just sent: the read sees the queued write."""
+    kept = StoredResponse("resp_1", "k1", 1.0, "polyroute-auto", '[{"type": "message"}]',
+                          '{"id": "resp_1"}')
+    store.put_response(kept)
+    assert store.get_response("resp_1") == kept
+    store.put_response(StoredResponse("resp_1", None, 2.0, "m", "[]", "{}"))  # replaced
+    assert store.get_response("resp_1").key_id is None
+    assert store.get_response("resp_2") is None

@@ -18,9 +18,18 @@ from starlette.routing import Route
 
 from polyroute.config import GatewayConfig
 from polyroute.gateway.admin import reload_router
+from polyroute.gateway.apis.endpoint import endpoint_for
+from polyroute.gateway.apis.messages import MESSAGES
+from polyroute.gateway.apis.responses import RESPONSES
 from polyroute.gateway.chat import chat_completions
 from polyroute.gateway.dashboard import dashboard, stats
-from polyroute.gateway.endpoints import healthz, list_models, metrics
+from polyroute.gateway.endpoints import (
+    count_message_tokens,
+    get_response,
+    healthz,
+    list_models,
+    metrics,
+)
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.feedback import feedback
 from polyroute.gateway.service import Gateway
@@ -56,6 +65,10 @@ def create_app(config: GatewayConfig, *, pipeline: Pipeline | None = None,
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", endpoint_for(MESSAGES), methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_message_tokens, methods=["POST"]),
+            Route("/v1/responses", endpoint_for(RESPONSES), methods=["POST"]),
+            Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/feedback", feedback, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

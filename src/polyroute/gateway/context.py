@@ -23,6 +23,7 @@ from polyroute.policies.kinds import SINGLE, ProfilePlan
 from polyroute.signals import SignalValues
 
 if TYPE_CHECKING:
+    from polyroute.gateway.apis.base import ClientAPI, Exchange
     from polyroute.gateway.routing import Analysis, Plan, RoutingResult
     from polyroute.gateway.service import Gateway, Route
 
@@ -33,7 +34,12 @@ class RequestContext:
     request: Request
     key: KeyConfig | None
     rec: Recorder
+    #: The wire format the client speaks (None: Chat Completions, the internal shape).
+    api: ClientAPI | None = None
     chat: ChatRequest | None = None
+    #: How this request's internal answer is said back in the client's shape (set by parse;
+    #: None: the client speaks the internal shape).
+    exchange: Exchange | None = None
     route: Route | None = None
     #: The profile's plan for this request (None: a backend named directly, or a per-request
     #: budget/floor that routes plainly).

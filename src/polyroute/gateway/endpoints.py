@@ -1,4 +1,5 @@
-"""The small read-only endpoints: ``/v1/models``, ``/healthz``, ``/metrics``."""
+"""The small endpoints outside the pipeline: ``/v1/models``, ``/healthz``, ``/metrics``,
+``/v1/messages/count_tokens``, ``GET /v1/responses/{id}``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import math
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from polyroute.gateway.apis.messages import MESSAGES, anthropic_authorization, count_tokens
+from polyroute.gateway.apis.responses import load_response, not_found
+from polyroute.gateway.body import ClientGone, parse_object, read_body
 from polyroute.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from polyroute.gateway.errors import APIError, error_response
 from polyroute.gateway.metrics import CONTENT_TYPE
@@ -14,12 +18,17 @@ from polyroute.gateway.service import Gateway
 
 
 async def list_models(request: Request) -> Response:
-    """Route profiles first, then backends, in the OpenAI list shape."""
+    """Route profiles first, then backends, in the OpenAI list shape — or in Anthropic's when
+    the client is an Anthropic one (it sends ``anthropic-version``, or only ``x-api-key``)."""
     gw: Gateway = request.app.state.gateway
+    anthropic = "anthropic-version" in request.headers or (
+        "x-api-key" in request.headers and "authorization" not in request.headers)
     try:
-        gw.keys.authenticate(request.headers.get("authorization"))
+        gw.keys.authenticate(anthropic_authorization(request.headers))
     except APIError as exc:
-        return error_response(exc)
+        return MESSAGES.error_response(exc) if anthropic else error_response(exc)
+    if anthropic:
+        return JSONResponse(_anthropic_models(gw))
     data = []
     for name, route in gw.routes.items():
         entry = {"id": name, "object": "model", "created": 0, "owned_by": "polyroute"}
@@ -32,6 +41,17 @@ async def list_models(request: Request) -> Response:
                                   "routable": name in gw.decider.models}
         data.append(entry)
     return JSONResponse({"object": "list", "data": data})
+
+
+def _anthropic_models(gw: Gateway) -> dict:
+    """Anthropic's models list: ``type: model``, ``display_name``, an RFC 3339 ``created_at``
+    (the epoch: profiles have no release date), one page."""
+    data = [{"type": "model", "id": name, "created_at": "1970-01-01T00:00:00Z",
+             "display_name": (route.profile.description if route.profile is not None
+                              and route.profile.description else name)}
+            for name, route in gw.routes.items()]
+    return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}
 
 
 #: A breaker's state in the words ``/healthz`` shows an operator.
@@ -83,3 +103,33 @@ async def metrics(request: Request) -> Response:
                              balancers=((n, r.plan.balancer) for n, r in gw.routes.items()
                                         if r.plan is not None and r.plan.balancer is not None))
     return Response(body, media_type=CONTENT_TYPE)
+
+
+async def count_message_tokens(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens`` (Claude Code asks before each request): the Messages
+    body's prompt tokens, estimated as the spend reservation counts them (see
+    :func:`~polyroute.gateway.apis.messages.estimate_tokens`). Nothing is forwarded or recorded."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        gw.keys.authenticate(anthropic_authorization(request.headers))
+        server = gw.config.server
+        raw = await read_body(request, server.max_body_bytes, server.body_timeout)
+        return JSONResponse(count_tokens(parse_object(raw)))
+    except APIError as exc:
+        return MESSAGES.error_response(exc)
+    except ClientGone:
+        return Response(status_code=499)
+
+
+async def get_response(request: Request) -> Response:
+    """``GET /v1/responses/{id}``: a kept Responses answer, to the key that created it."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        key = gw.keys.authenticate(request.headers.get("authorization"))
+        response_id = request.path_params["response_id"]
+        stored = await load_response(gw.store, response_id, key.id if key else None)
+        if stored is None:
+            raise not_found(response_id, None)
+    except APIError as exc:
+        return error_response(exc)
+    return Response(stored.response, media_type="application/json")

@@ -27,6 +27,7 @@ import httpx
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from polyroute.gateway.apis.base import StreamShaper
 from polyroute.gateway.errors import error_body
 from polyroute.gateway.forward import OpenStream
 from polyroute.gateway.sse import SSERelay
@@ -128,6 +129,10 @@ class RelayResponse(Response):
         #: Rewrite each batch of complete events before it is sent (after the taps saw it as
         #: the upstream sent it): the output guards restore placeholders this way.
         self.filters: list[Callable[[bytes], bytes]] = []
+        #: The client API's translation of the internal chunk stream (after the filters), its
+        #: closing events once the stream completed, and its error event (None: the client
+        #: reads chat chunks, the internal shape). Set by the endpoint.
+        self.shaper: StreamShaper | None = None
         self.media_type = None
         self.init_headers({"content-type": stream.content_type, "cache-control": "no-cache",
                            "x-accel-buffering": "no", **headers})
@@ -161,8 +166,8 @@ class RelayResponse(Response):
                 tg.cancel_scope.cancel()
             if result.cut and not result.completed and not result.client_closed:
                 result.error = "the gateway shut down before the stream finished"
-                body = error_body(result.error, type="server_error", code="gateway_shutdown")
-                await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n",
+                await send({"type": "http.response.body",
+                            "body": self._error_event(result.error, "gateway_shutdown"),
                             "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
@@ -178,11 +183,19 @@ class RelayResponse(Response):
                     for ended in self.ended:
                         ended(result)
 
+    def _error_event(self, message: str, code: str) -> bytes:
+        """The event that ends a broken stream, in the client's shape."""
+        if self.shaper is not None:
+            return self.shaper.error(message, code)
+        return b"data: " + error_body(message, type="server_error", code=code) + b"\n\n"
+
     async def _send(self, send: Send, body: bytes) -> None:
         for tap in self.taps:
             tap(body)
         for rewrite in self.filters:
             body = rewrite(body)
+        if self.shaper is not None:
+            body = self.shaper.feed(body)
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
@@ -196,8 +209,8 @@ class RelayResponse(Response):
             result.completed = False
             result.error = f"backend {self.stream.backend.name} failed mid-stream ({problem})"
             logger.warning("%s", result.error)
-            body = error_body(result.error, type="server_error", code="backend_stream_error")
-            await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n",
+            await send({"type": "http.response.body",
+                        "body": self._error_event(result.error, "backend_stream_error"),
                         "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return problem is not None
@@ -242,5 +255,9 @@ class RelayResponse(Response):
             await self._send(send, tail)
         if not relay.completed:
             return "incomplete: the stream ended without [DONE] or a finish_reason"
+        if self.shaper is not None:
+            closing = self.shaper.finish()
+            if closing:
+                await send({"type": "http.response.body", "body": closing, "more_body": True})
         result.completed = True
         return None

@@ -21,6 +21,7 @@ from polyroute.store.records import (
     RequestStart,
     RequestSummary,
     ShadowComparison,
+    StoredResponse,
 )
 from polyroute.store.sqlite import SQLiteStore
 
@@ -46,6 +47,7 @@ __all__ = [
     "SQLiteStore",
     "ShadowComparison",
     "Store",
+    "StoredResponse",
     "export_feedback",
     "feedback_outcomes",
 ]

@@ -27,6 +27,7 @@ from polyroute.store.records import (
     RequestStart,
     RequestSummary,
     ShadowComparison,
+    StoredResponse,
 )
 
 
@@ -87,6 +88,15 @@ class Store(ABC):
     @abstractmethod
     def cached_answers(self, now: float) -> list[CachedAnswer]:
         """The cached answers not expired at the unix time ``now``, oldest first."""
+
+    # -- the Responses API's conversations -------------------------------------------------------
+    @abstractmethod
+    def put_response(self, entry: StoredResponse) -> None:
+        """Keep one Responses answer and its conversation; does not block."""
+
+    @abstractmethod
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        """The kept answer with this id (None if unknown), after every queued write."""
 
     # -- reads -----------------------------------------------------------------------------------
     @abstractmethod

@@ -183,11 +183,25 @@ def _v7_explanations_and_shadow(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v8_responses(conn: sqlite3.Connection) -> None:
+    """The Responses API's answers and conversations, for ``previous_response_id``."""
+    _statements(conn, """
+        CREATE TABLE responses (
+            id TEXT PRIMARY KEY,
+            key_id TEXT,
+            created_ts REAL NOT NULL,
+            model TEXT NOT NULL,
+            items TEXT NOT NULL,
+            response TEXT NOT NULL
+        )
+    """)
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
     _v4_rule_and_named_route, _v5_cached_answers, _v6_guard_verdicts,
-    _v7_explanations_and_shadow]
+    _v7_explanations_and_shadow, _v8_responses]
 
 LATEST_VERSION = len(MIGRATIONS)
 

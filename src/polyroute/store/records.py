@@ -259,3 +259,22 @@ class CachedAnswer:
     cost: float
     created_ts: float
     expires_ts: float
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """One answer of the Responses API, kept so that a later request can continue from it
+    (``previous_response_id``) and ``GET /v1/responses/{id}`` can return it.
+
+    ``items`` is the conversation up to and including this answer as Responses input items
+    (JSON): the previous response's items, this request's input, then this answer's output
+    items. ``response`` is the Response object as the client got it (JSON). ``key_id`` is the
+    client key that created it: only that key may read or continue it.
+    """
+
+    id: str
+    key_id: str | None
+    created_ts: float
+    model: str
+    items: str
+    response: str

@@ -41,6 +41,7 @@ from polyroute.store.records import (
     RequestStart,
     RequestSummary,
     ShadowComparison,
+    StoredResponse,
 )
 from polyroute.store.writer import Writer
 
@@ -239,6 +240,22 @@ class SQLiteStore(Store):
                                 (now,)).fetchall()
         return [CachedAnswer(*r) for r in rows]
 
+    # -- the Responses API's conversations -------------------------------------------------------
+    def put_response(self, entry: StoredResponse) -> None:
+        e = entry
+        row = (e.id, e.key_id, e.created_ts, e.model, e.items, e.response)
+        self._w().submit(lambda conn: conn.execute(
+            f"INSERT OR REPLACE INTO responses ({_RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            row))
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        """Flushes first: a client continues from the answer it has just been sent."""
+        self.flush()
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_RESPONSE_COLUMNS} FROM responses WHERE id = ?",
+                               (response_id,)).fetchone()
+        return StoredResponse(*row) if row is not None else None
+
     # -- reads -----------------------------------------------------------------------------------
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -364,6 +381,8 @@ _CACHED_COLUMNS = ("id, partition, category, exact, text, embedding, answer, mod
 
 _SHADOW_COLUMNS = ("request_id, ts, profile, served, routed, verdict, served_cost, routed_cost, "
                    "judge_cost, detail")
+
+_RESPONSE_COLUMNS = "id, key_id, created_ts, model, items, response"
 
 _CALIBRATION_COLUMNS = ("backend, prompt_id, prompt, task, answer, quality, cost, latency_s, "
                         "prompt_tokens, completion_tokens, detail, error, ts")
