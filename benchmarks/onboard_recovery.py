@@ -144,7 +144,10 @@ TRIED = [
     "split (62 %). In the exploration, the same design with ties among prompts of identical "
     "(task, difficulty) rows broken by first index had shown 99/71/96/67 %; with random "
     "tie-breaks (what is committed) 71/59/58/44 %: which of many equally informative prompts "
-    "is asked moves the result by that much, so neither number says the design helps.",
+    "is asked moves the result by that much, so neither number says the design helps. "
+    "Weighting each task's accuracy variance by its routing value (`routing_value_of_tasks`) "
+    "instead of its size: 74/46/56/65 % in the exploration, against 76/71/64/69 % for random "
+    "prompts there; not kept.",
     "- **Tried on the way to `irt`** (exploration harness, 3 splits × 3 draws, test prompts "
     "seen; no committed value was taken from them): fixed `lowrank` prior scales instead of "
     "CV (27 settings: 43–61 % mean, so the CV was not what held it back); the population "
