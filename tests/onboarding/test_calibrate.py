@@ -329,3 +329,100 @@ def test_lowrank_works_with_one_or_two_reference_models(n_reference: int) -> Non
     assert column.shape == (outcomes.n_prompts,)
     assert np.all((column >= 0) & (column <= 1))
     assert np.array_equal(column[rows], hidden[rows])
+
+
+def make_irt_world(n_tasks: int = 8, n_per_task: int = 200,
+                   seed: int = 0) -> tuple[Outcomes, np.ndarray, np.ndarray]:
+    """Eight reference models and a new one drawn from one item-response population: model
+    ``m`` answers prompt ``p`` of task ``t`` right with log-odds ``θ_mt − β_m·z_p``, ``θ`` a
+    task mean plus ability × loading plus a small task-specific part, ``z_p`` the prompt's
+    hidden difficulty (shared by every model: the hard prompts are hard for all). Returns the
+    outcomes, the new model's hidden 0/1 column and its true probability on every prompt."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.0, 1.0, n_tasks)
+    loading = rng.uniform(0.5, 1.5, n_tasks)
+    codes = np.repeat(np.arange(n_tasks), n_per_task)
+    z = rng.normal(0.0, 1.5, len(codes))
+
+    def model(ability: float) -> np.ndarray:
+        theta = base + ability * loading + rng.normal(0.0, 0.3, n_tasks)
+        beta = rng.uniform(1.2, 1.8)
+        return 1 / (1 + np.exp(-(theta[codes] - beta * z)))
+
+    probs = np.column_stack([model(a) for a in np.linspace(-2.0, 2.0, 8)])
+    quality = (rng.random(probs.shape) < probs).astype(float)
+    truth = model(0.7)
+    hidden = (rng.random(len(codes)) < truth).astype(float)
+    n = len(codes)
+    outcomes = Outcomes(prompt_ids=tuple(f"p{i}" for i in range(n)),
+                        prompts=tuple(f"q{i}" for i in range(n)),
+                        tasks=tuple(f"t{c}" for c in codes),
+                        models=tuple(ModelInfo(f"r{j}", 0.1, 0.2) for j in range(8)),
+                        quality=quality, cost=np.full((n, 8), 1e-4))
+    return outcomes, hidden, truth
+
+
+def test_irt_imputation_uses_each_prompts_difficulty() -> None:
+    """From 100 answers, ``irt`` predicts the new model's unasked answers better than its
+    *true* per-task accuracy does (which knows nothing of which prompts are hard) and better
+    than ``lowrank``: the reference models calibrate every prompt's difficulty, the answers
+    only have to place the new model."""
+    outcomes, hidden, truth = make_irt_world()
+    rows = choose_prompts(outcomes, 100, "random", random_state=1)
+    rest = np.setdiff1d(np.arange(outcomes.n_prompts), rows)
+    codes = np.array([int(t[1:]) for t in outcomes.tasks])
+    per_task = (np.bincount(codes, truth) / np.bincount(codes))[codes]
+
+    def brier(column: np.ndarray) -> float:
+        return float(np.mean((column[rest] - hidden[rest]) ** 2))
+
+    irt = impute_quality(outcomes, rows, hidden[rows], "irt")
+    lowrank = impute_quality(outcomes, rows, hidden[rows], "lowrank")
+    assert brier(irt) < brier(per_task) - 0.01
+    assert brier(irt) < brier(lowrank)
+    assert np.corrcoef(irt[rest], truth[rest])[0, 1] > 0.85
+
+
+def test_irt_prior_is_the_reference_population() -> None:
+    """With no answer the new model is a typical reference model: the prior's task log-odds are
+    the reference models' mean, and it follows the prompts' difficulty (β > 0)."""
+    from polyroute.onboarding.calibrate import IRTPrior, _reference_quality, _task_codes
+
+    outcomes, _, _ = make_irt_world()
+    ref = _reference_quality(outcomes, None)
+    codes, n_tasks = _task_codes(outcomes)
+    prior = IRTPrior.from_reference(ref, codes, n_tasks)
+    column = prior.predict(prior.mean)
+    np.testing.assert_allclose(np.bincount(codes, column) / np.bincount(codes),
+                               np.bincount(codes, ref.mean(axis=1)) / np.bincount(codes),
+                               atol=0.08)
+    assert prior.mean[-1] > 1.0
+    hard = prior.design[:, -1] < np.quantile(prior.design[:, -1], 0.2)
+    assert column[hard].mean() < column[~hard].mean() - 0.3
+
+
+def test_sequential_rounds_skip_prompts_whose_answer_is_already_known() -> None:
+    """Prompts every reference model fails tell little about a new model: the sequential
+    design asks far fewer of them than a random draw would, in rounds of ten, never twice,
+    and a failed call is neither re-asked nor recorded."""
+    outcomes, hidden, _ = make_irt_world()
+    ref_mean = outcomes.quality.mean(axis=1)
+    settled = (ref_mean == 0) | (ref_mean == 1)
+    asked: list[np.ndarray] = []
+
+    def ask(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows)
+        values = hidden[rows].copy()
+        if len(asked) == 2:
+            values[0] = np.nan
+        return values
+
+    result = onboard(outcomes, NEW, ask, n=100, strategy="sequential", method="irt",
+                     random_state=0)
+    every = np.concatenate(asked)
+    assert [len(a) for a in asked] == [10] * 10
+    assert len(set(every.tolist())) == 100 and len(result.asked["newbie"]) == 100
+    assert settled.mean() > 0.15 and settled[every].mean() < 0.5 * settled.mean(), (
+        settled.mean(), settled[every].mean())
+    j = result.outcomes.model_names.index("newbie")
+    assert result.imputed[asked[1][0], j] and not result.imputed[asked[1][1:], j].any()

@@ -171,7 +171,7 @@ class IRTRouter(Router):
                               f"{y.size} quality values")
         _check_quality(y, "add_model_from_answers")
         mean, cov = self.ability_prior()
-        row, _ = _map_ability(design, difficulty, y, mean, np.linalg.inv(cov))
+        row, _ = map_ability(design, difficulty, y, mean, np.linalg.inv(cov))
         self._append_model(name, row)
 
     def add_model(self, name: str, ask: Callable[[np.ndarray], np.ndarray], pool: np.ndarray,
@@ -215,7 +215,7 @@ class IRTRouter(Router):
             asked.extend(int(i) for i in batch)
             answers.extend(float(v) for v in y)
             idx = np.asarray(asked)
-            row, precision = _map_ability(design[idx], difficulty[idx], np.asarray(answers),
+            row, precision = map_ability(design[idx], difficulty[idx], np.asarray(answers),
                                           mean, prior_precision, start=row)
         self._append_model(name, row)
         return np.asarray(asked)
@@ -238,13 +238,15 @@ class IRTRouter(Router):
 
 
 # -- the new model's ability: Bayesian logistic regression with a known offset ---------------------
-def _map_ability(design: np.ndarray, difficulty: np.ndarray, y: np.ndarray, mean: np.ndarray,
+def map_ability(design: np.ndarray, difficulty: np.ndarray, y: np.ndarray, mean: np.ndarray,
                  prior_precision: np.ndarray, start: np.ndarray | None = None,
                  iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """MAP ability row and the posterior precision (Laplace) by Newton's method.
+    """MAP ability row and the posterior precision (Laplace) by Newton's method, for the logit
+    ``design @ row − difficulty`` under a Gaussian prior (``mean``, ``prior_precision``).
 
     Unknown answers (NaN) are ignored; fractional ones enter the Bernoulli likelihood as soft
-    labels, exactly as in training.
+    labels, exactly as in training. Shared with onboarding (polyroute.onboarding.calibrate),
+    whose imputation models are the same Bayesian logistic regression with other designs.
     """
     keep = ~np.isnan(y)
     z, d, y = design[keep], difficulty[keep], y[keep]
