@@ -1,7 +1,8 @@
 """The request pipeline's stages, in order; each is one small module with one job.
 
     authenticate (in the endpoint, before a record exists) → admit → parse [→ signals → rules]
-    → decide → reserve → serve (the strategy of the request's call shape)
+    [→ input guards] [→ cache lookup] [→ conversation] → decide [→ conversation weigh]
+    → reserve → serve (the strategy of the request's call shape)
 
 :data:`PIPELINE` is what every request passes; :func:`pipeline_for` slots in, by name, the
 stages a config turns on (the bracketed ones: when it has decision rules or named routes).
@@ -29,6 +30,7 @@ from polyroute.config import GatewayConfig
 from polyroute.gateway.stages import (
     admit,
     cache,
+    conversation,
     decide,
     guards,
     parse,
@@ -58,8 +60,8 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
     """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in where it belongs: the
     signals and rules after ``parse`` when there are rules or named routes, then the input
     guards when a guard is enabled, then the cache lookup when the cache is enabled, all before
-    ``decide``. A gateway with neither runs exactly
-    :data:`PIPELINE`."""
+    ``decide``; with conversations on, the pin lookup just before ``decide`` and the weighing of
+    a move just after it. A gateway with none of these runs exactly :data:`PIPELINE`."""
     stages = list(PIPELINE)
     if config.rules or config.routes:
         at = [name for name, _ in stages].index("parse") + 1
@@ -68,6 +70,10 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
         stages.insert([n for n, _ in stages].index("decide"), ("input_guards", guards.check_input))
     if config.cache.enabled:
         stages.insert([n for n, _ in stages].index("decide"), ("cache_lookup", cache.lookup))
+    if config.conversations.enabled:
+        at = [n for n, _ in stages].index("decide")
+        stages[at:at + 1] = [("conversation", conversation.lookup), stages[at],
+                             ("conversation_weigh", conversation.weigh_move)]
     return tuple(stages)
 
 
