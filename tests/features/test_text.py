@@ -37,8 +37,24 @@ def test_chat_uses_the_latest_user_turns_not_the_system_prompt() -> None:
         {"role": "assistant", "content": "second answer"},
         {"role": "user", "content": "third question"},
     ]
-    assert chat_to_text(messages) == "second question\nthird question"
+    assert chat_to_text(messages) == "first question\nsecond question\nthird question"
+    assert chat_to_text(messages, max_user_turns=2) == "second question\nthird question"
     assert chat_to_text(messages, max_user_turns=1) == "third question"
+
+
+def test_earlier_turns_fill_the_window_but_never_push_the_latest_out() -> None:
+    long_turn = "An earlier pasted document. " * 40  # ~1,100 characters
+    messages = [{"role": "user", "content": "short first"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": long_turn},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "and in French?"}]
+    # The long turn does not fit beside the latest; nothing older is taken past it.
+    assert chat_to_text(messages) == "and in French?"
+    assert chat_to_text(messages, max_chars=5000) == \
+        f"short first\n{long_turn}\nand in French?"
+    # A latest turn longer than the window is kept whole (the featurizer keeps head and tail).
+    assert chat_to_text([{"role": "user", "content": long_turn}], max_chars=100) == long_turn
 
 
 def test_chat_content_parts_keep_only_text() -> None:

@@ -35,8 +35,17 @@ def focus_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return f"{text[:head]} … {text[-tail:]}"
 
 
-def chat_to_text(messages: Sequence[Any], max_user_turns: int = 2) -> str:
-    """The text to route a chat by: the latest user turn(s), not the system prompt.
+def chat_to_text(messages: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS,
+                 max_user_turns: int | None = None) -> str:
+    """The text to route a chat by: the latest user turn, with as many of the user turns before
+    it (newest first) as fit in the encoder's window of ``max_chars`` (at most
+    ``max_user_turns`` turns in all, if given); never the system prompt, assistant or tool turns.
+
+    Why: the latest user turn is what the request asks; an earlier turn helps when the latest
+    is short ("and in French?") but must not push it out of the window, and a system prompt or
+    a few-shot block shared by many requests would make them all look alike
+    (``benchmarks/results/routing_window.md``). A latest turn longer than the window is kept
+    whole here; the featurizer keeps its head and tail (:func:`focus_text`).
 
     ``content`` may be a string or OpenAI's list of parts; only text parts count. Any other
     shape (a message that is not an object, a ``text`` that is not a string) contributes
@@ -48,7 +57,23 @@ def chat_to_text(messages: Sequence[Any], max_user_turns: int = 2) -> str:
                   and isinstance(m.get("content"), (str, list))]
     if not user_texts:  # fall back to whatever text there is
         user_texts = [m["content"] for m in chats if isinstance(m.get("content"), str)]
-    return "\n".join(user_texts[-max_user_turns:])
+        if not user_texts:
+            return ""
+    kept = [user_texts[-1]]
+    room = max_chars - _chars(user_texts[-1])
+    limit = len(user_texts) if max_user_turns is None else max(1, max_user_turns)
+    for text in reversed(user_texts[:-1]):
+        size = _chars(text) + 1
+        if len(kept) >= limit or size > room:
+            break
+        kept.insert(0, text)
+        room -= size
+    return "\n".join(kept)
+
+
+def _chars(text: str) -> int:
+    """Characters of ``text`` as the featurizer counts them (runs of whitespace as one)."""
+    return len(" ".join(text.split()))
 
 
 def _content_text(content: str | list[Any]) -> str:
