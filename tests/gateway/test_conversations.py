@@ -122,6 +122,10 @@ def test_three_turns_stay_pinned_then_move_when_the_breaker_opens(pinned_gateway
     after = _turn(client, messages)
     assert after.headers["x-polyroute-model"] == "beta"
     assert after.headers["x-polyroute-pinned"] == "yes"
+    with gw.client() as c:
+        metrics = c.get("/metrics").text
+    assert 'polyroute_conversation_turns_total{outcome="kept"} 3.0' in metrics
+    assert 'polyroute_conversation_turns_total{outcome="routed"} 3.0' in metrics
 
 
 def test_a_gain_that_beats_the_cache_loss_moves_the_conversation(pinned_gateway, client):

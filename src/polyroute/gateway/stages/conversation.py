@@ -112,18 +112,18 @@ async def lookup(ctx: RequestContext) -> None:
         return
     pin = None if conv.lookup is None else await pinning.store().get(conv.lookup, clock())
     if pin is None:
-        detail["reason"] = "first turn: routed" if conv.lookup is None else \
-            "no live pin (a new or idle conversation): routed"
+        _routed(ctx, "first turn: routed" if conv.lookup is None else
+                "no live pin (a new or idle conversation): routed")
         return
     ctx.pin = pin
     detail["pinned_model"] = pin.model
     allowed = [m for m in gw.decider.models if route.allowed is None or m in route.allowed]
     if pin.model not in allowed:
-        detail["reason"] = f"pinned {pin.model} is not a candidate of this request: routed"
+        _routed(ctx, f"pinned {pin.model} is not a candidate of this request: routed")
         return
     unavailable = gw.backends[pin.model].available
     if unavailable is not None:
-        detail["reason"] = f"pinned {pin.model} is unavailable ({unavailable}): routed"
+        _routed(ctx, f"pinned {pin.model} is unavailable ({unavailable}): routed")
         return
     if not conv.new_question:
         _settle(ctx, pin, allowed, f"{conv.turn} turn: stays on {pin.model}")
@@ -139,6 +139,12 @@ async def lookup(ctx: RequestContext) -> None:
     ctx.weigh_pin = True  # once the router has ranked the turn
 
 
+def _routed(ctx: RequestContext, reason: str) -> None:
+    assert ctx.rec.conversation is not None
+    ctx.rec.conversation["reason"] = reason
+    ctx.gw.metrics.conversation_turns.labels("routed").inc()
+
+
 def _settle(ctx: RequestContext, pin: ConversationPin, allowed: list[str], reason: str) -> None:
     """Serve the turn on ``pin.model``, falling back in the pinned decision's order."""
     fallbacks = [m for m in pin.fallbacks if m in allowed and m != pin.model]
@@ -149,6 +155,7 @@ def _settle(ctx: RequestContext, pin: ConversationPin, allowed: list[str], reaso
 
 def _pinned(ctx: RequestContext, model: str, reason: str) -> None:
     rec = ctx.rec
+    ctx.gw.metrics.conversation_turns.labels("kept").inc()
     rec.pinned_model = model
     assert rec.conversation is not None
     rec.conversation["reason"] = reason
@@ -170,7 +177,9 @@ async def weigh_move(ctx: RequestContext) -> None:
     rec.candidates = (*first, *(c for c in rec.candidates if c.model != verdict.model))
     assert rec.conversation is not None
     rec.conversation.update(verdict.detail())
-    if not verdict.moved:
+    if verdict.moved:
+        gw.metrics.conversation_turns.labels("moved").inc()
+    else:
         _pinned(ctx, pin.model, verdict.reason)
 
 
