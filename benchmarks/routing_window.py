@@ -37,10 +37,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _common import RESULTS, SHARED_DATA, load_benchmark_data, machine, write_json  # noqa: E402
+from _common import RESULTS, SHARED_DATA, machine, split_router, write_json  # noqa: E402
 
-from polyroute import Pipeline  # noqa: E402
-from polyroute.data import train_test_split  # noqa: E402
 from polyroute.evaluation.bootstrap import aiq_of  # noqa: E402
 from polyroute.features import chat_to_text  # noqa: E402
 from polyroute.features.text import DEFAULT_MAX_CHARS, _content_text  # noqa: E402
@@ -145,8 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     info = machine()
-    outcomes = load_benchmark_data()
-    train, test = train_test_split(outcomes, 0.2, random_state=args.seed)
+    _, train, test, pipe = split_router(args.seed, args.cache)
     rng = np.random.default_rng(args.seed)
     rows = np.sort(rng.choice(len(test.prompts), min(args.prompts, len(test.prompts)),
                               replace=False))
@@ -159,7 +156,6 @@ def main() -> None:
     others = [(t, answers.get(p, "I am not sure.")) for p, t in
               zip(test.prompt_ids, test.prompts, strict=True)]
 
-    pipe = Pipeline("knn", featurizer="minilm", cache=args.cache).fit(train)
     print(f"router fitted in {time.perf_counter() - started:.0f} s", flush=True)
     chats = [variants(p, t, rng, [o for o in others if o[0] != p], shots)
              for p, t in zip(test.prompts, test.tasks, strict=True)]

@@ -40,9 +40,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from _common import RESULTS, load_benchmark_data, machine, write_json  # noqa: E402
+from _common import RESULTS, machine, split_router, write_json  # noqa: E402
 
-from polyroute import Pipeline  # noqa: E402
 from polyroute.config import BackendConfig, ConversationsConfig  # noqa: E402
 from polyroute.conversations import (  # noqa: E402
     CacheLossModel,
@@ -52,7 +51,6 @@ from polyroute.conversations import (  # noqa: E402
     identify,
     weigh,
 )
-from polyroute.data import train_test_split  # noqa: E402
 from polyroute.features import chat_to_text  # noqa: E402
 from polyroute.gateway.routing import Decider  # noqa: E402
 from polyroute.policies import TradeoffPolicy  # noqa: E402
@@ -161,9 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     info = machine()
-    outcomes = load_benchmark_data()
-    train, test = train_test_split(outcomes, 0.2, random_state=args.seed)
-    pipe = Pipeline("knn", featurizer="minilm", cache=args.cache).fit(train)
+    outcomes, _, test, pipe = split_router(args.seed, args.cache)
     backends = [BackendConfig(name=m.name, base_url="http://127.0.0.1:9/v1",
                               input_price_per_mtok=m.input_price_per_mtok,
                               output_price_per_mtok=m.output_price_per_mtok,
