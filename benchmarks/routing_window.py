@@ -10,7 +10,9 @@ llmrouter-bench data) is asked about test prompts dressed up as chat requests:
 * ``few_shot_chat`` — five solved examples of the same task (other training prompts and their
   references) as user/assistant turns before it;
 * ``few_shot_inline`` — the RouterBench-style trap: those five examples written into the *same*
-  user message, before the question.
+  user message, before the question;
+* ``follow_up`` — the prompt, an answer, then a short follow-up ("Are you sure? Check it once
+  more.") as the latest turn: scored on the prompt's outcomes, the case earlier context is for.
 
 Each windowing strategy turns the messages into the routing text the encoder sees (it truncates
 at 256 word pieces; the featurizer keeps ~1,000 characters, a short head and a long tail). For
@@ -89,9 +91,15 @@ STRATEGIES: dict[str, Strategy] = {
     "last_two_users": last_two_users,
     "latest_user": latest_user,
     "latest_tail": latest_tail,
-    # The gateway's routing text (features.chat_to_text, as body.py calls it).
+    # Earlier user turns within the window, as many as fit.
+    "context_fill": lambda m: chat_to_text(m, context_chars=DEFAULT_MAX_CHARS),
+    # The gateway's routing text (features.chat_to_text as body.py calls it: earlier user
+    # turns within a quarter of the window).
     "gateway": chat_to_text,
 }
+#: Short follow-ups that only make sense with the question before them.
+FOLLOW_UPS = ("Can you answer that again, more carefully?", "Are you sure? Check it once more.",
+              "Please explain your answer step by step.", "Answer the question above again.")
 
 
 def few_shot_block(examples: Sequence[tuple[str, str]]) -> str:
@@ -120,6 +128,9 @@ def variants(prompt: str, task: str, rng: np.random.Generator, others: Sequence[
         "few_shot_chat": [*chat_shots, {"role": "user", "content": prompt}],
         "few_shot_inline": [{"role": "user",
                              "content": f"{few_shot_block(picked)}\n\n{prompt}"}],
+        "follow_up": [system, {"role": "user", "content": prompt},
+                      {"role": "assistant", "content": "Here is my answer."},
+                      {"role": "user", "content": FOLLOW_UPS[rng.integers(len(FOLLOW_UPS))]}],
     }
 
 
@@ -213,8 +224,11 @@ def write_markdown(out: dict[str, Any]) -> None:
              f"Made by `benchmarks/routing_window.py`.", "",
              "Strategies: `everything` (every message, system included), `last_two_users` "
              "(polyroute before this change), `latest_user`, `latest_tail` (the latest user "
-             "turn's last 1,000 characters), `gateway` (`features.chat_to_text` now). The "
-             "featurizer then keeps a head and tail of ~1,000 characters of whatever it gets.",
+             "turn's last 1,000 characters), `context_fill` (the latest user turn after as "
+             "many earlier user turns as fit the 1,000-character window), `gateway` "
+             "(`features.chat_to_text` now: earlier user turns within 250 characters, a "
+             "quarter of the window). The featurizer then keeps a head and tail of ~1,000 "
+             "characters of whatever it gets.",
              ""]
     for metric, title in [("aiq", "AIQ (higher is better)"),
                           ("agreement_at_lam0", "Agreement with single-prompt routing at λ = 0"),

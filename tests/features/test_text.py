@@ -49,10 +49,12 @@ def test_earlier_turns_fill_the_window_but_never_push_the_latest_out() -> None:
                 {"role": "user", "content": long_turn},
                 {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "and in French?"}]
-    # The long turn does not fit beside the latest; nothing older is taken past it.
+    # The long turn does not fit in the context share; nothing older is taken past it.
     assert chat_to_text(messages) == "and in French?"
-    assert chat_to_text(messages, max_chars=5000) == \
+    assert chat_to_text(messages, max_chars=5000, context_chars=5000) == \
         f"short first\n{long_turn}\nand in French?"
+    # The window bounds the context too: the latest turn is never pushed out.
+    assert chat_to_text(messages, max_chars=1000, context_chars=5000) == "and in French?"
     # A latest turn longer than the window is kept whole (the featurizer keeps head and tail).
     assert chat_to_text([{"role": "user", "content": long_turn}], max_chars=100) == long_turn
 

@@ -35,16 +35,24 @@ def focus_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return f"{text[:head]} … {text[-tail:]}"
 
 
+#: Characters of earlier user turns the routing text may hold besides the latest turn: the
+#: featurizer's head share of the window (``benchmarks/results/routing_window.md``).
+DEFAULT_CONTEXT_CHARS = int(DEFAULT_MAX_CHARS * _HEAD_SHARE)
+
+
 def chat_to_text(messages: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS,
-                 max_user_turns: int | None = None) -> str:
-    """The text to route a chat by: the latest user turn, with as many of the user turns before
-    it (newest first) as fit in the encoder's window of ``max_chars`` (at most
-    ``max_user_turns`` turns in all, if given); never the system prompt, assistant or tool turns.
+                 max_user_turns: int | None = None,
+                 context_chars: int = DEFAULT_CONTEXT_CHARS) -> str:
+    """The text to route a chat by: the latest user turn, after as many of the user turns
+    before it (newest first, whole turns) as fit in ``context_chars`` and in the encoder's
+    window of ``max_chars`` (at most ``max_user_turns`` turns in all, if given); never the
+    system prompt, assistant or tool turns.
 
     Why: the latest user turn is what the request asks; an earlier turn helps when the latest
-    is short ("and in French?") but must not push it out of the window, and a system prompt or
-    a few-shot block shared by many requests would make them all look alike
-    (``benchmarks/results/routing_window.md``). A latest turn longer than the window is kept
+    is a follow-up ("and in French?") but must not outweigh it (an unrelated earlier question
+    moves the routing as much as the new one), and a system prompt or a few-shot block shared
+    by many requests would make them all look alike — measured in
+    ``benchmarks/results/routing_window.md``. A latest turn longer than the window is kept
     whole here; the featurizer keeps its head and tail (:func:`focus_text`).
 
     ``content`` may be a string or OpenAI's list of parts; only text parts count. Any other
@@ -60,7 +68,7 @@ def chat_to_text(messages: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS,
         if not user_texts:
             return ""
     kept = [user_texts[-1]]
-    room = max_chars - _chars(user_texts[-1])
+    room = min(context_chars, max_chars - _chars(user_texts[-1]))
     limit = len(user_texts) if max_user_turns is None else max(1, max_user_turns)
     for text in reversed(user_texts[:-1]):
         size = _chars(text) + 1
