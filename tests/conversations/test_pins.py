@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -67,5 +68,21 @@ def test_the_store_sweeps_expired_pins_on_put(tmp_path):
         run(pins.put(pin(key="new", last=1020.0, idle=60.0)))  # ≥ sweep_s later: sweeps
         store.flush()
         assert store.get_pin("old", 0.0) is None and store.get_pin("new", 0.0) is not None
+    finally:
+        store.close()
+
+
+def test_a_pin_just_written_is_read_back_before_the_store_commits(tmp_path):
+    """A client's next turn can arrive before the queued write is committed: the pin must be
+    found all the same."""
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    try:
+        pins = StorePins(store)
+        gate = threading.Event()
+        store._w().submit(lambda conn: gate.wait(10))  # hold the writer
+        run(pins.put(pin()))
+        assert store.get_pin("k", 1001.0) is None  # not committed yet
+        assert run(pins.get("k", 1001.0)) == pin()
+        gate.set()
     finally:
         store.close()

@@ -71,8 +71,9 @@ class Conversation:
 
     @property
     def new_question(self) -> bool:
-        """Whether this turn may be re-routed (a user turn after the first)."""
-        return self.turn == USER
+        """Whether this turn asks something new, so that it may move off its pin: a user turn
+        (a ``first`` one has a pin only under an explicit id that already holds one)."""
+        return self.turn in (FIRST, USER)
 
 
 def turn_kind(messages: Sequence[Any]) -> str:
