@@ -43,7 +43,11 @@ from _common import RESULTS, SHARED_DATA, machine, split_router, write_json  # n
 
 from polyroute.evaluation.bootstrap import aiq_of  # noqa: E402
 from polyroute.features import chat_to_text  # noqa: E402
-from polyroute.features.text import DEFAULT_MAX_CHARS, _content_text  # noqa: E402
+from polyroute.features.text import (  # noqa: E402
+    DEFAULT_CONTEXT_CHARS,
+    DEFAULT_MAX_CHARS,
+    _content_text,
+)
 from polyroute.policies import TradeoffPolicy  # noqa: E402
 
 SYSTEM_PROMPT = " ".join([
@@ -91,10 +95,12 @@ STRATEGIES: dict[str, Strategy] = {
     "last_two_users": last_two_users,
     "latest_user": latest_user,
     "latest_tail": latest_tail,
-    # Earlier user turns within the window, as many as fit.
+    # The latest user turn after the end of the earlier user turns, at most this many
+    # characters of them (and never so many that the latest turn leaves the window).
+    "context_250": lambda m: chat_to_text(m, context_chars=250),
+    "context_500": lambda m: chat_to_text(m, context_chars=500),
     "context_fill": lambda m: chat_to_text(m, context_chars=DEFAULT_MAX_CHARS),
-    # The gateway's routing text (features.chat_to_text as body.py calls it: earlier user
-    # turns within a quarter of the window).
+    # The gateway's routing text (features.chat_to_text as body.py calls it).
     "gateway": chat_to_text,
 }
 #: Short follow-ups that only make sense with the question before them.
@@ -224,10 +230,11 @@ def write_markdown(out: dict[str, Any]) -> None:
              f"Made by `benchmarks/routing_window.py`.", "",
              "Strategies: `everything` (every message, system included), `last_two_users` "
              "(polyroute before this change), `latest_user`, `latest_tail` (the latest user "
-             "turn's last 1,000 characters), `context_fill` (the latest user turn after as "
-             "many earlier user turns as fit the 1,000-character window), `gateway` "
-             "(`features.chat_to_text` now: earlier user turns within 250 characters, a "
-             "quarter of the window). The featurizer then keeps a head and tail of ~1,000 "
+             "turn's last 1,000 characters), `context_N` (the latest user turn whole after the "
+             "last N characters of the earlier user turns, fewer if the latest turn would "
+             "leave the 1,000-character window; `fill`: as many as fit), `gateway` "
+             f"(`features.chat_to_text` as the gateway calls it: N = "
+             f"{DEFAULT_CONTEXT_CHARS}). The featurizer then keeps a head and tail of ~1,000 "
              "characters of whatever it gets.",
              ""]
     for metric, title in [("aiq", "AIQ (higher is better)"),

@@ -43,10 +43,10 @@ DEFAULT_CONTEXT_CHARS = int(DEFAULT_MAX_CHARS * _HEAD_SHARE)
 def chat_to_text(messages: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS,
                  max_user_turns: int | None = None,
                  context_chars: int = DEFAULT_CONTEXT_CHARS) -> str:
-    """The text to route a chat by: the latest user turn, after as many of the user turns
-    before it (newest first, whole turns) as fit in ``context_chars`` and in the encoder's
-    window of ``max_chars`` (at most ``max_user_turns`` turns in all, if given); never the
-    system prompt, assistant or tool turns.
+    """The text to route a chat by: the latest user turn whole, after the end of the user turns
+    before it — at most ``context_chars`` characters of them, and no more than leaves the
+    latest turn within the encoder's window of ``max_chars`` (at most ``max_user_turns`` turns
+    in all, if given); never the system prompt, assistant or tool turns.
 
     Why: the latest user turn is what the request asks; an earlier turn helps when the latest
     is a follow-up ("and in French?") but must not outweigh it (an unrelated earlier question
@@ -67,16 +67,19 @@ def chat_to_text(messages: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS,
         user_texts = [m["content"] for m in chats if isinstance(m.get("content"), str)]
         if not user_texts:
             return ""
-    kept = [user_texts[-1]]
-    room = min(context_chars, max_chars - _chars(user_texts[-1]))
-    limit = len(user_texts) if max_user_turns is None else max(1, max_user_turns)
-    for text in reversed(user_texts[:-1]):
-        size = _chars(text) + 1
-        if len(kept) >= limit or size > room:
-            break
-        kept.insert(0, text)
-        room -= size
-    return "\n".join(kept)
+    latest = user_texts[-1]
+    earlier = user_texts[:-1] if max_user_turns is None else \
+        user_texts[:-1][max(0, len(user_texts) - max(1, max_user_turns)):]
+    room = min(context_chars, max_chars - _chars(latest) - 1)
+    context = " ".join(" ".join(earlier).split())
+    if room < _MIN_CONTEXT_CHARS or not context:
+        return latest
+    # The end of the earlier turns: the part nearest the latest one (a question's own wording
+    # comes last in most prompts, after any passage or examples).
+    return f"{context[-room:]}\n{latest}"
+
+
+_MIN_CONTEXT_CHARS = 40
 
 
 def _chars(text: str) -> int:
