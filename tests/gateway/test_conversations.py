@@ -193,3 +193,17 @@ def test_explicit_ids_scope_the_pin(pinned_gateway, client):
         client.chat.completions.create(model="polyroute-chat", messages=messages,
                                        metadata={"conversation_id": ""})
     assert "metadata.conversation_id" in str(exc.value)
+
+
+def test_a_completed_stream_keeps_the_pin(pinned_gateway, client):
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": MATH_PROMPT}]
+    stream = client.chat.completions.create(model="polyroute-chat", messages=messages,
+                                            stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text.startswith("alpha answers")
+    messages += [{"role": "assistant", "content": text},
+                 {"role": "user", "content": POETRY_PROMPT}]
+    raw = _turn(client, messages)
+    assert raw.headers["x-polyroute-model"] == "alpha"
+    assert raw.headers["x-polyroute-pinned"] == "yes"
