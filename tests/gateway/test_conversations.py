@@ -101,6 +101,10 @@ def test_three_turns_stay_pinned_then_move_when_the_breaker_opens(pinned_gateway
                  served[-1].headers["x-polyroute-request-id"]]) == 0
     text = capsys.readouterr().out
     assert "Conversation" in text and "pinned model" in text and "alpha after 3 turn(s)" in text
+    assert main(["logs", "--store", str(gw.config.store.path)]) == 0
+    listing = capsys.readouterr().out
+    assert f"{served[-1].headers['x-polyroute-request-id']}  {conversation}  pinned" in listing
+    assert f"{first.headers['x-polyroute-request-id']}  {conversation}  not pinned" in listing
 
     # Alpha fails once (another client's request): its breaker opens (threshold 1).
     standins["alpha"].mode = "500"

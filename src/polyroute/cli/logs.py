@@ -227,6 +227,13 @@ def _print_tables(requests, spend, days: float | None) -> None:
         out.print("decided by a rule or named route:")
         for request_id, what in decided:
             out.print(f"  {request_id}  {what}", highlight=False, soft_wrap=True)
+    conversations = [r for r in requests if r.conversation_id is not None]
+    if conversations:
+        out.print("conversations (pinned: served on the conversation's pinned model):")
+        for r in conversations:
+            out.print(f"  {r.id}  {r.conversation_id}  "
+                      f"{'pinned' if r.pinned else 'not pinned'}", highlight=False,
+                      soft_wrap=True)
     period = "all time" if days is None else f"last {days:g} day(s)"
     totals = Table(title=f"spend per model ({period})", title_justify="left")
     for col in ("model", "requests", "tokens in", "tokens out", "cost $"):
