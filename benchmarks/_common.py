@@ -50,6 +50,17 @@ def seeded_prompts(data: Any, n: int, seed: int = 0) -> list[str]:
     return [data.prompts[i] for i in rng.choice(data.n_prompts, n, replace=False)]
 
 
+def split_router(seed: int = 0, cache: str | None = None, test_size: float = 0.2):
+    """The benchmark data, a seeded split and a kNN router on MiniLM embeddings (cached) fitted
+    on its training part: ``(outcomes, train, test, pipeline)``."""
+    from polyroute import Pipeline
+    from polyroute.data import train_test_split
+
+    outcomes = load_benchmark_data()
+    train, test = train_test_split(outcomes, test_size, random_state=seed)
+    return outcomes, train, test, Pipeline("knn", featurizer="minilm", cache=cache).fit(train)
+
+
 def machine() -> dict[str, Any]:
     try:
         load = os.getloadavg()[0]

@@ -103,6 +103,12 @@ def test_defaults():
     ({"server": {"port": 70000}}, "server.port: Input should be less than or equal to 65535"),
     ({"breaker": {"cooldown": 60, "max_cooldown": 10}}, "breaker.max_cooldown must be >="),
     ({"extra_section": {}}, "extra_section: unknown key"),
+    ({"backends": [{"name": "a", "base_url": "http://x", "input_price_per_mtok": 1,
+                    "output_price_per_mtok": 1, "cached_input_price_per_mtok": 2}]},
+     "cached_input_price_per_mtok (2) must be <= input_price_per_mtok (1)"),
+    ({"conversations": {"id_from": ["cookie"]}}, "conversations.id_from[0]: Input should be"),
+    ({"conversations": {"idle_s": 0}}, "conversations.idle_s: Input should be greater than 0"),
+    ({"conversations": {"hit_rate": 1.5}}, "conversations.hit_rate: Input should be less"),
 ])
 def test_bad_values_name_the_key_and_why(change, expected):
     message = error_of(minimal(**change))

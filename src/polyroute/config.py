@@ -143,6 +143,10 @@ class BackendConfig(_Section):
     api_key_env: str | None = None
     input_price_per_mtok: float = Field(ge=0)
     output_price_per_mtok: float = Field(ge=0)
+    #: Dollars per million prompt tokens read from the provider's prompt cache (e.g. 10 % of the
+    #: input price); None: the backend has no prompt cache. Prices what a conversation loses
+    #: when it is moved off this backend (``conversations``).
+    cached_input_price_per_mtok: float | None = Field(None, ge=0)
     #: Seconds for a whole non-streamed answer, for the first streamed byte, and between chunks.
     timeout: float = Field(60.0, gt=0)
     connect_timeout: float = Field(5.0, gt=0)
@@ -270,6 +274,15 @@ class BackendConfig(_Section):
             raise ValueError("API keys are never read from the config file: put the key in an "
                              "environment variable and name it with api_key_env")
         return None
+
+    @model_validator(mode="after")
+    def _cached_below_input(self) -> BackendConfig:
+        cached = self.cached_input_price_per_mtok
+        if cached is not None and cached > self.input_price_per_mtok:
+            raise ValueError(f"cached_input_price_per_mtok ({cached:g}) must be <= "
+                             f"input_price_per_mtok ({self.input_price_per_mtok:g}): a cache "
+                             f"read is never dearer than reading the prompt anew")
+        return self
 
     @property
     def upstream_model(self) -> str:
@@ -570,6 +583,46 @@ class TelemetryConfig(_Section):
         return v
 
 
+#: Where an explicit conversation id may come from (``conversations.id_from``).
+ConversationIdSource = Literal["header", "metadata", "user"]
+
+
+class ConversationsConfig(_Section):
+    """Session pinning (``polyroute/conversations``, ``gateway/stages/conversation.py``).
+
+    Off unless ``enabled``. A conversation is named by the first of ``id_from`` the request
+    carries — the ``x-polyroute-conversation`` header, ``metadata.conversation_id``, or the
+    OpenAI ``user`` field (off by default: it names an end user, who may hold several
+    conversations) — else by a hash of its messages before the latest user turn. Its first user
+    turn is routed; later turns stay on that model while it is healthy, and a new user turn moves
+    only when the router's estimated gain beats the price of the prompt cache it throws away.
+    Pins expire after ``idle_s`` seconds without a turn.
+
+    The cache-loss model: a prefix shorter than ``min_cached_tokens`` is never cached (OpenAI
+    caches from 1,024 tokens); of a longer one, ``hit_rate`` is read at the backend's
+    ``cached_input_price_per_mtok`` on a warm backend; a cold backend reads it all at the input
+    price times ``write_multiplier`` (1.25 where writing the cache costs extra, as Anthropic's
+    does). ``min_gain`` is a margin (in quality points) a re-route must clear besides; ``lam``
+    turns quality into dollars for policies that have no λ of their own (budget, floor).
+    """
+
+    enabled: bool = False
+    id_from: tuple[ConversationIdSource, ...] = ("header", "metadata")
+    idle_s: float = Field(3600.0, gt=0)
+    min_cached_tokens: int = Field(1024, ge=0)
+    hit_rate: float = Field(1.0, ge=0, le=1)
+    write_multiplier: float = Field(1.0, ge=1)
+    min_gain: float = Field(0.0, ge=0)
+    lam: float = Field(1.0, ge=0)
+
+    @field_validator("lam")
+    @classmethod
+    def _finite_lam(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
 class GatewayConfig(_Section):
     """The whole ``polyroute serve`` configuration."""
 
@@ -591,6 +644,8 @@ class GatewayConfig(_Section):
     cache: CacheConfig = CacheConfig()
     #: PII redaction and jailbreak detection on requests (and answers); off unless configured.
     guards: GuardsConfig = GuardsConfig()
+    #: Conversation identity and session pinning; off unless configured.
+    conversations: ConversationsConfig = ConversationsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
 
     @field_validator("backends")

@@ -37,8 +37,30 @@ def test_chat_uses_the_latest_user_turns_not_the_system_prompt() -> None:
         {"role": "assistant", "content": "second answer"},
         {"role": "user", "content": "third question"},
     ]
-    assert chat_to_text(messages) == "second question\nthird question"
+    assert chat_to_text(messages) == "first question second question\nthird question"
+    assert chat_to_text(messages, max_user_turns=2) == "second question\nthird question"
     assert chat_to_text(messages, max_user_turns=1) == "third question"
+    assert chat_to_text(messages, max_user_turns=9) == chat_to_text(messages)
+
+
+def test_earlier_turns_give_their_end_and_never_push_the_latest_out() -> None:
+    document = "An earlier pasted document. " * 40 + "What does it conclude?"
+    messages = [{"role": "user", "content": "short first"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": document},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "and in French?"}]
+    text = chat_to_text(messages, context_chars=100)
+    context, latest = text.split("\n")
+    assert latest == "and in French?"
+    assert len(context) == 100 and context.endswith("What does it conclude?")
+    # The window bounds the context: the latest turn always fits whole.
+    long_latest = "word " * 195  # 975 characters: 24 left, too few for any context
+    assert chat_to_text([*messages[:-1], {"role": "user", "content": long_latest}],
+                        context_chars=1000) == long_latest
+    # A latest turn longer than the window is kept whole (the featurizer keeps head and tail).
+    assert chat_to_text([{"role": "user", "content": document}], max_chars=100) == document
+    assert chat_to_text(messages, context_chars=0) == "and in French?"
 
 
 def test_chat_content_parts_keep_only_text() -> None:

@@ -7,9 +7,9 @@ every parameter that changes what a correct answer looks like — sampling (temp
 seed, penalties, logit_bias), output shape (tools, tool_choice, functions, response_format, stop,
 logprobs), the answer-length cap (bucketed to a power of two: a complete answer under a cap of
 600 is complete under 700 too), the client's routing preference (it picks another model), and the
-conversation around the question (system prompt, assistant and tool turns, older user turns: "reply
-in French" changes the answer to the same question). Parameters at their OpenAI defaults count as
-absent, so ``temperature: 1`` and no temperature share a partition.
+conversation around the question (system prompt, assistant and tool turns, earlier user turns:
+"reply in French" changes the answer to the same question). Parameters at their OpenAI defaults
+count as absent, so ``temperature: 1`` and no temperature share a partition.
 
 "The same thing" is, within a partition, first the exact request (a hash of its whole message
 list: no embedding needed), then the nearest routing text by cosine similarity of embeddings, if
@@ -58,8 +58,10 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 #: A name: a capitalised word inside a sentence (after a lower-case word, digit or comma).
 _NAME = re.compile(r"(?<=[a-z0-9,;] )[A-Z][A-Za-z]+")
 _WORD = re.compile(r"[A-Za-z]+")
-#: The user turns the routing text is made of (``features.chat_to_text``'s default).
-_ROUTED_USER_TURNS = 2
+#: The user turns the fingerprint leaves to the routing text: the latest, the one
+#: ``features.chat_to_text`` always embeds (earlier ones only while they fit its window, so they
+#: must be matched exactly here, or two requests differing only in one could share an answer).
+_ROUTED_USER_TURNS = 1
 
 
 def _digest(obj: Any) -> str:

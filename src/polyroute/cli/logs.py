@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from polyroute.errors import ConfigError, StoreError
-from polyroute.store import RequestSummary, SQLiteStore
+from polyroute.store import ConversationPin, RequestSummary, SQLiteStore
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,14 +69,17 @@ def _show_one(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         record = store.get_request(args.id)
+        key = (record.conversation or {}).get("key") if record is not None else None
+        pin = store.get_pin(key, time.time()) if isinstance(key, str) else None
     finally:
         store.close()
     if record is None:
         raise StoreError(f"{store.path}: no request with id {args.id!r}")
     if args.json:
-        print(json.dumps(asdict(record), indent=1))
+        print(json.dumps({**asdict(record), "current_pin": None if pin is None else asdict(pin)},
+                         indent=1))
     else:
-        _print_record(record)
+        _print_record(record, pin)
     return 0
 
 
@@ -90,7 +93,7 @@ def _num(x: float | None, fmt: str, unit: str = "") -> str:
     return "-" if x is None else f"{x:{fmt}}{unit}"
 
 
-def _print_record(r: RequestSummary) -> None:
+def _print_record(r: RequestSummary, pin: ConversationPin | None = None) -> None:
     """One request as labelled sections: what was asked, how it was decided, what was tried,
     what it cost, what the client said of it."""
     from rich.table import Table
@@ -127,6 +130,9 @@ def _print_record(r: RequestSummary) -> None:
         ("decision time", _num(r.decision_ms, ".1f", " ms"))]
         + [(f"explain.{k}", json.dumps(v, sort_keys=True))
            for k, v in sorted((r.explain or {}).items())])
+
+    if r.conversation_id is not None:
+        fields("Conversation", _conversation_rows(r, pin))
 
     est = Table(title="Estimates (candidates in fallback order)", title_justify="left")
     for col, justify in [("rank", "right"), ("model", "left"), ("est. quality", "right"),
@@ -169,6 +175,27 @@ def _print_record(r: RequestSummary) -> None:
     out.print(Text(r.prompt if r.prompt is not None else "(not recorded)"))
 
 
+def _conversation_rows(r: RequestSummary, pin: ConversationPin | None) -> list[tuple[str, str]]:
+    """The conversation a request belonged to, whether it was served pinned and why, and the
+    conversation's pin as it stands now."""
+    c = r.conversation or {}
+    rows = [("conversation", f"{r.conversation_id} ({c.get('source', '?')})"),
+            ("turn", str(c.get("turn", "-"))),
+            ("pinned", "yes" if r.pinned else "no"),
+            ("pinned model", str(c.get("pinned_model") or "-")),
+            ("why", str(c.get("reason", "-")))]
+    if "gain" in c:
+        usd = c.get("gain_usd")
+        rows.append(("best move", f"{c.get('alternative')}: gain {c['gain']:+.3f}"
+                                  + ("" if usd is None else f" (${usd:.6f})")
+                                  + f" vs cache loss ${c.get('cache_loss_usd', 0.0):.6f}"))
+    rows.append(("prefix tokens", str(c.get("prefix_tokens", "-"))))
+    rows.append(("pin now", "none (expired or never kept)" if pin is None else
+                 f"{pin.model} after {pin.turns} turn(s); last turn {_utc(pin.last_ts)}, "
+                 f"expires {_utc(pin.expires_ts)}"))
+    return rows
+
+
 def _rule_and_route(r) -> str:
     """``rule <name>``, ``route <name>`` or both."""
     parts = ([f"rule {r.rule}"] if r.rule else []) + \
@@ -207,6 +234,13 @@ def _print_tables(requests, spend, days: float | None) -> None:
         out.print("decided by a rule or named route:")
         for request_id, what in decided:
             out.print(f"  {request_id}  {what}", highlight=False, soft_wrap=True)
+    conversations = [r for r in requests if r.conversation_id is not None]
+    if conversations:
+        out.print("conversations (pinned: served on the conversation's pinned model):")
+        for r in conversations:
+            out.print(f"  {r.id}  {r.conversation_id}  "
+                      f"{'pinned' if r.pinned else 'not pinned'}", highlight=False,
+                      soft_wrap=True)
     period = "all time" if days is None else f"last {days:g} day(s)"
     totals = Table(title=f"spend per model ({period})", title_justify="left")
     for col in ("model", "requests", "tokens in", "tokens out", "cost $"):

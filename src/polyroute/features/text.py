@@ -35,8 +35,25 @@ def focus_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return f"{text[:head]} … {text[-tail:]}"
 
 
-def chat_to_text(messages: Sequence[Any], max_user_turns: int = 2) -> str:
-    """The text to route a chat by: the latest user turn(s), not the system prompt.
+#: Characters of earlier user turns the routing text may hold besides the latest turn: the
+#: featurizer's head share of the window (``benchmarks/results/routing_window.md``).
+DEFAULT_CONTEXT_CHARS = int(DEFAULT_MAX_CHARS * _HEAD_SHARE)
+
+
+def chat_to_text(messages: Sequence[Any], max_chars: int = DEFAULT_MAX_CHARS,
+                 max_user_turns: int | None = None,
+                 context_chars: int = DEFAULT_CONTEXT_CHARS) -> str:
+    """The text to route a chat by: the latest user turn whole, after the end of the user turns
+    before it — at most ``context_chars`` characters of them, and no more than leaves the
+    latest turn within the encoder's window of ``max_chars`` (at most ``max_user_turns`` turns
+    in all, if given); never the system prompt, assistant or tool turns.
+
+    Why: the latest user turn is what the request asks; an earlier turn helps when the latest
+    is a follow-up ("and in French?") but must not outweigh it (an unrelated earlier question
+    moves the routing as much as the new one), and a system prompt or a few-shot block shared
+    by many requests would make them all look alike — measured in
+    ``benchmarks/results/routing_window.md``. A latest turn longer than the window is kept
+    whole here; the featurizer keeps its head and tail (:func:`focus_text`).
 
     ``content`` may be a string or OpenAI's list of parts; only text parts count. Any other
     shape (a message that is not an object, a ``text`` that is not a string) contributes
@@ -48,7 +65,26 @@ def chat_to_text(messages: Sequence[Any], max_user_turns: int = 2) -> str:
                   and isinstance(m.get("content"), (str, list))]
     if not user_texts:  # fall back to whatever text there is
         user_texts = [m["content"] for m in chats if isinstance(m.get("content"), str)]
-    return "\n".join(user_texts[-max_user_turns:])
+        if not user_texts:
+            return ""
+    latest = user_texts[-1]
+    earlier = user_texts[:-1] if max_user_turns is None else \
+        user_texts[:-1][max(0, len(user_texts) - max(1, max_user_turns)):]
+    room = min(context_chars, max_chars - _chars(latest) - 1)
+    context = " ".join(" ".join(earlier).split())
+    if room < _MIN_CONTEXT_CHARS or not context:
+        return latest
+    # The end of the earlier turns: the part nearest the latest one (a question's own wording
+    # comes last in most prompts, after any passage or examples).
+    return f"{context[-room:]}\n{latest}"
+
+
+_MIN_CONTEXT_CHARS = 40
+
+
+def _chars(text: str) -> int:
+    """Characters of ``text`` as the featurizer counts them (runs of whitespace as one)."""
+    return len(" ".join(text.split()))
 
 
 def _content_text(content: str | list[Any]) -> str:

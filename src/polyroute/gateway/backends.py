@@ -16,7 +16,7 @@ import anyio
 import httpx
 
 from polyroute.config import BackendConfig, BreakerConfig
-from polyroute.gateway.breaker import CircuitBreaker
+from polyroute.gateway.breaker import CLOSED, CircuitBreaker
 from polyroute.gateway.upstream import UpstreamDialect, dialect_for
 
 #: Upstream statuses that mean "this backend cannot serve now": try the next candidate.
@@ -79,6 +79,16 @@ class Backend:
     def load(self) -> int:
         """Requests holding or waiting for a slot on this backend."""
         return self.in_flight + self.waiting
+
+    @property
+    def available(self) -> str | None:
+        """Why this backend cannot take a request now (its breaker is not closed, every slot is
+        taken), or None if it can. Reads state only: it hands out no half-open probe."""
+        if self.breaker.state != CLOSED:
+            return f"breaker {self.breaker.state.replace('_', '-')}"
+        if self.in_flight >= self.config.max_concurrency:
+            return "no free slot"
+        return None
 
     def open(self, ssl_context: ssl.SSLContext | None = None) -> None:
         """Create the pooled clients; pass one ``ssl_context`` for all backends (building one

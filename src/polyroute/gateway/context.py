@@ -16,11 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from polyroute.config import KeyConfig
+from polyroute.conversations import Conversation
 from polyroute.gateway.body import ChatRequest
 from polyroute.gateway.recorder import Recorder
 from polyroute.policies import Policy
 from polyroute.policies.kinds import SINGLE, ProfilePlan
 from polyroute.signals import SignalValues
+from polyroute.store import Candidate, ConversationPin
 
 if TYPE_CHECKING:
     from polyroute.gateway.apis.base import ClientAPI, Exchange
@@ -53,6 +55,17 @@ class RequestContext:
     analysis: Analysis | None = None
     #: The request's category (set by the domain signal; None: the default category).
     category: str | None = None
+    #: The conversation the request belongs to (set by the conversation stage, or earlier by a
+    #: client API that knows it: the Responses API's ``previous_response_id``).
+    conversation: Conversation | None = None
+    #: The conversation's live pin, if it has one; with ``weigh_pin`` (a new user turn on a
+    #: healthy pin) the conversation stage's second half weighs moving off it once the router
+    #: has ranked the turn.
+    pin: ConversationPin | None = None
+    weigh_pin: bool = False
+    #: Candidates a stage before the decision settled on (a turn served on its pinned model):
+    #: the decision then ranks nothing and the encoder is not run.
+    settled: tuple[Candidate, ...] | None = None
     #: ``(name, hook)`` pairs a stage registered to see the response that ends the request,
     #: run in order by the pipeline (the cache stores a complete answer this way).
     after: list[tuple[str, Callable[[Response], Awaitable[Response]]]] = \

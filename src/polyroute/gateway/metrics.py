@@ -71,6 +71,10 @@ class Metrics:
                                   ["category", "match"], registry=r)
         self.cache_misses = Counter("polyroute_cache_misses", "Cache lookups that found no "
                                     "answer, by category", ["category"], registry=r)
+        self.conversation_turns = Counter(
+            "polyroute_conversation_turns", "Turns of pinned conversations by what the pin did: "
+            "kept (served on the pinned model), moved (a new user turn's gain beat the cache "
+            "loss), routed (no live pin, or its model unavailable)", ["outcome"], registry=r)
         self.cache_saved = Counter("polyroute_cache_saved_dollars", "Dollars the cached answers "
                                    "saved (what their original requests cost), by category",
                                    ["category"], registry=r)

@@ -74,6 +74,11 @@ class Recorder:
         self.named_route: str | None = None
         #: The input guards' verdict (action, scores, span types and offsets; never values).
         self.guard: dict[str, Any] | None = None
+        #: The request's conversation (its id as shown), the model its pin kept it on (None: not
+        #: kept on a pin) and the pinning detail for the record.
+        self.conversation_id: str | None = None
+        self.pinned_model: str | None = None
+        self.conversation: dict[str, Any] | None = None
         #: Dollars a cached answer saved this request (the original request's cost).
         self.saved = 0.0
         #: Once finished: the record's status and what the request cost (every paid call).
@@ -87,6 +92,15 @@ class Recorder:
         self.explain: dict[str, Any] = {}
         #: The stage running now and when it began (traced requests only).
         self.open_stage: tuple[str, int] | None = None
+
+    @property
+    def pinned(self) -> bool | None:
+        """Whether the request was answered by the model its conversation's pin kept it on
+        (None: conversations are off). A pinned model that failed, so that a fallback answered,
+        makes this False."""
+        if self.conversation_id is None:
+            return None
+        return self.pinned_model is not None and self.chosen == self.pinned_model
 
     def headers(self) -> dict[str, str]:
         h = {"x-polyroute-request-id": self.id}
@@ -150,7 +164,9 @@ class Recorder:
             ttfb_ms=ttfb_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost=cost, cost_source=source, finished_ts=time.time(), rule=self.rule,
             named_route=self.named_route, saved=self.saved, guard=self.guard,
-            explain=self.explain or None)
+            explain=self.explain or None,
+            conversation_id=self.conversation_id, pinned=self.pinned,
+            conversation=self.conversation)
         try:
             gw.store.finish_request(record)
             if gw.tracer is not None:

@@ -321,6 +321,26 @@ class Decider:
             uncertainty=None if est.uncertainty is None else est.uncertainty[:, cols],
             cost_scale=est.cost_scale)
 
+    @property
+    def cost_scale(self) -> float:
+        """The reference cost that makes λ dimensionless in this router's estimates."""
+        cm = self.pipeline.cost_model_
+        return cm.cost_scale if cm is not None else 1.0
+
+    def predicted_costs(self, text: str) -> dict[str, float]:
+        """Each servable model's predicted cost of ``text`` from its length alone — what the
+        estimates would say, without the encoder (a router that predicts costs itself is
+        approximated by the cost model). Cheap: called on the event loop."""
+        cm = self._cost_model
+        if cm is not None:
+            row = cm.predict([text])[0]
+        else:
+            base = self.pipeline.cost_model_
+            if base is None or not self.models:
+                return {}
+            row = base.predict([text], list(self.models))[0]
+        return {m: float(c) for m, c in zip(self.models, row, strict=True)}
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings in the router's space (examples that requests are compared with).
         Blocking: call before :meth:`start` or from the worker thread."""

@@ -27,6 +27,7 @@ import httpx
 
 from polyroute.cache import SemanticCache
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
+from polyroute.conversations import StorePins
 from polyroute.errors import ConfigError, PolyrouteError
 from polyroute.gateway.auth import KeyRing
 from polyroute.gateway.backends import Backend
@@ -38,6 +39,7 @@ from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, loa
 from polyroute.gateway.shadow import ShadowComparer
 from polyroute.gateway.spend import SpendTracker
 from polyroute.gateway.stages import guards_enabled, pipeline_for
+from polyroute.gateway.stages.conversation import Pinning
 from polyroute.gateway.tracing import RequestTracer
 from polyroute.guards.stage import RequestGuards
 from polyroute.pipeline import Pipeline
@@ -110,6 +112,10 @@ class Gateway:
             else None
         if self.guards is not None:
             self.guards.require_featurizer(self.pipeline.featurizer.id)
+        #: Session pinning (None unless ``conversations.enabled``); its pin store is the
+        #: gateway's store unless one is set before ``startup`` (a shared one, for replicas).
+        self.conversations = Pinning(config.conversations, config.backends) \
+            if config.conversations.enabled else None
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
         self.spend = SpendTracker(config.keys)
         self.ceilings = OutputCeilings.from_config(config)
@@ -251,6 +257,10 @@ class Gateway:
             self.cache.sink = self._store
             self.cache.load(self._store.cached_answers(self.cache.clock()))
         self.ceilings.load(self._store, self.backends)
+        if self.conversations is not None:
+            if self.conversations.pins is None:
+                self.conversations.pins = StorePins(self._store)
+            await self.conversations.pins.expire(time.time())
         ssl_context = httpx.create_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():
             backend.open(ssl_context)

@@ -18,6 +18,7 @@ from polyroute.store.records import (
     Attempt,
     CachedAnswer,
     CalibrationAnswer,
+    ConversationPin,
     FeedbackExample,
     FeedbackRecord,
     FeedbackTarget,
@@ -97,6 +98,19 @@ class Store(ABC):
     @abstractmethod
     def get_response(self, response_id: str) -> StoredResponse | None:
         """The kept answer with this id (None if unknown), after every queued write."""
+
+    # -- conversation pins (``polyroute.conversations.pins`` adapts these) ------------------------
+    @abstractmethod
+    def get_pin(self, key: str, now: float) -> ConversationPin | None:
+        """The pin kept under ``key`` unless it expired before the unix time ``now``."""
+
+    @abstractmethod
+    def put_pin(self, pin: ConversationPin) -> None:
+        """Keep (or replace) the pin under ``pin.key``; does not block."""
+
+    @abstractmethod
+    def expire_pins(self, now: float) -> None:
+        """Forget the pins that expired before ``now``; does not block."""
 
     # -- reads -----------------------------------------------------------------------------------
     @abstractmethod

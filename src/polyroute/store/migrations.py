@@ -197,11 +197,37 @@ def _v8_responses(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v9_conversations(conn: sqlite3.Connection) -> None:
+    """Conversation pins (the model each conversation stays on, until it idles out), and on each
+    request its conversation id, whether it was served pinned, and the pinning detail (JSON)."""
+    _statements(conn, """
+        ALTER TABLE requests ADD COLUMN conversation_id TEXT;
+        ALTER TABLE requests ADD COLUMN pinned INTEGER;
+        ALTER TABLE requests ADD COLUMN conversation TEXT;
+        CREATE INDEX requests_conversation ON requests (conversation_id);
+        CREATE TABLE conversation_pins (
+            key TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            key_id TEXT,
+            profile TEXT,
+            turns INTEGER NOT NULL,
+            prefix_tokens INTEGER NOT NULL,
+            fallbacks TEXT NOT NULL,
+            estimated_cost REAL,
+            created_ts REAL NOT NULL,
+            last_ts REAL NOT NULL,
+            expires_ts REAL NOT NULL
+        );
+        CREATE INDEX conversation_pins_expires ON conversation_pins (expires_ts)
+    """)
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
     _v4_rule_and_named_route, _v5_cached_answers, _v6_guard_verdicts,
-    _v7_explanations_and_shadow, _v8_responses]
+    _v7_explanations_and_shadow, _v8_responses, _v9_conversations]
 
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -92,6 +92,12 @@ class RequestRecord:
     #: The input guards' verdict when any guard is on (action, scores, reason, span types and
     #: offsets — never the values found).
     guard: dict[str, Any] | None = None
+    #: The conversation the request belongs to (its id as shown), whether it was served on the
+    #: conversation's pinned model, and the whole story when conversations are on (source, turn
+    #: kind, pin key, pinned model, why it was kept or moved, estimated gain and cache loss).
+    conversation_id: str | None = None
+    pinned: bool | None = None
+    conversation: dict[str, Any] | None = None
     #: The decision explained beyond the columns above (shadow mode's routed choice, ...).
     explain: dict[str, Any] | None = None
 
@@ -167,6 +173,9 @@ class RequestSummary:
     named_route: str | None = None
     saved: float = 0.0
     guard: dict[str, Any] | None = None
+    conversation_id: str | None = None
+    pinned: bool | None = None
+    conversation: dict[str, Any] | None = None
     explain: dict[str, Any] | None = None
 
 
@@ -278,3 +287,27 @@ class StoredResponse:
     model: str
     items: str
     response: str
+
+
+@dataclass(frozen=True)
+class ConversationPin:
+    """The model a conversation is pinned to, kept under ``key`` (a hash; see
+    ``polyroute.conversations.identity``) until ``expires_ts`` (its last turn + the idle time).
+
+    ``fallbacks`` are the other candidates of its last routing decision, in order, so a turn
+    served on the pin without asking the router still has somewhere to fall back to;
+    ``estimated_cost`` is the pinned model's estimated cost of that decision's turn.
+    """
+
+    key: str
+    conversation_id: str
+    model: str
+    key_id: str | None
+    profile: str | None
+    turns: int
+    prefix_tokens: int
+    fallbacks: tuple[str, ...]
+    estimated_cost: float | None
+    created_ts: float
+    last_ts: float
+    expires_ts: float

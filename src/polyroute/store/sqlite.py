@@ -32,6 +32,7 @@ from polyroute.store.records import (
     CachedAnswer,
     CalibrationAnswer,
     Candidate,
+    ConversationPin,
     FeedbackExample,
     FeedbackRecord,
     FeedbackTarget,
@@ -256,6 +257,30 @@ class SQLiteStore(Store):
                                (response_id,)).fetchone()
         return StoredResponse(*row) if row is not None else None
 
+    # -- conversation pins -----------------------------------------------------------------------
+    def get_pin(self, key: str, now: float) -> ConversationPin | None:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_PIN_COLUMNS} FROM conversation_pins "
+                               f"WHERE key = ? AND expires_ts > ?", (key, now)).fetchone()
+        if row is None:
+            return None
+        return ConversationPin(*row[:7], fallbacks=tuple(json.loads(row[7])),
+                               estimated_cost=row[8], created_ts=row[9], last_ts=row[10],
+                               expires_ts=row[11])
+
+    def put_pin(self, pin: ConversationPin) -> None:
+        p = pin
+        row = (p.key, p.conversation_id, p.model, p.key_id, p.profile, int(p.turns),
+               int(p.prefix_tokens), json.dumps(list(p.fallbacks)), p.estimated_cost,
+               p.created_ts, p.last_ts, p.expires_ts)
+        self._w().submit(lambda conn: conn.execute(
+            f"INSERT OR REPLACE INTO conversation_pins ({_PIN_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 12)})", row))
+
+    def expire_pins(self, now: float) -> None:
+        self._w().submit(lambda conn: conn.execute(
+            "DELETE FROM conversation_pins WHERE expires_ts <= ?", (now,)))
+
     # -- reads -----------------------------------------------------------------------------------
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -384,6 +409,9 @@ _SHADOW_COLUMNS = ("request_id, ts, profile, served, routed, verdict, served_cos
 
 _RESPONSE_COLUMNS = "id, key_id, created_ts, model, items, response"
 
+_PIN_COLUMNS = ("key, conversation_id, model, key_id, profile, turns, prefix_tokens, fallbacks, "
+                "estimated_cost, created_ts, last_ts, expires_ts")
+
 _CALIBRATION_COLUMNS = ("backend, prompt_id, prompt, task, answer, quality, cost, latency_s, "
                         "prompt_tokens, completion_tokens, detail, error, ts")
 
@@ -392,7 +420,8 @@ _SUMMARY_SQL = """
            r.fallbacks, r.latency_ms, r.prompt_tokens, r.completion_tokens, r.cost,
            (SELECT score FROM feedback f WHERE f.request_id = r.id ORDER BY f.id DESC LIMIT 1),
            r.error, r.stream, r.decision_ms, r.ttfb_ms, r.policy, r.preference, r.prompt,
-           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved, r.guard, r.explain
+           r.cost_source, r.finished_ts, r.rule, r.named_route, r.saved, r.guard, r.explain,
+           r.conversation_id, r.pinned, r.conversation
     FROM requests r"""
 
 
@@ -405,7 +434,10 @@ def _summary(row: tuple) -> RequestSummary:
                           rule=row[23], named_route=row[24],
                           saved=float(row[25] or 0.0),
                           guard=None if row[26] is None else json.loads(row[26]),
-                          explain=None if row[27] is None else json.loads(row[27]))
+                          explain=None if row[27] is None else json.loads(row[27]),
+                          conversation_id=row[28],
+                          pinned=None if row[29] is None else bool(row[29]),
+                          conversation=None if row[30] is None else json.loads(row[30]))
 
 
 @contextmanager
@@ -471,8 +503,9 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
         INSERT INTO requests (id, ts, finished_ts, key_id, requested_model, profile, stream,
             policy, preference, prompt, status, http_status, error, chosen, fallbacks,
             latency_ms, decision_ms, ttfb_ms, prompt_tokens, completion_tokens, cost, cost_source,
-            rule, named_route, saved, guard, explain)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            rule, named_route, saved, guard, explain, conversation_id, pinned, conversation)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET finished_ts = excluded.finished_ts,
             key_id = excluded.key_id, requested_model = excluded.requested_model,
             profile = excluded.profile, stream = excluded.stream, policy = excluded.policy,
@@ -483,13 +516,17 @@ def _write_record(conn: sqlite3.Connection, r: RequestRecord) -> None:
             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
             cost = excluded.cost, cost_source = excluded.cost_source, rule = excluded.rule,
             named_route = excluded.named_route, saved = excluded.saved, guard = excluded.guard,
-            explain = excluded.explain
+            explain = excluded.explain,
+            conversation_id = excluded.conversation_id, pinned = excluded.pinned,
+            conversation = excluded.conversation
     """, (r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
           None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
           r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
           r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source, r.rule,
           r.named_route, float(r.saved), None if r.guard is None else json.dumps(r.guard),
-          None if not r.explain else json.dumps(r.explain)))
+          None if not r.explain else json.dumps(r.explain),
+          r.conversation_id, None if r.pinned is None else int(r.pinned),
+          None if r.conversation is None else json.dumps(r.conversation)))
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "

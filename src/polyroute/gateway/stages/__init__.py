@@ -1,7 +1,8 @@
 """The request pipeline's stages, in order; each is one small module with one job.
 
     authenticate (in the endpoint, before a record exists) → admit → parse [→ signals → rules]
-    → decide → reserve → serve (the strategy of the request's call shape)
+    [→ input guards] [→ cache lookup] [→ conversation] → decide [→ conversation weigh]
+    → reserve → serve (the strategy of the request's call shape)
 
 :data:`PIPELINE` is what every request passes; :func:`pipeline_for` slots in, by name, the
 stages a config turns on (the bracketed ones: when it has decision rules or named routes).
@@ -30,6 +31,7 @@ from polyroute.config import GatewayConfig
 from polyroute.gateway.stages import (
     admit,
     cache,
+    conversation,
     decide,
     guards,
     parse,
@@ -60,8 +62,9 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
     """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in where it belongs: the
     signals and rules after ``parse`` when there are rules or named routes, then the input
     guards when a guard is enabled, then the cache lookup when the cache is enabled, all before
-    ``decide``; right after ``decide`` the shadow stage when a profile or key is in shadow
-    mode. A gateway with none of these runs exactly :data:`PIPELINE`."""
+    ``decide``; with conversations on, the pin lookup just before ``decide`` and the weighing of
+    a move just after it; then the shadow stage when a profile or key is in shadow mode. A
+    gateway with none of these runs exactly :data:`PIPELINE`."""
     stages = list(PIPELINE)
     if config.rules or config.routes:
         at = [name for name, _ in stages].index("parse") + 1
@@ -70,9 +73,15 @@ def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
         stages.insert([n for n, _ in stages].index("decide"), ("input_guards", guards.check_input))
     if config.cache.enabled:
         stages.insert([n for n, _ in stages].index("decide"), ("cache_lookup", cache.lookup))
+    if config.conversations.enabled:
+        at = [n for n, _ in stages].index("decide")
+        stages[at:at + 1] = [("conversation", conversation.lookup), stages[at],
+                             ("conversation_weigh", conversation.weigh_move)]
     if any(p.shadow is not None for p in config.profiles.values()) or \
             any(k.shadow is not None for k in config.keys):
-        stages.insert([n for n, _ in stages].index("decide") + 1, ("shadow", shadow.run))
+        names = [n for n, _ in stages]
+        after = "conversation_weigh" if "conversation_weigh" in names else "decide"
+        stages.insert(names.index(after) + 1, ("shadow", shadow.run))
     return tuple(stages)
 
 
