@@ -112,6 +112,10 @@ class SQLiteStore(SQLStore):
     def failed_writes(self) -> int:
         return self._writer.failed_writes if self._writer else 0
 
+    @property
+    def pending_writes(self) -> int:
+        return self._writer.pending if self._writer else 0
+
     # -- reads -----------------------------------------------------------------------------------
     @contextmanager
     def _read(self, *, snapshot: bool = False) -> Iterator[sqlite3.Connection]:
