@@ -32,6 +32,9 @@ from polyroute.store.records import (
 class Store(ABC):
     """Persistent gateway state. Write methods are safe to call from the event loop."""
 
+    #: Where the store lives, for messages (a file path, or a URL without its password).
+    location: str = "<store>"
+
     # -- writes (queued, ordered) ----------------------------------------------------------------
     @abstractmethod
     def start_request(self, start: RequestStart) -> None:

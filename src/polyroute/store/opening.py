@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,18 @@ from polyroute.store.base import Store
 
 if TYPE_CHECKING:
     from polyroute.config import StoreConfig
+
+#: URL schemes that name a PostgreSQL store (libpq accepts both).
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_pg_url(value: str) -> bool:
+    return value.startswith(PG_SCHEMES)
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def open_store(where: StoreConfig | str | Path, *, readonly: bool = False,
@@ -20,7 +33,7 @@ def open_store(where: StoreConfig | str | Path, *, readonly: bool = False,
     ``export-feedback`` and ``onboard`` all open stores, and which kind a location names is
     decided here once.
     """
-    from polyroute.store.postgres import PostgresStore, is_pg_url
+    from polyroute.store.postgres import PostgresStore
     from polyroute.store.sqlite import SQLiteStore
 
     if isinstance(where, str | Path):

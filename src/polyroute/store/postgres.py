@@ -25,7 +25,6 @@ have requests in flight — those must run with ``recover=False`` until rows car
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -38,24 +37,12 @@ from psycopg import IsolationLevel
 from polyroute.errors import StoreError
 from polyroute.store.dialect import pg_sql
 from polyroute.store.migrations import LATEST_VERSION, pg_migrate, pg_schema_version
+from polyroute.store.opening import display_url
 from polyroute.store.pg_writer import PgWriter
 from polyroute.store.sql import Job, SQLStore
 from polyroute.store.sql import recover as recover_interrupted
 
 logger = logging.getLogger(__name__)
-
-#: URL schemes that name a PostgreSQL store (libpq accepts both).
-PG_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_pg_url(value: str) -> bool:
-    return value.startswith(PG_SCHEMES)
-
-
-def display_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1:***@", url)
-
 
 class PgConnection:
     """A psycopg connection as the shared queries use it (``?`` parameters, ``executemany``)."""

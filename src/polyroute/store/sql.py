@@ -70,9 +70,6 @@ def utc_day(ts: float) -> str:
 class SQLStore(Store):
     """The queries of every store method; subclasses supply the connections and the writer."""
 
-    #: Where the store lives, for messages (a file path, or a URL without its password).
-    location: str = "<store>"
-
     # -- what a subclass supplies ----------------------------------------------------------------
     @abstractmethod
     def _submit(self, job: Job, *, wait: bool = False) -> Future | None:
