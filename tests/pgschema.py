@@ -58,3 +58,8 @@ def fresh_schema(prefix: str = "t") -> Iterator[str]:
     finally:
         with psycopg.connect(SERVER, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def via_port(url: str, port: int) -> str:
+    """``url`` (of :data:`SERVER`'s host) reached through another local port (a relay)."""
+    return url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{port}/", 1)

@@ -247,3 +247,16 @@ def test_dollars_saved_are_recorded(store):
     store.finish_request(replace(record("r1", chosen=None, cost=0.0, attempts=()), saved=0.02))
     store.flush()
     assert store.get_request("r1").saved == pytest.approx(0.02)
+
+
+def test_a_request_is_finished_once_and_its_spend_booked_once(store):
+    """A write retried after a lost connection may run twice; the second finish changes
+    nothing (the first record stands, spend is not booked again)."""
+    store.start_request(RequestStart("r1", time.time(), "k1", "m", "m", False))
+    store.finish_request(record("r1", cost=0.25))
+    store.finish_request(record("r1", cost=9.0, status="error"))
+    store.flush()
+    r = store.get_request("r1")
+    assert r.status == "ok" and r.cost == 0.25
+    assert store.spend_by_key() == {"k1": 0.25}
+    assert [(m.model, m.requests) for m in store.spend_by_model()] == [("alpha", 1)]

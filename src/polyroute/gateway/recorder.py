@@ -78,6 +78,9 @@ class Recorder:
         self.status: str | None = None
         self.cost = 0.0
         self.done = False
+        #: Refused before it had a start row because the store cannot take more records: it is
+        #: counted in the metrics, and no record is written (see ``stages/admit.py``).
+        self.unrecorded = False
 
     def headers(self) -> dict[str, str]:
         h = {"x-polyroute-request-id": self.id}
@@ -140,11 +143,14 @@ class Recorder:
             cost=cost, cost_source=source, finished_ts=time.time(), rule=self.rule,
             named_route=self.named_route, saved=self.saved, guard=self.guard)
         try:
-            gw.store.finish_request(record)
+            if not self.unrecorded:
+                gw.store.finish_request(record)
         finally:
             gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
             if status != OK:
-                gw.metrics.errors.labels(kind or _error_kind(status, http_status)).inc()
+                kind = kind or ("store_unavailable" if self.unrecorded
+                                else _error_kind(status, http_status))
+                gw.metrics.errors.labels(kind).inc()
             for name, pt, ct, c, _ in charges:
                 gw.metrics.charged(name, c, pt, ct)
                 if ct is not None:
