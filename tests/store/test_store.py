@@ -260,3 +260,20 @@ def test_a_request_is_finished_once_and_its_spend_booked_once(store):
     assert r.status == "ok" and r.cost == 0.25
     assert store.spend_by_key() == {"k1": 0.25}
     assert [(m.model, m.requests) for m in store.spend_by_model()] == [("alpha", 1)]
+
+
+def test_a_failing_write_among_others_queued_with_it_drops_only_itself(store, world):
+    """The PostgreSQL writer commits what waits in one transaction; one job's failure must
+    cost only that job (the others are run again on their own)."""
+    world.fail_inserts_of_backend("explode")
+    gate = threading.Event()
+    store._submit(lambda conn: gate.wait(30))  # hold the writer so the next writes queue up
+    store.finish_request(record("r1"))
+    store.finish_request(record("r2", attempts=(Attempt("explode", "ok"),)))
+    store.finish_request(record("r3"))
+    gate.set()
+    store.flush()
+    assert store.failed_writes == 1
+    assert store.get_request("r2") is None
+    assert sorted(r.id for r in store.recent_requests(10)) == ["r1", "r3"]
+    assert store.spend_by_key() == {"k1": pytest.approx(0.02)}

@@ -95,10 +95,10 @@ class SQLStore(Store):
                                   chosen=chosen).fallbacks  # the one definition of fallbacks
 
         def job(conn: Conn) -> None:
-            if not conn.execute("UPDATE requests SET chosen = ?, fallbacks = ?, cost = ?, "
-                                "cost_source = ? WHERE id = ? AND status = ?",
-                                (chosen, fallbacks, float(cost), cost_source, request_id,
-                                 IN_PROGRESS)).rowcount:
+            if conn.execute("UPDATE requests SET chosen = ?, fallbacks = ?, cost = ?, "
+                            "cost_source = ? WHERE id = ? AND status = ? RETURNING id",
+                            (chosen, fallbacks, float(cost), cost_source, request_id,
+                             IN_PROGRESS)).fetchone() is None:
                 return  # finished already (or never started): the record has the last word
             _write_attempts(conn, request_id, attempts)
 
@@ -235,12 +235,13 @@ class SQLStore(Store):
         return int(total), int(unusable)
 
 
-def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
-    """Insert a row or replace the one with the same ``key`` (both dialects' spelling)."""
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...], where: str = "") -> str:
+    """Insert a row or replace the one with the same ``key`` (both dialects' spelling); with
+    ``where``, replace only a row it holds for."""
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
             f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(key)}) "
-            f"DO UPDATE SET {updates}")
+            f"DO UPDATE SET {updates}" + (f" WHERE {where}" if where else ""))
 
 
 _CACHED_COLUMNS = ("id", "partition", "category", "exact", "text", "embedding", "answer",
@@ -320,24 +321,26 @@ _RECORD_COLUMNS = ("id", "ts", "finished_ts", "key_id", "requested_model", "prof
                    "completion_tokens", "cost", "cost_source", "rule", "named_route", "saved",
                    "guard")
 
-_WRITE_RECORD_SQL = _upsert("requests", _RECORD_COLUMNS, ("id",))
+#: The record replaces the request's row only while it is in progress; RETURNING says whether it
+#: did (one statement: no read-then-write round trip).
+_WRITE_RECORD_SQL = _upsert("requests", _RECORD_COLUMNS, ("id",),
+                            where=f"requests.status = '{IN_PROGRESS}'") + " RETURNING id"
 
 
 def write_record(conn: Conn, r: RequestRecord) -> bool:
     """The whole record of one request, inside the caller's transaction; False (and nothing
     written) if the request was already finished."""
-    row = conn.execute("SELECT status FROM requests WHERE id = ?", (r.id,)).fetchone()
-    if row is not None and row[0] != IN_PROGRESS:
-        logger.debug("request %s is finished already (%s); its record is not written twice",
-                     r.id, row[0])
-        return False
     finished = r.finished_ts if r.finished_ts is not None else time.time()
-    conn.execute(_WRITE_RECORD_SQL, (
+    written = conn.execute(_WRITE_RECORD_SQL, (
         r.id, r.ts, finished, r.key_id, r.requested_model, r.profile, int(r.stream), r.policy,
         None if r.preference is None else json.dumps(r.preference), r.prompt, r.status,
         r.http_status, r.error, r.chosen, r.fallbacks, r.latency_ms, r.decision_ms, r.ttfb_ms,
         r.prompt_tokens, r.completion_tokens, float(r.cost), r.cost_source, r.rule,
-        r.named_route, float(r.saved), None if r.guard is None else json.dumps(r.guard)))
+        r.named_route, float(r.saved), None if r.guard is None else json.dumps(r.guard))
+    ).fetchone()
+    if written is None:
+        logger.debug("request %s is finished already; its record is not written twice", r.id)
+        return False
     conn.execute("DELETE FROM candidates WHERE request_id = ?", (r.id,))
     if r.candidates:
         conn.executemany("INSERT INTO candidates (request_id, rank, model, estimated_quality, "
