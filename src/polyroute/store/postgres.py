@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,7 +38,7 @@ from polyroute.store.dialect import pg_sql
 from polyroute.store.migrations import LATEST_VERSION, pg_migrate, pg_schema_version
 from polyroute.store.opening import display_url
 from polyroute.store.pg_writer import PgWriter
-from polyroute.store.sql import Job, SQLStore
+from polyroute.store.sql import SQLStore
 from polyroute.store.sql import recover as recover_interrupted
 
 logger = logging.getLogger(__name__)
@@ -143,20 +142,7 @@ class PostgresStore(SQLStore):
             raise StoreError(f"{self.location}: cannot connect to PostgreSQL "
                              f"({_reason(exc)})") from None
 
-    # -- writes ----------------------------------------------------------------------------------
-    def _submit(self, job: Job, *, wait: bool = False) -> Future | None:
-        if self._writer is None:
-            raise StoreError(f"{self.location}: opened read-only")
-        return self._writer.submit(job, wait=wait)
-
-    @property
-    def failed_writes(self) -> int:
-        return self._writer.failed_writes if self._writer else 0
-
-    @property
-    def pending_writes(self) -> int:
-        return self._writer.pending if self._writer else 0
-
+    # -- the write queue -------------------------------------------------------------------------
     @property
     def write_limit(self) -> int | None:
         return self._writer.limit if self._writer else None

@@ -7,6 +7,9 @@ things to a subclass: :meth:`SQLStore._submit` (queue one write job, run later i
 transaction, in order), :meth:`SQLStore._read` (a connection to read from, optionally one
 consistent snapshot) and the lifecycle (``flush``, ``close``).
 
+Both stores keep their writer in ``_writer`` (None when opened read-only): anything with
+``submit(job, wait=)``, ``pending`` and ``failed_writes``.
+
 A job or a read receives a *connection-like* object: ``execute(sql, params)`` returning a cursor
 (``fetchone``, ``fetchall``, iteration, ``rowcount``) and ``executemany(sql, rows)``. A
 ``sqlite3.Connection`` is one; :class:`~polyroute.store.postgres.PgConnection` wraps psycopg's.
@@ -70,11 +73,24 @@ def utc_day(ts: float) -> str:
 class SQLStore(Store):
     """The queries of every store method; subclasses supply the connections and the writer."""
 
+    _writer: Any = None
+
     # -- what a subclass supplies ----------------------------------------------------------------
-    @abstractmethod
     def _submit(self, job: Job, *, wait: bool = False) -> Future | None:
         """Queue ``job`` to run in its own transaction after every job queued before it; with
         ``wait`` a future of its result. Raises :class:`StoreError` once closed or read-only."""
+        if self._writer is None:
+            raise StoreError(f"{self.location}: opened read-only")
+        return self._writer.submit(job, wait=wait)
+
+    @property
+    def failed_writes(self) -> int:
+        """Fire-and-forget writes that failed (each was logged and rolled back)."""
+        return self._writer.failed_writes if self._writer else 0
+
+    @property
+    def pending_writes(self) -> int:
+        return self._writer.pending if self._writer else 0
 
     @abstractmethod
     def _read(self, *, snapshot: bool = False) -> AbstractContextManager[Conn]:

@@ -13,13 +13,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
 from polyroute.errors import StoreError
 from polyroute.store.migrations import LATEST_VERSION, migrate, schema_version
-from polyroute.store.sql import Job, SQLStore, recover
+from polyroute.store.sql import SQLStore, recover
 from polyroute.store.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -101,20 +100,6 @@ class SQLiteStore(SQLStore):
             conn.close()
             raise StoreError(f"{self.path}: cannot prepare the store ({exc})") from None
         self._writer = Writer(conn)
-
-    # -- writes ----------------------------------------------------------------------------------
-    def _submit(self, job: Job, *, wait: bool = False) -> Future | None:
-        if self._writer is None:
-            raise StoreError(f"{self.path}: opened read-only")
-        return self._writer.submit(job, wait=wait)
-
-    @property
-    def failed_writes(self) -> int:
-        return self._writer.failed_writes if self._writer else 0
-
-    @property
-    def pending_writes(self) -> int:
-        return self._writer.pending if self._writer else 0
 
     # -- reads -----------------------------------------------------------------------------------
     @contextmanager
