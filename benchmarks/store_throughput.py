@@ -9,8 +9,9 @@ the bundled llmrouter-bench data.
 
 For each setup, non-streamed and streamed requests at concurrency 1 and 16; the setups take
 turns (SQLite, PostgreSQL, SQLite, PostgreSQL…) so slow moments of a shared machine fall on
-both. Reported per cell: throughput and client-side p50/p99 (mean of the rounds; every round in
-the JSON), and the rows the store holds afterwards (it must equal the requests sent).
+both. Reported per cell: throughput and client-side p50/p99 (the median over the rounds, with
+the throughput's range; every round is in the JSON), and the rows the store holds afterwards
+(it must equal the requests sent).
 
 Where later rows go: ``SETUPS`` names the setups measured; "PostgreSQL + Redis" and "three
 replicas" (issue 15) are listed in the results as *not measured yet* until their parts exist —
@@ -18,7 +19,7 @@ add a setup entry (its store and shared-state settings, its replica count) and t
 
 Usage::
 
-    python benchmarks/store_throughput.py           # ~3 minutes
+    python benchmarks/store_throughput.py           # ~5 minutes
     python benchmarks/store_throughput.py --quick   # a smoke run
 """
 
@@ -138,9 +139,9 @@ class Gateway:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few requests (smoke run)")
-    parser.add_argument("--rounds", type=int, default=3, help="turns per setup (default: 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns per setup (default: 5)")
     args = parser.parse_args()
-    n1, n16, rounds = (30, 100, 1) if args.quick else (200, 800, args.rounds)
+    n1, n16, rounds = (30, 100, 1) if args.quick else (100, 400, args.rounds)
 
     from polyroute.data import load_bundled
 
@@ -216,8 +217,10 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 group = [r for r in runs if r["setup"] == name and r["stream"] == stream
                          and r["concurrency"] == concurrency]
                 out.append({"setup": name, "stream": stream, "concurrency": concurrency,
-                            **{k: float(np.mean([r[k] for r in group]))
-                               for k in ("throughput_rps", "p50_ms", "p99_ms", "drain_s")}})
+                            **{k: float(np.median([r[k] for r in group]))
+                               for k in ("throughput_rps", "p50_ms", "p99_ms", "drain_s")},
+                            "throughput_range": [min(r["throughput_rps"] for r in group),
+                                                 max(r["throughput_rps"] for r in group)]})
     return out
 
 
@@ -234,19 +237,21 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"request names the backend `{result['pinned_model']}` (no routing), so the store is "
         f"what differs. PostgreSQL 127.0.0.1:5432, a fresh schema. Requests per cell: "
         f"{result['requests']['concurrency_1']} at concurrency 1, "
-        f"{result['requests']['concurrency_16']} at 16, after a warm-up; mean of "
+        f"{result['requests']['concurrency_16']} at 16, after a warm-up; median of "
         f"{result['rounds']} round(s), the setups taking turns. Produced by "
         f"`python benchmarks/store_throughput.py`.",
         "",
-        "| setup | stream | concurrency | throughput req/s | p50 ms | p99 ms | queue drain s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| setup | stream | concurrency | throughput req/s | (rounds' range) | p50 ms | p99 ms | "
+        "queue drain s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["summary"]:
+        lo, hi = r["throughput_range"]
         lines.append(f"| {r['setup']} | {'yes' if r['stream'] else 'no'} | {r['concurrency']} | "
-                     f"{r['throughput_rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{r['drain_s']:.2f} |")
+                     f"{r['throughput_rps']:.1f} | {lo:.0f}–{hi:.0f} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | {r['drain_s']:.2f} |")
     for name in result["not_measured_yet"]:
-        lines.append(f"| {name} | | | not measured yet | | | |")
+        lines.append(f"| {name} | | | not measured yet | | | | |")
     lines += ["", "*Queue drain*: seconds after a cell's last answer until the store's writer "
               "had committed every record (`polyroute_store_queued_writes` back to 0).", "",
               "Rows afterwards (every request sent, warm-ups included, has exactly one row):", "",
