@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import IsolationLevel
+from psycopg.conninfo import conninfo_to_dict
 
 from polyroute.errors import StoreError
 from polyroute.store.dialect import pg_sql
@@ -118,7 +119,7 @@ class PostgresStore(SQLStore):
             raise
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), open=False, name="polyroute-read",
-            kwargs={"connect_timeout": max(1, round(connect_timeout))},
+            kwargs=self._liveness(),
             configure=_configure_reader, check=psycopg_pool.ConnectionPool.check_connection)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -132,8 +133,18 @@ class PostgresStore(SQLStore):
 
     def _open(self) -> psycopg.Connection:
         """A new autocommit connection (each write job opens its own transaction)."""
-        return psycopg.connect(self.url, autocommit=True,
-                               connect_timeout=max(1, round(self._connect_timeout)))
+        return psycopg.connect(self.url, autocommit=True, **self._liveness())
+
+    def _liveness(self) -> dict[str, int]:
+        """Connection settings that notice a dead peer in seconds, where the URL does not set
+        them: a database host that vanished without closing the connection (a partition, a
+        failover) would otherwise leave the writer waiting for the system's TCP timeouts
+        (minutes to hours) before its queue is flushed elsewhere."""
+        given = conninfo_to_dict(self.url)
+        wanted = {"connect_timeout": max(1, round(self._connect_timeout)), "keepalives": 1,
+                  "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                  "tcp_user_timeout": 10_000}
+        return {k: v for k, v in wanted.items() if k not in given}
 
     def _connect(self) -> psycopg.Connection:
         try:
