@@ -253,7 +253,12 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     for name in result["not_measured_yet"]:
         lines.append(f"| {name} | | | not measured yet | | | | |")
     lines += ["", "*Queue drain*: seconds after a cell's last answer until the store's writer "
-              "had committed every record (`polyroute_store_queued_writes` back to 0).", "",
+              "had committed every record (`polyroute_store_queued_writes` back to 0): the "
+              "answers never wait for the store, so a writer slower than the traffic shows "
+              "here, not in the latency, until its queue reaches `store.queue_limit`.", "",
+              "Reading it: where two setups' ranges overlap, the difference is within what the "
+              "machine's other work does to one setup from round to round (see the load above).",
+              "",
               "Rows afterwards (every request sent, warm-ups included, has exactly one row):", "",
               "| setup | sent | rows |", "|---|---:|---:|"]
     for name, c in result["rows"].items():

@@ -44,6 +44,7 @@ from polyroute.store.sql import recover as recover_interrupted
 
 logger = logging.getLogger(__name__)
 
+
 class PgConnection:
     """A psycopg connection as the shared queries use it (``?`` parameters, ``executemany``)."""
 
