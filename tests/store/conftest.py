@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from polyroute.store import PostgresStore, SQLiteStore, Store
+from polyroute.store.dialect import POSTGRESQL, SQLITE
+from polyroute.store.migrations import Schema
 
 
 class StoreWorld:
@@ -42,6 +45,22 @@ class StoreWorld:
         with psycopg.connect(str(self.where), autocommit=True) as conn:
             cur = conn.execute(statement.replace("?", "%s"), params)
             return cur.fetchall() if cur.description else []
+
+    @contextmanager
+    def schema(self) -> Iterator[Schema]:
+        """What a migration receives, on this store's database, committed at the end."""
+        if self.kind == "sqlite":
+            conn = sqlite3.connect(self.where)
+            try:
+                yield Schema(SQLITE, conn)
+                conn.commit()
+            finally:
+                conn.close()
+            return
+        import psycopg
+
+        with psycopg.connect(str(self.where)) as conn:
+            yield Schema(POSTGRESQL, conn)
 
     def fail_inserts_of_backend(self, backend: str) -> None:
         """Make inserting an attempt of ``backend`` fail inside its transaction."""

@@ -277,3 +277,19 @@ def test_a_failing_write_among_others_queued_with_it_drops_only_itself(store, wo
     assert store.get_request("r2") is None
     assert sorted(r.id for r in store.recent_requests(10)) == ["r1", "r3"]
     assert store.spend_by_key() == {"k1": pytest.approx(0.02)}
+
+
+def test_a_migration_written_the_sqlite_way_runs_on_either_database(world):
+    """How a new migration is written once: SQLite's types in capitals, ``execute`` and
+    ``executemany`` with ``?`` — the PostgreSQL schema translates (REAL stays double, INTEGER
+    holds 64 bits)."""
+    def _v99_conversation_pins(db) -> None:
+        db.execute("CREATE TABLE pins (conversation TEXT PRIMARY KEY, backend TEXT NOT NULL, "
+                   "ts REAL NOT NULL, n INTEGER)")
+        db.executemany("INSERT INTO pins VALUES (?, ?, ?, ?)",
+                       [("c1", "alpha", 0.1 + 0.2, 2**40), ("c2", "beta", 1.5, None)])
+
+    with world.schema() as db:
+        _v99_conversation_pins(db)
+    assert world.sql("SELECT * FROM pins ORDER BY conversation") == [
+        ("c1", "alpha", 0.1 + 0.2, 2**40), ("c2", "beta", 1.5, None)]

@@ -24,17 +24,26 @@ from polyroute.store.dialect import POSTGRESQL, SQLITE, pg_ddl, pg_sql, split_st
 
 
 class Schema:
-    """What a migration sees: ``execute`` (DDL or data statements, ``?`` parameters) inside the
-    migration's transaction, and the ``dialect`` for the rare statement that must differ."""
+    """What a migration sees: ``execute`` and ``executemany`` (DDL or data statements, ``?``
+    parameters) inside the migration's transaction — the two methods of a ``sqlite3.Connection``
+    a migration uses — and the ``dialect`` for the rare statement that must differ."""
 
-    def __init__(self, dialect: str, execute: Callable[..., Any]) -> None:
+    def __init__(self, dialect: str, conn: Any) -> None:
         self.dialect = dialect
-        self._execute = execute
+        self._conn = conn
+
+    def _sql(self, sql: str) -> str:
+        return pg_sql(pg_ddl(sql)) if self.dialect == POSTGRESQL else sql
 
     def execute(self, sql: str, params: tuple | list = ()) -> Any:
+        return self._conn.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: list | tuple) -> Any:
         if self.dialect == POSTGRESQL:
-            sql = pg_sql(pg_ddl(sql))
-        return self._execute(sql, params)
+            cur = self._conn.cursor()
+            cur.executemany(self._sql(sql), rows)
+            return cur
+        return self._conn.executemany(sql, rows)
 
 
 def _statements(db: Schema, script: str) -> None:
@@ -212,7 +221,7 @@ def migrate(conn: sqlite3.Connection, path: str = "<store>") -> int:
     """
     version = schema_version(conn)
     _check_version(version, path)
-    db = Schema(SQLITE, conn.execute)
+    db = Schema(SQLITE, conn)
     for i in range(version, LATEST_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -243,7 +252,7 @@ def pg_migrate(conn: Any, where: str = "<store>") -> int:
     """Apply the missing migrations to a PostgreSQL store (a psycopg connection in autocommit
     mode), each with its version bump in one transaction under an advisory lock; returns the
     new version."""
-    db = Schema(POSTGRESQL, conn.execute)
+    db = Schema(POSTGRESQL, conn)
     while True:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_MIGRATION_LOCK,))
