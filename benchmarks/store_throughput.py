@@ -191,14 +191,17 @@ def main() -> int:
                               f"p50 {r['p50_ms']:6.2f} ms p99 {r['p99_ms']:6.2f} ms", flush=True)
     finally:
         for gw in gateways.values():
-            gw.stop()
+            gw.stop()  # each flushes its store on the way out
         if backend.poll() is None:
             backend.send_signal(signal.SIGTERM)
             backend.wait(30)
-    result["rows"] = {name: {"sent": sent[name], "rows": count_rows(stores[name])}
-                      for name in SETUPS}
-    if schema is not None:
-        drop_schema(schema)
+        try:
+            if len(runs) == rounds * 4 * len(SETUPS):
+                result["rows"] = {name: {"sent": sent[name], "rows": count_rows(stores[name])}
+                                  for name in SETUPS}
+        finally:
+            if schema is not None:
+                drop_schema(schema)
     result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
     result["runs"] = runs
     result["summary"] = summarise(runs)
