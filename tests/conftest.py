@@ -138,3 +138,13 @@ def models_file(tmp_path: Path) -> Path:
                                          "output_price_per_mtok": m.output_price_per_mtok}
                                 for m in MODELS}))
     return path
+
+
+@pytest.fixture
+def pg_url():
+    """The URL of a PostgreSQL store in a fresh schema of its own, dropped after the test
+    (skipped, with the reason, where no PostgreSQL answers; see ``tests/pgschema.py``)."""
+    from pgschema import fresh_schema
+
+    with fresh_schema() as url:
+        yield url

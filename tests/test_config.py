@@ -249,3 +249,29 @@ def test_the_cache_section():
         minimal(cache={"categories": {"chat": {}}}))
     assert "cache.categories.chat.threshold" in error_of(
         minimal(cache={"categories": {"default": {}, "chat": {"threshold": 1.5}}}))
+
+
+def test_the_store_is_a_path_or_a_postgresql_url(tmp_path):
+    as_string = load_config(write(tmp_path, minimal(store="state/s.sqlite")), env={})
+    assert as_string.store.url is None and as_string.store.path == tmp_path / "state/s.sqlite"
+    url = "postgresql://polyroute@db.internal:5432/gateway"
+    pg = load_config(write(tmp_path, minimal(store=url)), env={})
+    assert pg.store.url == url and pg.store.location == url
+    section = validate_config(minimal(store={"url": url, "queue_limit": 50}))
+    assert section.store.url == url and section.store.queue_limit == 50
+    # Overrides reach a store given as one string (it is read as its section first).
+    moved = load_config(write(tmp_path, minimal(store="s.sqlite")),
+                        env={"POLYROUTE__STORE__URL": url})
+    assert moved.store.url == url
+
+
+@pytest.mark.parametrize("store, expected", [
+    ("mysql://u@h/db", "store.url: must be a PostgreSQL URL"),
+    ("postgresql://u:hunter2@h/db", "store.url: holds a password"),
+    ("postgresql://u@h/db?password=hunter2", "store.url: holds a password"),
+    ({"url": "postgresql://h/db", "queue_limit": 0}, "store.queue_limit"),
+])
+def test_a_bad_store_says_what_to_write(store, expected):
+    with pytest.raises(ConfigError, match=expected) as err:
+        validate_config(minimal(store=store))
+    assert "hunter2" not in str(err.value)

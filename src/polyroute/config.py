@@ -454,11 +454,70 @@ class KeyConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """The state store: a SQLite file (WAL mode)."""
+    """The state store: a SQLite file (WAL mode; the embedded default) or, with ``url``, a
+    PostgreSQL database that several gateway replicas share.
+
+    Written as a section (``store: {path: FILE}`` or ``store: {url: postgresql://…}``) or as
+    one string: ``store: postgresql://user@host/db`` is a URL, any other string a file path.
+    """
 
     path: Path = Path("polyroute.sqlite")
+    #: ``postgresql://user@host[:port]/dbname[?options]`` (libpq's URL form). No password here:
+    #: libpq reads it from ``PGPASSWORD`` or ``~/.pgpass``. Set: PostgreSQL is used and ``path``
+    #: is ignored.
+    url: str | None = None
     #: Keep the routed text of each request (needed by ``polyroute export-feedback``).
     record_prompts: bool = True
+    #: PostgreSQL only. Writes that may wait in memory while the database is unreachable;
+    #: when that many wait, new requests are refused with 503 (those already admitted still
+    #: queue theirs, so nothing acknowledged is dropped).
+    queue_limit: int = Field(10_000, ge=1)
+    #: PostgreSQL only: read connections (the CLI and start-up reads; writes have their own).
+    pool_size: int = Field(4, ge=1, le=100)
+    #: PostgreSQL only: seconds to wait for a connection before saying the database is down.
+    connect_timeout: float = Field(5.0, gt=0)
+    #: PostgreSQL only: seconds a stopping gateway waits for an unreachable database to take
+    #: the writes still queued (what remains after it is logged as lost).
+    close_timeout: float = Field(10.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_string(cls, data: Any) -> Any:
+        return store_section(data) if isinstance(data, str) else data
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        from polyroute.store.opening import is_pg_url
+
+        if value is not None and not is_pg_url(value):
+            scheme = value.split("://", 1)[0] if "://" in value else value[:20]
+            raise ValueError(f"must be a PostgreSQL URL, postgresql://user@host:5432/dbname "
+                             f"(got one starting {scheme!r}); a SQLite store is a file: "
+                             f"store: {{path: FILE}}")
+        if value is not None:
+            parts = urllib.parse.urlsplit(value)
+            query = urllib.parse.parse_qs(parts.query)
+            if parts.password is not None or "password" in query:
+                raise ValueError("holds a password: the config file is no place for it; put it "
+                                 "in PGPASSWORD or ~/.pgpass (libpq reads both) and leave it "
+                                 "out of the URL")
+        return value
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: the file, or the URL without its password."""
+        if self.url is None:
+            return str(self.path)
+        from polyroute.store.opening import display_url
+
+        return display_url(self.url)
+
+
+def store_section(value: str) -> dict[str, str]:
+    """``store: STRING`` as its section: a ``postgresql://`` URL or a file path; another URL
+    scheme is kept as a URL, so that validation names it rather than creating a file."""
+    return {"url": value} if "://" in value else {"path": value}
 
 
 class ServerConfig(_Section):
@@ -780,6 +839,8 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None,
     """
     path = Path(path)
     raw = _read_yaml(path)
+    if isinstance(raw.get("store"), str):  # so that overrides of store.path or .url apply
+        raw = {**raw, "store": store_section(raw["store"])}
     applied = apply_overrides(raw, env_overrides(os.environ if env is None else env), path)
     applied = apply_overrides(applied, dict(overrides or {}), path)
     return validate_config(applied, source=str(path), base_dir=path.parent)

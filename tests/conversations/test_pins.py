@@ -79,7 +79,7 @@ def test_a_pin_just_written_is_read_back_before_the_store_commits(tmp_path):
     try:
         pins = StorePins(store)
         gate = threading.Event()
-        store._w().submit(lambda conn: gate.wait(10))  # hold the writer
+        store._submit(lambda conn: gate.wait(10))  # hold the writer
         run(pins.put(pin()))
         assert store.get_pin("k", 1001.0) is None  # not committed yet
         assert run(pins.get("k", 1001.0)) == pin()

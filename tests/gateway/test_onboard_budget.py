@@ -13,17 +13,17 @@ from standin import ServerThread, StandIn
 from polyroute.cli import main
 from polyroute.config import load_config
 from polyroute.gateway import hash_key
-from polyroute.store import SQLiteStore
+from polyroute.store import open_store
 
 
-def _config(tmp_path, urls: dict[str, str], **router) -> str:
+def _config(tmp_path, urls: dict[str, str], store: dict | str | None = None, **router) -> str:
     """A config of ``urls``' backends (pricey, so budgets bite); the breaker never opens here,
-    so every retry reaches the backend."""
+    so every retry reaches the backend. ``store`` defaults to a SQLite file beside it."""
     config = {"backends": [{"name": n, "base_url": f"{u}/v1", "input_price_per_mtok": 50.0,
                             "output_price_per_mtok": 50.0} for n, u in urls.items()],
               "router": {"path": "router", "featurizer": "tfidf", **router},
               "keys": [{"id": "one", "sha256": hash_key(KEY)}],
-              "store": {"path": "state.sqlite"},
+              "store": store if store is not None else {"path": "state.sqlite"},
               "breaker": {"failure_threshold": 1000}}
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -31,17 +31,29 @@ def _config(tmp_path, urls: dict[str, str], **router) -> str:
 
 
 def _answers(config_path: str):
-    store = SQLiteStore(load_config(config_path).store.path, readonly=True)
+    store = open_store(load_config(config_path).store, readonly=True)
     try:
         return store.calibration_answers()
     finally:
         store.close()
 
 
-def test_the_budget_is_a_hard_cap_and_a_second_run_continues(tmp_path, capsys):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_setting(request):
+    """The config's ``store``: a SQLite file, or (the one-string form) a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield {"path": "state.sqlite"}
+        return
+    from pgschema import fresh_schema
+
+    with fresh_schema("onboard") as url:
+        yield url
+
+
+def test_the_budget_is_a_hard_cap_and_a_second_run_continues(tmp_path, capsys, store_setting):
     replay = ReplayBackend("qwen2.5-7b-instruct")
     with ServerThread(replay) as server:
-        cfg = _config(tmp_path, {"new": server.url})
+        cfg = _config(tmp_path, {"new": server.url}, store=store_setting)
         # At $50 per million tokens a call's worst case is a few cents: $0.15 pays for a few.
         assert main(["onboard", "--config", cfg, "--per-model", "30", "--budget", "0.15",
                      "--yes"]) == 0

@@ -47,7 +47,7 @@ def check_config(path: Path, *, load_router: bool = True) -> tuple[GatewayConfig
     config = load_config(path)
     backend_api_keys(config)
     warnings: list[str] = demo_key_warnings(config)
-    if not config.store.path.parent.is_dir():
+    if config.store.url is None and not config.store.path.parent.is_dir():
         raise ConfigError(f"store.path: the directory {config.store.path.parent} does not exist")
     if load_router:
         router = config.router
@@ -70,7 +70,7 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK — {len(config.backends)} backend(s) "
           f"({', '.join(config.backend_names)}); profiles: {profiles}; "
           f"{len(config.keys)} client key(s); {len(config.rules)} rule(s), "
-          f"{len(config.routes)} named route(s); store: {config.store.path}")
+          f"{len(config.routes)} named route(s); store: {config.store.location}")
     return 0
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from polyroute.cli._common import check_out_file
-from polyroute.cli.logs import add_store_arguments, open_store
+from polyroute.cli.logs import add_store_arguments, open_args_store
 from polyroute.data.loaders import outcomes_format
 from polyroute.store import export_feedback
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     outcomes_format(args.output)  # unknown extension: refused before anything is read
     check_out_file(args.output, "-o/--output")
-    store = open_store(args)
+    store = open_args_store(args)
     try:
         result = export_feedback(store, args.output)
         total, unusable = store.count_feedback()

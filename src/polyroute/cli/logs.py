@@ -11,22 +11,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from polyroute.errors import ConfigError, StoreError
-from polyroute.store import ConversationPin, RequestSummary, SQLiteStore
+from polyroute.store import ConversationPin, RequestSummary, Store, open_store
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--config", type=Path, metavar="FILE", help="gateway config (its store)")
-    group.add_argument("--store", type=Path, metavar="FILE", help="the SQLite store file")
+    group.add_argument("--store", metavar="FILE|URL",
+                       help="the store: a SQLite file or a postgresql:// URL")
 
 
-def open_store(args: argparse.Namespace) -> SQLiteStore:
-    """The store named by ``--store`` or by the config's ``store.path``, read-only."""
+def open_args_store(args: argparse.Namespace) -> Store:
+    """The store named by ``--store`` or by the config's ``store``, read-only."""
     if args.store is not None:
-        return SQLiteStore(args.store, readonly=True)
+        return open_store(args.store, readonly=True)
     from polyroute.config import load_config
 
-    return SQLiteStore(load_config(args.config).store.path, readonly=True)
+    return open_store(load_config(args.config).store, readonly=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--limit must be >= 0")
     if args.id is not None:
         return _show_one(args)
-    store = open_store(args)
+    store = open_args_store(args)
     try:
         requests = store.recent_requests(args.limit)
         since = time.time() - args.days * 86400 if args.days is not None else None
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_one(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_args_store(args)
     try:
         record = store.get_request(args.id)
         key = (record.conversation or {}).get("key") if record is not None else None
@@ -74,7 +75,7 @@ def _show_one(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if record is None:
-        raise StoreError(f"{store.path}: no request with id {args.id!r}")
+        raise StoreError(f"{store.location}: no request with id {args.id!r}")
     if args.json:
         print(json.dumps({**asdict(record), "current_pin": None if pin is None else asdict(pin)},
                          indent=1))

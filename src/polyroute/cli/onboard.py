@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         write_answers,
     )
     from polyroute.routers import get_router_class
-    from polyroute.store import SQLiteStore
+    from polyroute.store import open_store
 
     config = load_config(args.config)
     api_keys = backend_api_keys(config)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.router is not None:
         get_router_class(args.router)
     out_path = args.out or args.config.parent / "onboarding-outcomes.jsonl"
-    store = SQLiteStore(config.store.path)
+    store = open_store(config.store)
     try:
         plan = make_plan(config, store, per_model=args.per_model, prompts=args.prompts,
                          router=args.router, max_tokens=args.max_tokens, random_state=args.seed)

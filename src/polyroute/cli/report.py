@@ -58,9 +58,9 @@ def parse_when(text: str, now: float | None = None) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from polyroute.cli.logs import open_store
     from polyroute.config import load_config
     from polyroute.evaluation.traffic import Prices, savings_report
+    from polyroute.store import open_store
 
     since = parse_when(args.since)
     until = parse_when(args.until) if args.until else None
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     prices = {b.name: Prices(b.input_price_per_mtok, b.output_price_per_mtok)
               for b in config.backends}
-    store = open_store(argparse.Namespace(store=None, config=args.config))
+    store = open_store(config.store, readonly=True)
     try:
         report = savings_report(store.requests_between(since, until),
                                 store.shadow_comparisons(since, until), prices,

@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, required=True, metavar="FILE", help="gateway config")
     p.add_argument("--host", help="address to listen on (server.host)")
     p.add_argument("--port", type=int, help="port to listen on (server.port)")
-    p.add_argument("--store", type=Path, metavar="FILE", help="SQLite state file (store.path)")
+    p.add_argument("--store", metavar="FILE|URL",
+                   help="the state store: a SQLite file (store.path) or a postgresql:// URL "
+                        "(store.url)")
     p.add_argument("--router", type=Path, metavar="DIR",
                    help="trained router directory (router.path; replaces router.train)")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
@@ -38,7 +40,13 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.port is not None:
         overrides["server.port"] = args.port
     if args.store is not None:
-        overrides["store.path"] = str(args.store.resolve())
+        from polyroute.store.opening import is_pg_url
+
+        if is_pg_url(args.store):
+            overrides["store.url"] = args.store
+        else:
+            overrides["store.path"] = str(Path(args.store).resolve())
+            overrides["store.url"] = None
     if args.router is not None:
         overrides["router.path"] = str(args.router.resolve())
         overrides["router.train"] = None

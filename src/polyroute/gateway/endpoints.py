@@ -71,22 +71,32 @@ def backend_health(breaker: CircuitBreaker) -> str:
 
 async def healthz(request: Request) -> Response:
     """``ok`` when every backend is healthy, ``degraded`` when some cool down or probe, ``down``
-    (503) when all do, ``draining`` (503) while shutting down — so a load balancer stops sending
-    here in the last two cases. ``backends`` keeps the raw breaker states for scripts; ``health``
-    says the same in words."""
+    (503) when all do, ``draining`` (503) while shutting down, ``store_full`` (503) while the
+    store's database is unreachable and its write queue is full — so a load balancer stops
+    sending here in the last three cases; ``degraded`` too while the database is unreachable
+    but writes still queue. ``backends`` keeps the raw breaker states for scripts; ``health``
+    says the same in words; ``store`` says whether the database is reached and how many writes
+    wait."""
     gw: Gateway = request.app.state.gateway
     health = {n: backend_health(b.breaker) for n, b in gw.backends.items()}
     cooling = sum(1 for h in health.values() if h.startswith(_HEALTH_WORDS[OPEN]))
+    store = gw.store
     if gw.draining:
         status = "draining"
+    elif store.saturated:
+        status = "store_full"
     else:
         healthy = sum(1 for h in health.values() if h == _HEALTH_WORDS[CLOSED])
         status = "ok" if healthy == len(health) else "down" if cooling == len(health) \
             else "degraded"
+        if status == "ok" and not store.reachable:
+            status = "degraded"
     body = {"status": status,
             "backends": {n: b.breaker.state for n, b in gw.backends.items()},
-            "health": health}
-    return JSONResponse(body, status_code=503 if status in ("down", "draining") else 200)
+            "health": health,
+            "store": {"reachable": store.reachable, "queued_writes": store.pending_writes}}
+    return JSONResponse(body, status_code=503 if status in ("down", "draining", "store_full")
+                        else 200)
 
 
 async def metrics(request: Request) -> Response:
@@ -101,7 +111,8 @@ async def metrics(request: Request) -> Response:
     body = gw.metrics.render(((n, b.breaker) for n, b in gw.backends.items()),
                              loads=((n, b.load) for n, b in gw.backends.items()),
                              balancers=((n, r.plan.balancer) for n, r in gw.routes.items()
-                                        if r.plan is not None and r.plan.balancer is not None))
+                                        if r.plan is not None and r.plan.balancer is not None),
+                             store=gw.store)
     return Response(body, media_type=CONTENT_TYPE)
 
 

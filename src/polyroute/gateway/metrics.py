@@ -8,12 +8,16 @@ with it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from polyroute.gateway.breaker import OPEN, CircuitBreaker
 from polyroute.policies import BiasBalancer
+
+if TYPE_CHECKING:
+    from polyroute.store import Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -87,6 +91,19 @@ class Metrics:
         self.backend_load = Gauge("polyroute_backend_load", "Requests holding or waiting for "
                                   "one of a backend's slots (the load a balancer sees)",
                                   ["backend"], registry=r)
+        # The store's write queue, read at scrape time like the gauges above. While PostgreSQL
+        # is unreachable ``reachable`` is 0 and ``queued_writes`` grows; at ``queue_limit``
+        # new requests are refused (``store_refused_requests``) until it drains.
+        self.store_queued = Gauge("polyroute_store_queued_writes", "Store writes queued in "
+                                  "memory and not committed yet", registry=r)
+        self.store_limit = Gauge("polyroute_store_queue_limit", "Queued store writes at which "
+                                 "new requests are refused with 503 (0: no limit)", registry=r)
+        self.store_reachable = Gauge("polyroute_store_reachable", "1 while the store's writer "
+                                     "reaches its database, 0 while writes only queue",
+                                     registry=r)
+        self.store_refusals = Counter("polyroute_store_refused_requests", "Requests refused "
+                                      "with 503 because the store's write queue was full",
+                                      registry=r)
         self.balance_bias = Gauge("polyroute_balance_bias", "Online load balancing: the bias "
                                   "a balanced profile adds to a model's trade-off score (0 = "
                                   "none; negative = traffic pushed away)", ["profile", "model"],
@@ -120,9 +137,15 @@ class Metrics:
 
     def render(self, breakers: Iterable[tuple[str, CircuitBreaker]] = (), *,
                loads: Iterable[tuple[str, float]] = (),
-               balancers: Iterable[tuple[str, BiasBalancer]] = ()) -> bytes:
+               balancers: Iterable[tuple[str, BiasBalancer]] = (),
+               store: Store | None = None) -> bytes:
         """The exposition text, after reading the gauges' current values: each backend's breaker
-        and load, and each balanced profile's biases (``(profile, balancer)`` pairs)."""
+        and load, each balanced profile's biases (``(profile, balancer)`` pairs) and the
+        store's write queue."""
+        if store is not None:
+            self.store_queued.set(store.pending_writes)
+            self.store_limit.set(store.write_limit or 0)
+            self.store_reachable.set(1.0 if store.reachable else 0.0)
         for name, breaker in breakers:
             self.cooldown.labels(name).set(1.0 if breaker.state == OPEN else 0.0)
         for name, load in loads:

@@ -101,6 +101,9 @@ class Recorder:
         if self.conversation_id is None:
             return None
         return self.pinned_model is not None and self.chosen == self.pinned_model
+        #: Refused before it had a start row because the store cannot take more records: it is
+        #: counted in the metrics, and no record is written (see ``stages/admit.py``).
+        self.unrecorded = False
 
     def headers(self) -> dict[str, str]:
         h = {"x-polyroute-request-id": self.id}
@@ -174,10 +177,14 @@ class Recorder:
                 if self.open_stage is not None:  # finished inside a stage (serve, usually)
                     stages.append((*self.open_stage, time.time_ns()))
                 gw.tracer.record(record, stages)
+            if not self.unrecorded:
+                gw.store.finish_request(record)
         finally:
             gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
             if status != OK:
-                gw.metrics.errors.labels(kind or _error_kind(status, http_status)).inc()
+                kind = kind or ("store_unavailable" if self.unrecorded
+                                else _error_kind(status, http_status))
+                gw.metrics.errors.labels(kind).inc()
             for name, pt, ct, c, _ in charges:
                 gw.metrics.charged(name, c, pt, ct)
                 if ct is not None:

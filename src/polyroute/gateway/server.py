@@ -169,14 +169,22 @@ def serve(config: GatewayConfig, *, pipeline: Pipeline | None = None,
     so the encoder's CPU threads are capped here when the config leaves ``router.threads`` unset
     (``create_app`` alone never changes process-wide thread settings).
     """
+    from polyroute.store import open_store
+
     if sock is None:
         sock = bind(config.server)
+    store = None
     try:
         if config.router.threads is None:
             router = config.router.model_copy(update={"threads": default_threads()})
             config = config.model_copy(update={"router": router})
-        app = create_app(config, pipeline=pipeline, env=env)
+        # Opened here, not in the app's startup: an unreachable database is then one line
+        # from the CLI (a StoreError) rather than a traceback from uvicorn's lifespan.
+        store = open_store(config.store, recover=True)
+        app = create_app(config, pipeline=pipeline, env=env, store=store)
     except BaseException:
+        if store is not None:
+            store.close()
         sock.close()
         raise
     server = GatewayServer(uvicorn_config(app, config), app.state.gateway,

@@ -46,7 +46,7 @@ from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
 from polyroute.signals import SignalSet, compile_rules
 from polyroute.signals.routes import NamedRoutes
-from polyroute.store import KeyRecord, SQLiteStore, Store
+from polyroute.store import KeyRecord, Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class Gateway:
     async def startup(self, store: Store | None = None) -> None:
         self.cutting = anyio.Event()
         self._store = store if store is not None else \
-            SQLiteStore(self.config.store.path, recover=True)
+            open_store(self.config.store, recover=True)
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
         self.spend.load(self._store)

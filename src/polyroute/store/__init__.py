@@ -1,7 +1,13 @@
-"""The gateway's state: requests, routing decisions, feedback, client keys and spend."""
+"""The gateway's state: requests, routing decisions, feedback, client keys and spend.
+
+Two stores behind one interface: SQLite (one file, the embedded default) and PostgreSQL
+(shared by replicas); :func:`open_store` picks one from the config.
+"""
 
 from polyroute.store.base import Store
 from polyroute.store.export import ExportResult, export_feedback, feedback_outcomes
+from polyroute.store.opening import open_store
+from polyroute.store.postgres import PostgresStore
 from polyroute.store.records import (
     CLIENT_CLOSED,
     ERROR,
@@ -43,6 +49,7 @@ __all__ = [
     "KeyRecord",
     "ModelSpend",
     "OK",
+    "PostgresStore",
     "RequestRecord",
     "RequestStart",
     "RequestSummary",
@@ -52,4 +59,5 @@ __all__ = [
     "StoredResponse",
     "export_feedback",
     "feedback_outcomes",
+    "open_store",
 ]

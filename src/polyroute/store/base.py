@@ -35,6 +35,9 @@ from polyroute.store.records import (
 class Store(ABC):
     """Persistent gateway state. Write methods are safe to call from the event loop."""
 
+    #: Where the store lives, for messages (a file path, or a URL without its password).
+    location: str = "<store>"
+
     # -- writes (queued, ordered) ----------------------------------------------------------------
     @abstractmethod
     def start_request(self, start: RequestStart) -> None:
@@ -150,6 +153,28 @@ class Store(ABC):
     def count_feedback(self) -> tuple[int, int]:
         """(feedback rows, requests with feedback that cannot be exported: failed, or their
         prompt was not recorded)."""
+
+    # -- the write queue, as the gateway's admission and metrics see it --------------------------
+    @property
+    def pending_writes(self) -> int:
+        """Writes queued and not committed yet."""
+        return 0
+
+    @property
+    def write_limit(self) -> int | None:
+        """How many queued writes make the store :attr:`saturated` (None: no limit)."""
+        return None
+
+    @property
+    def saturated(self) -> bool:
+        """True while so many writes wait (the database unreachable) that the gateway must
+        refuse new requests rather than queue more: every record already queued is kept."""
+        return False
+
+    @property
+    def reachable(self) -> bool:
+        """False while the writer cannot reach the database (writes queue in memory)."""
+        return True
 
     # -- lifecycle -------------------------------------------------------------------------------
     @abstractmethod

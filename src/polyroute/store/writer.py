@@ -47,6 +47,11 @@ class Writer:
             self._queue.put((job, future))
         return future
 
+    @property
+    def pending(self) -> int:
+        """Jobs queued and not run yet (approximate while the thread runs)."""
+        return self._queue.qsize()
+
     def flush(self, timeout: float | None = None) -> None:
         future = self.submit(lambda conn: None, wait=True)
         assert future is not None
