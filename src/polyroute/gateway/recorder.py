@@ -92,6 +92,9 @@ class Recorder:
         self.explain: dict[str, Any] = {}
         #: The stage running now and when it began (traced requests only).
         self.open_stage: tuple[str, int] | None = None
+        #: Refused before it had a start row because the store cannot take more records: it is
+        #: counted in the metrics, and no record is written (see ``stages/admit.py``).
+        self.unrecorded = False
 
     @property
     def pinned(self) -> bool | None:
@@ -101,9 +104,6 @@ class Recorder:
         if self.conversation_id is None:
             return None
         return self.pinned_model is not None and self.chosen == self.pinned_model
-        #: Refused before it had a start row because the store cannot take more records: it is
-        #: counted in the metrics, and no record is written (see ``stages/admit.py``).
-        self.unrecorded = False
 
     def headers(self) -> dict[str, str]:
         h = {"x-polyroute-request-id": self.id}
