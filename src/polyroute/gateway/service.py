@@ -35,7 +35,7 @@ from polyroute.gateway.errors import APIError
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
-from polyroute.gateway.spend import SpendTracker
+from polyroute.gateway.shared import open_shared
 from polyroute.gateway.stages import guards_enabled, pipeline_for
 from polyroute.guards.stage import RequestGuards
 from polyroute.pipeline import Pipeline
@@ -109,7 +109,12 @@ class Gateway:
         if self.guards is not None:
             self.guards.require_featurizer(self.pipeline.featurizer.id)
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
-        self.spend = SpendTracker(config.keys)
+        #: Spend ledger, rate limits and breaker verdicts: per process, or shared in Redis
+        #: with the other replicas (``shared:``; Redis must answer now, before a port opens).
+        self.shared = open_shared(config)
+        self.spend = self.shared.spend
+        self.rates = self.shared.rates
+        self.shared.breakers.attach((n, b.breaker) for n, b in self.backends.items())
         self.ceilings = OutputCeilings.from_config(config)
         self.metrics = Metrics()
         self._store: Store | None = None
@@ -240,7 +245,8 @@ class Gateway:
             SQLiteStore(self.config.store.path, recover=True)
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
-        self.spend.load(self._store)
+        await self.shared.start(self._store)
+        logger.info("%s", self.shared.describe())
         if self.cache is not None:
             self.cache.sink = self._store
             self.cache.load(self._store.cached_answers(self.cache.clock()))
@@ -273,6 +279,7 @@ class Gateway:
         for backend in self.backends.values():
             await backend.aclose()
         self.decider.stop()
+        await self.shared.close()
         if self._store is not None:
             self._store.close()
         logger.info("polyroute gateway stopped; store flushed")
