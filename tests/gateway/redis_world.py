@@ -4,6 +4,7 @@ test skipped, saying why, only where no Redis answers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -37,9 +38,10 @@ def _reachable() -> str | None:
         client.close()
 
 
-@pytest.fixture
-def redis_space() -> Iterator[RedisSpace]:
-    """A key prefix of its own on the test Redis, deleted afterwards."""
+@contextlib.contextmanager
+def new_space() -> Iterator[RedisSpace]:
+    """A key prefix of its own on the test Redis (the test skipped if none answers), deleted
+    afterwards."""
     why = _reachable()
     if why is not None:
         pytest.skip(why)
@@ -52,3 +54,9 @@ def redis_space() -> Iterator[RedisSpace]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+def redis_space() -> Iterator[RedisSpace]:
+    with new_space() as space:
+        yield space

@@ -1,0 +1,100 @@
+"""Gateway replicas as real ``polyroute serve`` processes on loopback, sharing one Redis.
+
+Each replica has its own port and log; the store is a parameter (``store``: a config value) so
+the same tests run with a SQLite file per replica today and one shared database once the
+PostgreSQL store is there. What the tests check is read back from every replica's store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from gateway_world import wait_for
+
+from polyroute.store import SQLiteStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    """One gateway process; ``config`` is the whole gateway config but for port and store."""
+
+    def __init__(self, tmp: Path, name: str, config: dict[str, Any],
+                 store: Any | None = None) -> None:
+        self.name = name
+        self.dir = tmp / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.store_path = self.dir / "state.sqlite"
+        self.config = {**config, "store": store if store is not None else
+                       {"path": str(self.store_path)},
+                       "server": {**config.get("server", {}), "port": self.port}}
+        self.config_path = self.dir / "gateway.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        self.log = self.dir / "gateway.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Replica:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "polyroute", "serve",
+                                          "--config", str(self.config_path)],
+                                         env=env, stdout=log, stderr=log)
+        wait_for(self.ready, f"replica {self.name} to start", timeout=120, poll=0.1)
+        return self
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"replica {self.name} exited: {self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/healthz", timeout=5).json()
+
+    def kill(self) -> None:
+        """SIGKILL: the process ends at once, holding whatever it held (a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        """SIGTERM: drain, record what is in flight, flush the store."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+    def rows(self) -> list:
+        """Every request row this replica's SQLite store holds (read as another process)."""
+        reader = SQLiteStore(self.store_path, readonly=True)
+        try:
+            return reader.recent_requests(limit=1_000_000)
+        finally:
+            reader.close()
+
+
+def chat(url: str, key: str, text: str, *, model: str = "polyroute-auto", timeout: float = 30,
+         **body: Any) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", timeout=timeout,
+                      headers={"authorization": f"Bearer {key}"},
+                      json={"model": model, "messages": [{"role": "user", "content": text}],
+                            **body})
