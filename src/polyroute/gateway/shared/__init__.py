@@ -45,6 +45,14 @@ class RedisSharedState(SharedState):
             part.open(self.client)  # type: ignore[attr-defined]
         await super().start(store)
 
+    def pins(self) -> object | None:
+        """Conversation pins in Redis (``redis_pins.py``; needs ``polyroute.conversations``,
+        imported here so a gateway without conversations never loads it)."""
+        from polyroute.gateway.shared.redis_pins import RedisPins
+
+        assert self.client is not None and self.config is not None, "start() first"
+        return RedisPins(self.client, self.config.prefix)
+
     async def close(self) -> None:
         await super().close()
         if self.client is not None:

@@ -154,6 +154,11 @@ class SharedState:
         await self.breakers.close()
         await self.spend.close()
 
+    def pins(self) -> object | None:
+        """A conversation ``PinStore`` every replica shares, or None (per process: the
+        conversations' own, in the gateway's store). Call after :meth:`start`."""
+        return None
+
     def describe(self) -> str:
         if self.shared:
             return (f"shared state: {self.where} — spend reservations and tallies, rate limits "
