@@ -92,6 +92,26 @@ class Replica:
             reader.close()
 
 
+def request_ceiling(text: str, max_tokens: int, price_per_mtok: float) -> float:
+    """One request's reservation with the client's ``max_tokens`` when every backend charges
+    ``price_per_mtok`` in and out: the most a key may end over its limit."""
+    from polyroute.gateway.stages.reserve import prompt_tokens
+
+    body = {"messages": [{"role": "user", "content": text}]}
+    return (prompt_tokens(body) + max_tokens) * price_per_mtok / 1e6
+
+
+def redis_tally(shared: dict[str, Any], key_id: str) -> float:
+    """A total-period key's spend tally in Redis (the shared ledger's own number)."""
+    import redis
+
+    client = redis.Redis.from_url(shared["url"], decode_responses=True)
+    try:
+        return float(client.get(f"{shared['prefix']}:spend:{{{key_id}}}:tally:total") or 0)
+    finally:
+        client.close()
+
+
 def chat(url: str, key: str, text: str, *, model: str = "polyroute-auto", timeout: float = 30,
          **body: Any) -> httpx.Response:
     return httpx.post(f"{url}/v1/chat/completions", timeout=timeout,

@@ -15,11 +15,10 @@ import pytest
 import redis
 from gateway_world import KEY, MATH_PROMPT, OTHER_KEY, wait_for
 from redis_world import new_space
-from replica_world import Replica, chat
+from replica_world import Replica, chat, redis_tally, request_ceiling
 
 from polyroute.gateway import hash_key
 from polyroute.gateway.shared import RATE_WINDOW
-from polyroute.gateway.stages.reserve import prompt_tokens
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
@@ -86,19 +85,14 @@ def test_a_spend_limit_holds_over_two_replicas(replicas, standins):
     wait_for(lambda: len(_rows(replicas, "one")) == n, "every request's row", timeout=30)
     rows = _rows(replicas, "one")
     spent = sum(r.cost for r in rows)
-    body = {"messages": [{"role": "user", "content": MATH_PROMPT}]}
-    ceiling = (prompt_tokens(body) * PRICE + MAX_TOKENS * PRICE) / 1e6
+    ceiling = request_ceiling(MATH_PROMPT, MAX_TOKENS, PRICE)
     assert statuses.count(200) == sum(1 for r in rows if r.status == "ok")
     assert LIMIT - ceiling < spent <= LIMIT + ceiling
-    client = redis.Redis.from_url(replicas[0].config["shared"]["url"], decode_responses=True)
-    prefix = replicas[0].config["shared"]["prefix"]
-
-    def tally() -> float:
-        return float(client.get(f"{prefix}:spend:{{one}}:tally:total") or 0)
-
-    wait_for(lambda: abs(tally() - spent) < 1e-9, "Redis's tally to equal the stores' spend",
-             timeout=10)
-    assert client.zcard(f"{prefix}:spend:{{one}}:res") == 0
+    shared = replicas[0].config["shared"]
+    wait_for(lambda: abs(redis_tally(shared, "one") - spent) < 1e-9,
+             "Redis's tally to equal the stores' spend", timeout=10)
+    client = redis.Redis.from_url(shared["url"])
+    assert client.zcard(f"{shared['prefix']}:spend:{{one}}:res") == 0
     client.close()
 
 

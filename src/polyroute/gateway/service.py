@@ -98,6 +98,8 @@ class Gateway:
         self.rules = compile_rules(config.rules, config.signals)
         self.signals, self.named_routes = self._semantics(self.decider)
         self._reload_lock = asyncio.Lock()
+        #: The last published router identity this replica tried to follow.
+        self._followed: str | None = None
         #: The request pipeline every chat request runs through, in order (see ``stages``).
         self.stages = pipeline_for(config)
         #: The answer cache (None unless ``cache.enabled``); its entries are loaded at start.
@@ -152,7 +154,7 @@ class Gateway:
         routes = NamedRoutes(config.routes, decider.embed) if config.routes else None
         return signals, routes
 
-    async def reload_router(self) -> dict[str, str]:
+    async def reload_router(self, *, announce: bool = True) -> dict[str, str]:
         """Load ``router.path`` again and switch to it; returns both routers' identities.
 
         Why this shape: loading and warming the new router happen off the event loop while the
@@ -160,6 +162,8 @@ class Gateway:
         sees one router or the other, never a mix. Decisions already queued on the old decider
         finish there before its thread stops. Raises :class:`ConfigError` (the old router stays)
         if the new one cannot be loaded or serves none of the backends as configured.
+        With ``announce`` the switch is published to the other replicas (``shared:``), which
+        follow it (``gateway/shared/redis_router.py``).
         """
         if self.config.router.path is None:
             raise ConfigError("router.path is not set (the router is trained at start-up): "
@@ -181,7 +185,25 @@ class Gateway:
         logger.warning("router switched: %s -> %s", old, pipeline.identity)
         for warning in warnings:
             logger.warning("%s", warning)
+        if announce and pipeline.identity != old:
+            self.shared.router.published(pipeline.identity)
         return {"previous": old, "current": pipeline.identity}
+
+    async def _follow_router(self, identity: str) -> None:
+        """Another replica switched to ``identity``: load ``router.path`` unless this one
+        serves it already, or already tried (a path holding something else is said once)."""
+        if identity in (self.pipeline.identity, self._followed):
+            return
+        self._followed = identity
+        try:
+            switch = await self.reload_router(announce=False)
+        except PolyrouteError as exc:
+            logger.error("router: could not follow the published router %s: %s", identity, exc)
+            return
+        if switch["current"] != identity:
+            logger.error("router: the published router is %s but this replica's router.path "
+                         "holds %s; put the published router there (the one this replica "
+                         "loaded keeps serving)", identity, switch["current"])
 
     async def _reload_on_signal(self) -> None:
         try:
@@ -247,6 +269,8 @@ class Gateway:
                                for k in self.config.keys])
         await self.shared.start(self._store)
         logger.info("%s", self.shared.describe())
+        if self.config.router.path is not None:  # a router trained at start has no files
+            await self.shared.router.start(self.pipeline.identity, self._follow_router)
         if self.cache is not None:
             self.cache.sink = self._store
             self.cache.load(self._store.cached_answers(self.cache.clock()))

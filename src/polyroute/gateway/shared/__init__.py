@@ -17,6 +17,7 @@ from polyroute.gateway.shared.base import (
     BreakerSync,
     RateCharge,
     RateLimits,
+    RouterSync,
     SharedState,
     SpendLedger,
 )
@@ -24,11 +25,12 @@ from polyroute.gateway.shared.local import LocalRates, LocalSpend, local_state
 from polyroute.gateway.shared.redis_breakers import RedisBreakers
 from polyroute.gateway.shared.redis_client import check_reachable, connect
 from polyroute.gateway.shared.redis_rates import RedisRates
+from polyroute.gateway.shared.redis_router import RedisRouterSync
 from polyroute.gateway.shared.redis_spend import RedisSpend
 from polyroute.store import Store
 
 __all__ = ["RATE_WINDOW", "BreakerSync", "LocalRates", "LocalSpend", "RateCharge", "RateLimits",
-           "RedisSharedState", "SharedState", "SpendLedger", "open_shared"]
+           "RedisSharedState", "RouterSync", "SharedState", "SpendLedger", "open_shared"]
 
 
 @dataclass
@@ -41,7 +43,7 @@ class RedisSharedState(SharedState):
     async def start(self, store: Store) -> None:
         assert self.config is not None
         self.client = connect(self.config)
-        for part in (self.spend, self.rates, self.breakers):
+        for part in (self.spend, self.rates, self.breakers, self.router):
             part.open(self.client)  # type: ignore[attr-defined]
         await super().start(store)
 
@@ -70,4 +72,4 @@ def open_shared(config: GatewayConfig, *, check: bool = True) -> SharedState:
     return RedisSharedState(RedisSpend(config.keys, shared), RedisRates(shared),
                             RedisBreakers(shared),
                             where=f"{redact_url(shared.url)} (prefix {shared.prefix!r})",
-                            shared=True, config=shared)
+                            shared=True, router=RedisRouterSync(shared), config=shared)

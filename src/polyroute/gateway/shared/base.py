@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 
 from polyroute.config import KeyConfig
 from polyroute.gateway.breaker import CircuitBreaker
@@ -135,6 +135,24 @@ class LocalBreakers(BreakerSync):
         pass
 
 
+class RouterSync:
+    """Tells the other replicas of a router switch, and has this one follow theirs.
+
+    Per process there is nobody to tell: every method does nothing."""
+
+    async def start(self, identity: str, follow: Callable[[str], Awaitable[None]]) -> None:
+        """``identity`` is the router this replica serves; ``follow(identity)`` is awaited when
+        another replica publishes a switch (it reloads unless it already serves it)."""
+        return None
+
+    def published(self, identity: str) -> None:
+        """This replica switched to ``identity`` (scheduled: the caller does not wait)."""
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 @dataclass
 class SharedState:
     """The three kinds of cross-request state a gateway keeps, and where they live."""
@@ -145,12 +163,14 @@ class SharedState:
     #: For the start-up log and ``config check``: where the state lives (no password).
     where: str
     shared: bool
+    router: RouterSync = field(default_factory=RouterSync)
 
     async def start(self, store: Store) -> None:
         await self.spend.load(store)
         await self.breakers.start()
 
     async def close(self) -> None:
+        await self.router.close()
         await self.breakers.close()
         await self.spend.close()
 
