@@ -7,18 +7,53 @@ PostgreSQL store is there. What the tests check is read back from every replica'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from gateway_world import wait_for
+from gateway_world import KEY, OTHER_KEY, wait_for
 
+from polyroute.gateway import hash_key
 from polyroute.store import SQLiteStore
+
+#: A key without limits (keys ``one`` and ``two`` are gateway_world's KEY and OTHER_KEY).
+THIRD_KEY = "pr-test-key-three"
+
+
+def replica_config(backend_urls: dict[str, str], router: Path, *, price: float, limit: float,
+                   rpm: int, shared: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """Replicas' common config: every backend at ``price`` $/Mtok in and out; key ``one``
+    (admin) limited to ``limit`` dollars in total, ``two`` to ``rpm``, ``three`` free."""
+    return {
+        "backends": [{"name": name, "base_url": f"{url}/v1", "input_price_per_mtok": price,
+                      "output_price_per_mtok": price, "timeout": 10}
+                     for name, url in backend_urls.items()],
+        "router": {"path": str(router)},
+        "profiles": {"polyroute-auto": {"lam": 0.0}},
+        "keys": [{"id": "one", "sha256": hash_key(KEY), "spend_limit": limit,
+                  "spend_period": "total", "admin": True},
+                 {"id": "two", "sha256": hash_key(OTHER_KEY), "rpm": rpm},
+                 {"id": "three", "sha256": hash_key(THIRD_KEY)}],
+        "shared": shared, **more}
+
+
+@contextlib.contextmanager
+def running(replicas: Sequence[Replica]) -> Iterator[list[Replica]]:
+    """Start the replicas; stop them (SIGTERM) however the block ends."""
+    try:
+        for replica in replicas:
+            replica.start()
+        yield list(replicas)
+    finally:
+        for replica in replicas:
+            replica.stop()
 
 
 def free_port() -> int:

@@ -15,14 +15,20 @@ import pytest
 import redis
 from gateway_world import KEY, MATH_PROMPT, OTHER_KEY, wait_for
 from redis_world import new_space
-from replica_world import Replica, chat, redis_tally, request_ceiling
+from replica_world import (
+    THIRD_KEY,
+    Replica,
+    chat,
+    redis_tally,
+    replica_config,
+    request_ceiling,
+    running,
+)
 
-from polyroute.gateway import hash_key
 from polyroute.gateway.shared import RATE_WINDOW
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
-THIRD_KEY = "pr-test-key-three"
 LIMIT = 0.5
 PRICE = 1000.0  # $ per million tokens, in and out, every backend: a request costs ~$0.03
 RPM = 6
@@ -33,29 +39,13 @@ MAX_TOKENS = 20
 def replicas(tmp_path_factory, router_dir, _standin_servers) -> Iterator[list[Replica]]:
     with new_space() as space:
         tmp = tmp_path_factory.mktemp("replicas")
-        config = {
-            "backends": [{"name": name, "base_url": f"{server.url}/v1",
-                          "input_price_per_mtok": PRICE, "output_price_per_mtok": PRICE,
-                          "timeout": 10}
-                         for name, (_, server) in _standin_servers.items()],
-            "router": {"path": str(router_dir)},
-            "profiles": {"polyroute-auto": {"lam": 0.0}},
-            "keys": [{"id": "one", "sha256": hash_key(KEY), "spend_limit": LIMIT,
-                      "spend_period": "total"},
-                     {"id": "two", "sha256": hash_key(OTHER_KEY), "rpm": RPM},
-                     {"id": "three", "sha256": hash_key(THIRD_KEY)}],
-            "breaker": {"failure_threshold": 3, "cooldown": 60},
-            "server": {"log_level": "info"},
-            "shared": space.shared(),
-        }
-        pair = [Replica(tmp, name, config) for name in ("a", "b")]
-        try:
-            for replica in pair:
-                replica.start()
+        urls = {name: server.url for name, (_, server) in _standin_servers.items()}
+        config = replica_config(urls, router_dir, price=PRICE, limit=LIMIT, rpm=RPM,
+                                shared=space.shared(),
+                                breaker={"failure_threshold": 3, "cooldown": 60},
+                                server={"log_level": "info"})
+        with running([Replica(tmp, name, config) for name in ("a", "b")]) as pair:
             yield pair
-        finally:
-            for replica in pair:
-                replica.stop()
 
 
 def _rows(replicas: list[Replica], key_id: str) -> list:

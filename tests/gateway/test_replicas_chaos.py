@@ -24,15 +24,21 @@ import redis
 import yaml
 from gateway_world import KEY, MATH_PROMPT, OTHER_KEY, POETRY_PROMPT, wait_for
 from redis_world import new_space
-from replica_world import Replica, chat, redis_tally, request_ceiling
+from replica_world import (
+    THIRD_KEY,
+    Replica,
+    chat,
+    redis_tally,
+    replica_config,
+    request_ceiling,
+    running,
+)
 from test_router_reload import _save, _swapped
 
-from polyroute.gateway import hash_key
 from polyroute.gateway.shared import RATE_WINDOW
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
-FREE_KEY = "pr-test-key-three"
 LIMIT = 0.6
 PRICE = 1000.0  # $ per million tokens, every backend: a request costs about $0.03
 MAX_TOKENS = 20
@@ -52,36 +58,22 @@ def trio(tmp_path_factory, router_dir, _standin_servers) -> Iterator[list[Replic
         tmp = tmp_path_factory.mktemp("trio")
         live_router = tmp / "router"  # one directory every replica loads (a shared volume)
         shutil.copytree(router_dir, live_router)
-        config = {
-            "backends": [{"name": name, "base_url": f"{server.url}/v1",
-                          "input_price_per_mtok": PRICE, "output_price_per_mtok": PRICE,
-                          "timeout": 10}
-                         for name, (_, server) in _standin_servers.items()],
-            "router": {"path": str(live_router)},
-            "profiles": {"polyroute-auto": {"lam": 0.0}},
-            "keys": [{"id": "one", "sha256": hash_key(KEY), "spend_limit": LIMIT,
-                      "spend_period": "total", "admin": True},
-                     {"id": "two", "sha256": hash_key(OTHER_KEY), "rpm": RPM},
-                     {"id": "three", "sha256": hash_key(FREE_KEY)}],
-            "breaker": {"failure_threshold": 3, "cooldown": 0.5, "max_cooldown": 1.0},
-            "server": {"log_level": "info", "shutdown_timeout": 5},
-            "shared": space.shared(reservation_ttl=2),
-        }
-        replicas = [Replica(tmp, name, config, store=_store()) for name in ("a", "b", "c")]
-        try:
-            for replica in replicas:
-                replica.start()
+        urls = {name: server.url for name, (_, server) in _standin_servers.items()}
+        config = replica_config(
+            urls, live_router, price=PRICE, limit=LIMIT, rpm=RPM,
+            shared=space.shared(reservation_ttl=2),
+            breaker={"failure_threshold": 3, "cooldown": 0.5, "max_cooldown": 1.0},
+            server={"log_level": "info", "shutdown_timeout": 5})
+        with running([Replica(tmp, name, config, store=_store())
+                      for name in ("a", "b", "c")]) as replicas:
             yield replicas
-        finally:
-            for replica in replicas:
-                replica.stop()
 
 
 class Load:
     """Bounded concurrent clients, round-robin over the live replicas; a request refused at
     the connection (its replica is dead) goes to the next one, as a load balancer would."""
 
-    KEYS = (KEY, FREE_KEY, OTHER_KEY)
+    KEYS = (KEY, THIRD_KEY, OTHER_KEY)
 
     def __init__(self, replicas: list[Replica]) -> None:
         self.replicas = replicas
@@ -175,7 +167,7 @@ def test_a_router_switch_on_one_replica_is_followed_by_every_replica(trio, stand
             replica.start()
 
     def routed(replica: Replica) -> str | None:
-        r = chat(replica.url, FREE_KEY, MATH_PROMPT)
+        r = chat(replica.url, THIRD_KEY, MATH_PROMPT)
         return r.headers.get("x-polyroute-model")
 
     assert all(routed(r) == "alpha" for r in trio)

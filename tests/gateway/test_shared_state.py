@@ -14,7 +14,7 @@ import redis
 
 from polyroute.config import GatewayConfig, KeyConfig, SharedConfig, validate_config
 from polyroute.errors import ConfigError
-from polyroute.gateway.breaker import CLOSED, OPEN, CircuitBreaker
+from polyroute.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.shared import RATE_WINDOW, open_shared
 from polyroute.gateway.shared.redis_breakers import RedisBreakers
@@ -266,20 +266,28 @@ def test_tpm_counts_actual_tokens_across_replicas(redis_space):
 
 
 # -- breakers ------------------------------------------------------------------------------------
+async def _breaker_replica(config: SharedConfig, threshold: int
+                           ) -> tuple[RedisBreakers, CircuitBreaker]:
+    """One replica's breaker for backend alpha, its transitions shared."""
+    sync = RedisBreakers(config)
+    sync.open(connect(config))
+    breaker = CircuitBreaker(failure_threshold=threshold, cooldown=30)
+    sync.attach([("alpha", breaker)])
+    await sync.start()
+    return sync, breaker
+
+
+async def _close_breakers(syncs) -> None:
+    for sync in syncs:
+        await sync.close()
+        await sync._client.aclose()
+
+
 def test_a_breaker_opened_on_one_replica_is_skipped_on_the_other(redis_space):
     config = SharedConfig.model_validate(redis_space.shared())
 
     async def scenario() -> tuple[str, bool, str]:
-        syncs, breakers = [], []
-        for _ in range(2):
-            sync = RedisBreakers(config)
-            sync.open(connect(config))
-            breaker = CircuitBreaker(failure_threshold=3, cooldown=30)
-            sync.attach([("alpha", breaker)])
-            await sync.start()
-            syncs.append(sync)
-            breakers.append(breaker)
-        a, b = breakers
+        (sync_a, a), (sync_b, b) = [await _breaker_replica(config, 3) for _ in range(2)]
         for _ in range(3):
             a.record_failure()
         assert a.state == OPEN
@@ -287,16 +295,9 @@ def test_a_breaker_opened_on_one_replica_is_skipped_on_the_other(redis_space):
             await asyncio.sleep(0.01)
         allowed = b.allow()
         # A replica starting now reads the open breaker from its key.
-        late_sync = RedisBreakers(config)
-        late_sync.open(connect(config))
-        late = CircuitBreaker(failure_threshold=3, cooldown=30)
-        late_sync.attach([("alpha", late)])
-        await late_sync.start()
-        late_state = late.state
-        for sync in (*syncs, late_sync):
-            await sync.close()
-            await sync._client.aclose()
-        return b.state, allowed, late_state
+        sync_late, late = await _breaker_replica(config, 3)
+        await _close_breakers([sync_a, sync_b, sync_late])
+        return b.state, allowed, late.state
 
     state, allowed, late_state = asyncio.run(scenario())
     assert state == OPEN and not allowed and late_state == OPEN
@@ -306,26 +307,15 @@ def test_a_successful_probe_closes_the_breaker_everywhere(redis_space):
     config = SharedConfig.model_validate(redis_space.shared())
 
     async def scenario() -> str:
-        syncs, breakers = [], []
-        for _ in range(2):
-            sync = RedisBreakers(config)
-            sync.open(connect(config))
-            breaker = CircuitBreaker(failure_threshold=1, cooldown=30)
-            sync.attach([("alpha", breaker)])
-            await sync.start()
-            syncs.append(sync)
-            breakers.append(breaker)
-        a, b = breakers
+        (sync_a, a), (sync_b, b) = [await _breaker_replica(config, 1) for _ in range(2)]
         a.record_failure()
         while b.state != OPEN:
             await asyncio.sleep(0.01)
-        a.state = "half_open"  # a's cooldown ended and its probe came back fine
+        a.state = HALF_OPEN  # a's cooldown ended and its probe came back fine
         a.record_success()
         while b.state != CLOSED:
             await asyncio.sleep(0.01)
-        for sync in syncs:
-            await sync.close()
-            await sync._client.aclose()
+        await _close_breakers([sync_a, sync_b])
         return b.state
 
     assert asyncio.run(scenario()) == CLOSED

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from polyroute.config import SharedConfig
 from polyroute.gateway.breaker import OPEN, CircuitBreaker
 from polyroute.gateway.shared.base import BreakerSync
-from polyroute.gateway.shared.redis_client import REDIS_ERRORS, Outage
+from polyroute.gateway.shared.redis_client import REDIS_ERRORS, Outage, listen
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RedisBreakers(BreakerSync):
             if left > 0:
                 breaker.adopt_open(left / 1000)
 
-    def _heard(self, message: str) -> None:
+    async def _heard(self, message: str) -> None:
         sender, state, ms, name = message.split(" ", 3)
         breaker = self._breakers.get(name)
         if sender == self._me or breaker is None:
@@ -90,31 +90,21 @@ class RedisBreakers(BreakerSync):
             breaker.adopt_closed()
 
     async def start(self) -> None:
-        ready = asyncio.Event()
-        self._listener = asyncio.create_task(self._listen(ready))
-        await asyncio.wait_for(ready.wait(), self._config.timeout * 5)
-
-    async def _listen(self, ready: asyncio.Event) -> None:
+        """Subscribe, and adopt what is open now, before serving (Redis answered at start)."""
         assert self._client is not None
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                await self._catch_up()
-                ready.set()
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        self._heard(message["data"])
-            except REDIS_ERRORS as exc:
-                self._outage.seen(exc)
-                ready.set()  # serve on with this replica's own breakers
-                await asyncio.sleep(1.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except REDIS_ERRORS:
-                    pass
+        ready = asyncio.Event()
+
+        async def subscribed() -> None:
+            await self._catch_up()
+            ready.set()
+
+        self._listener = asyncio.create_task(
+            listen(self._client, self._channel, self._heard, self._outage, subscribed))
+        try:
+            await asyncio.wait_for(ready.wait(), self._config.timeout * 5)
+        except TimeoutError:  # the listener keeps trying; serve on with own breakers meanwhile
+            logger.error("shared state: could not subscribe to breaker states yet; this "
+                         "replica's breakers are its own until it does")
 
     async def close(self) -> None:
         if self._listener is not None:

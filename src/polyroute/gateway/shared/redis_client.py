@@ -9,8 +9,10 @@ stopping every keyed request. Keys without limits never touch Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import redis
 import redis.asyncio as aioredis
@@ -60,6 +62,32 @@ class Outage:
             self._last = now
             logger.error("shared state: Redis unreachable (%s: %s): %s", type(exc).__name__,
                          exc, self.what)
+
+
+async def listen(client: aioredis.Redis, channel: str, heard: Callable[[str], Awaitable[None]],
+                 outage: Outage, subscribed: Callable[[], Awaitable[None]] | None = None
+                 ) -> None:
+    """Await ``heard(message)`` for every message on ``channel``, for ever: a dropped
+    subscription (Redis away) is logged and made again a second later, and ``subscribed`` is
+    awaited each time it is (to catch up on what was missed)."""
+    while True:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            if subscribed is not None:
+                await subscribed()
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    await heard(message["data"])
+        except REDIS_ERRORS as exc:
+            outage.seen(exc)
+            await asyncio.sleep(1.0)
+        finally:
+            try:
+                await pubsub.aclose()
+            except REDIS_ERRORS:
+                pass
 
 
 def spend_unavailable() -> APIError:

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from polyroute.config import SharedConfig
 from polyroute.gateway.shared.base import RouterSync
-from polyroute.gateway.shared.redis_client import REDIS_ERRORS, Outage
+from polyroute.gateway.shared.redis_client import REDIS_ERRORS, Outage, listen
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class RedisRouterSync(RouterSync):
             logger.warning("router: this replica loaded %s but %s is the published router; "
                            "following it", identity, published)
             self._spawn(follow(published))
-        self._loops = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
+        self._loops = [asyncio.create_task(listen(self._client, self._name, self._heard,
+                                                  self._outage)),
+                       asyncio.create_task(self._poll())]
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -71,26 +73,11 @@ class RedisRouterSync(RouterSync):
         except REDIS_ERRORS as exc:
             self._outage.seen(exc)
 
-    async def _listen(self) -> None:
-        assert self._client is not None and self._follow is not None
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._name)
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        sender, identity = message["data"].split(" ", 1)
-                        if sender != self._me:
-                            await self._follow(identity)
-            except REDIS_ERRORS as exc:
-                self._outage.seen(exc)
-                await asyncio.sleep(1.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except REDIS_ERRORS:
-                    pass
+    async def _heard(self, message: str) -> None:
+        assert self._follow is not None
+        sender, identity = message.split(" ", 1)
+        if sender != self._me:
+            await self._follow(identity)
 
     async def _poll(self) -> None:
         assert self._client is not None and self._follow is not None
