@@ -44,7 +44,9 @@ def _key(limit: float | None = 1.0, **more: object) -> KeyConfig:
 
 
 async def _replicas(space, n: int, keys, store=None, **options) -> list[RedisSpend]:
-    config = SharedConfig.model_validate(space.shared(**options))
+    """``n`` ledgers on one Redis prefix, each with its own connections (a replica each); a
+    generous call timeout, as a loaded test machine is not an outage."""
+    config = SharedConfig.model_validate(space.shared(**{"timeout": 10, **options}))
     out = []
     for _ in range(n):
         ledger = RedisSpend(keys, config)

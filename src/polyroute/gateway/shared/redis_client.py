@@ -23,6 +23,12 @@ from polyroute.gateway.errors import APIError
 
 logger = logging.getLogger(__name__)
 
+#: Connections per replica. A Redis call takes well under a millisecond, so a few dozen carry
+#: thousands of requests a second; without a bound every concurrent request would open its own
+#: (a burst of connects that itself times out on a busy machine). A call waits for a free one
+#: up to ``shared.timeout``.
+POOL_SIZE = 32
+
 #: What a Redis call can fail with when the server is away or slow.
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
@@ -42,10 +48,12 @@ def check_reachable(config: SharedConfig) -> None:
 
 
 def connect(config: SharedConfig) -> aioredis.Redis:
-    """An asyncio client for the running loop (strings in and out)."""
-    return aioredis.Redis.from_url(config.url, socket_timeout=config.timeout,
-                                   socket_connect_timeout=config.timeout, decode_responses=True,
-                                   health_check_interval=10)
+    """An asyncio client for the running loop (strings in and out), on a bounded pool."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        config.url, max_connections=POOL_SIZE, timeout=config.timeout,
+        socket_timeout=config.timeout, socket_connect_timeout=config.timeout,
+        decode_responses=True, health_check_interval=10)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
 
 
 class Outage:
