@@ -22,7 +22,15 @@ import httpx
 import pytest
 import redis
 import yaml
-from gateway_world import KEY, MATH_PROMPT, OTHER_KEY, POETRY_PROMPT, wait_for
+from gateway_world import (
+    KEY,
+    MATH_PROMPT,
+    OTHER_KEY,
+    POETRY_PROMPT,
+    save_router,
+    swapped_outcomes,
+    wait_for,
+)
 from redis_world import new_space
 from replica_world import (
     THIRD_KEY,
@@ -33,7 +41,6 @@ from replica_world import (
     request_ceiling,
     running,
 )
-from test_router_reload import _save, _swapped
 
 from polyroute.gateway.shared import RATE_WINDOW
 
@@ -171,7 +178,7 @@ def test_a_router_switch_on_one_replica_is_followed_by_every_replica(trio, stand
         return r.headers.get("x-polyroute-model")
 
     assert all(routed(r) == "alpha" for r in trio)
-    identity = _save(_swapped(), a.config["router"]["path"])
+    identity = save_router(swapped_outcomes(), a.config["router"]["path"])
     started = time.monotonic()
     r = httpx.post(f"{a.url}/v1/admin/reload-router", timeout=60,
                    headers={"authorization": f"Bearer {KEY}"})
