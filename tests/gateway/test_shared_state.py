@@ -345,3 +345,39 @@ def test_without_shared_the_state_is_per_process_and_said_so(tmp_path):
     state = open_shared(_config(tmp_path))
     assert not state.shared and "per-process" in state.describe()
     assert "set `shared: redis://…`" in state.describe()
+
+
+def test_an_absent_tally_is_seeded_from_the_store_when_next_needed(redis_space):
+    """A new day (a day-limited key), or Redis losing its data: the next admission finds no
+    tally, seeds it from the store's spend for the period, then decides on it."""
+    key = KeyConfig(id="k", sha256="0" * 64, spend_limit=1.0, spend_period="day")
+    now = [86_400 * 20_000 + 3_600.0]  # some day, 01:00 UTC
+    store = SpendStore({"k": 0.4})
+
+    async def scenario() -> tuple[float, float, float]:
+        config = SharedConfig.model_validate(redis_space.shared(timeout=10))
+        ledger = RedisSpend([key], config, clock=lambda: now[0])
+        ledger.open(connect(config))
+        await ledger.load(store)
+        first, _, _ = await ledger.snapshot("k")
+        held = await ledger.reserve(key, 0.1)
+        ledger.settle(held, "k", 0.1)
+        await asyncio.gather(*ledger._tasks)
+        store.spent = {"k": 0.05}  # what the store holds for the next day so far
+        now[0] += 86_400
+        second, _, _ = await ledger.snapshot("k")
+        await ledger._client.delete(*[k async for k in ledger._client.scan_iter(
+            match=f"{config.prefix}:spend:*:tally:*")])  # Redis lost its data
+        store.spent = {"k": 0.9}
+        lone = await ledger.reserve(key, 0.05)  # seeds $0.90: a lone request still starts
+        with pytest.raises(APIError) as exc:  # beside it, $0.90 + 0.05 + 0.10 does not fit
+            await ledger.reserve(key, 0.1)
+        assert exc.value.status == 429
+        third, _, _ = await ledger.snapshot("k")
+        ledger.settle(lone, "k", 0.0)
+        await _close([ledger])
+        return first, second, third
+
+    first, second, third = asyncio.run(scenario())
+    assert (first, second, third) == (pytest.approx(0.4), pytest.approx(0.05),
+                                      pytest.approx(0.9))
