@@ -381,3 +381,24 @@ def test_an_absent_tally_is_seeded_from_the_store_when_next_needed(redis_space):
     first, second, third = asyncio.run(scenario())
     assert (first, second, third) == (pytest.approx(0.4), pytest.approx(0.05),
                                       pytest.approx(0.9))
+
+
+def test_a_live_replica_keeps_its_reservation_alive_past_the_ttl(redis_space):
+    """The heartbeat pushes a held reservation's expiry forward, so a request longer than
+    ``reservation_ttl`` keeps it (only a dead replica's expire)."""
+    key = _key(1.0)
+
+    async def scenario() -> tuple[int, float]:
+        ledger, = await _replicas(redis_space, 1, [key], reservation_ttl=1)
+        held = await ledger.reserve(key, 0.3)
+        res = ledger._names(key)[0]
+        first = await ledger._client.zscore(res, held.id)
+        while await ledger._client.zscore(res, held.id) < first + 2000:  # two TTLs on
+            await asyncio.sleep(0.1)
+        _, reserved, holds = await ledger.snapshot("k")
+        ledger.settle(held, "k", 0.1)
+        await _close([ledger])
+        return holds, reserved
+
+    holds, reserved = asyncio.run(scenario())
+    assert holds == 1 and reserved == pytest.approx(0.3)

@@ -133,11 +133,14 @@ end
 return held
 """
 
-#: KEYS res; ARGV ttl_ms, ids... Push a live replica's reservations' expiry forward.
+#: KEYS res, amt; ARGV ttl_ms, keep_s, ids... Push a live replica's reservations' expiry
+#: forward (and their containers', so a request longer than keep_s keeps its reservation).
 _REFRESH = """
 local t = redis.call('TIME')
 local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 0
 """
 
@@ -163,6 +166,8 @@ class RedisSpend(SpendLedger):
         self._config = config
         self._clock = clock
         self._ttl_ms = int(config.reservation_ttl * 1000)
+        #: Seconds the reservation containers of an idle key are kept (clean-up only).
+        self._keep_s = max(3600, 3 * int(config.reservation_ttl))
         self._client: aioredis.Redis | None = None
         self._store: Store | None = None
         self._scripts: dict[str, object] = {}
@@ -260,7 +265,7 @@ class RedisSpend(SpendLedger):
         rid = uuid.uuid4().hex
         status, spent, reserved, holds = await self._run(
             "reserve", key, repr(key.spend_limit), repr(amount), lone_max, rid, self._ttl_ms,
-            max(3600, 3 * int(self._config.reservation_ttl)))
+            self._keep_s)
         if status != "ok":
             return None, float(spent), float(reserved), int(holds)
         self._live[rid] = key.id
@@ -346,7 +351,8 @@ class RedisSpend(SpendLedger):
             try:
                 for key_id, ids in by_key.items():
                     await self._scripts["refresh"](  # type: ignore[operator]
-                        keys=self._names(self._keys[key_id])[:1], args=[self._ttl_ms, *ids])
+                        keys=self._names(self._keys[key_id])[:2],
+                        args=[self._ttl_ms, self._keep_s, *ids])
                 await self._retry_settles()
             except REDIS_ERRORS as exc:
                 self._outage.seen(exc)
