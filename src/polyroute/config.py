@@ -427,6 +427,10 @@ class KeyConfig(_Section):
     tags: tuple[str, ...] = ()
     #: Shadow mode for this key's routed requests (wins over the profile's).
     shadow: ShadowConfig | None = None
+    #: Requests per minute this key may start (a fixed one-minute window; none = unlimited).
+    rpm: int | None = Field(None, ge=1)
+    #: Tokens (prompt + completion) per minute this key may use (none = unlimited).
+    tpm: int | None = Field(None, ge=1)
     #: A key written in the file is rejected with a message saying what to write instead.
     key: Any = Field(None, exclude=True)
 
@@ -518,6 +522,60 @@ def store_section(value: str) -> dict[str, str]:
     """``store: STRING`` as its section: a ``postgresql://`` URL or a file path; another URL
     scheme is kept as a URL, so that validation names it rather than creating a file."""
     return {"url": value} if "://" in value else {"path": value}
+
+
+class SharedConfig(_Section):
+    """State shared between gateway replicas in Redis (``gateway/shared``): spend reservations and
+    tallies, rate-limit windows and circuit-breaker state.
+
+    Written as a URL (``shared: redis://127.0.0.1:6379/0``) or as a mapping with the options
+    below. Without it each process keeps these to itself (fine for one replica). A replica that
+    cannot reach it at start refuses to start; while serving, requests of limited keys are
+    refused (503) until it is back (see docs/gateway.md, "Shared state and replicas").
+    """
+
+    url: str
+    #: Every key this gateway writes starts with ``<prefix>:``; replicas of one deployment share
+    #: it, other deployments on the same Redis use another.
+    prefix: str = "polyroute"
+    #: Seconds a reservation outlives its replica's last heartbeat; a crashed replica's
+    #: reservations are charged in full when this passes (the cost they bounded is unknown).
+    reservation_ttl: float = Field(30.0, ge=1)
+    #: Seconds each Redis call may take before it counts as Redis being unreachable.
+    timeout: float = Field(1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, v: Any) -> Any:
+        return {"url": v} if isinstance(v, str) else v
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        parsed = urllib.parse.urlsplit(v)
+        if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.netloc or parsed.path):
+            raise ValueError(f"must be a Redis URL (redis://host:6379/0, rediss://… or "
+                             f"unix:///path/to/redis.sock), got {redact_url(v)!r}")
+        if parsed.scheme != "unix" and parsed.path not in ("", "/") and \
+                not parsed.path.lstrip("/").isdigit():
+            raise ValueError(f"the path of {redact_url(v)!r} must be a database number "
+                             f"(redis://host:6379/0)")
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return _check_name(v, "shared.prefix")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for logs and error messages)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.rsplit("@", 1)[1]
+    user = parsed.username or ""
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}:***@{netloc}"))
 
 
 class ServerConfig(_Section):
@@ -703,6 +761,9 @@ class GatewayConfig(_Section):
     cache: CacheConfig = CacheConfig()
     #: PII redaction and jailbreak detection on requests (and answers); off unless configured.
     guards: GuardsConfig = GuardsConfig()
+    #: Redis shared by replicas (``redis://…``); none = spend, rate limits and breakers are
+    #: per-process.
+    shared: SharedConfig | None = None
     #: Conversation identity and session pinning; off unless configured.
     conversations: ConversationsConfig = ConversationsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from gateway_world import RunningGateway, base_config, deep_update, make_outcomes
+from redis_world import redis_space  # noqa: F401 (a fixture for the shared-state tests)
 from standin import ServerThread, StandIn
 
 from polyroute import Pipeline

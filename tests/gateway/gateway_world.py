@@ -48,6 +48,21 @@ def make_outcomes(n: int = 30) -> Outcomes:
                     MODELS, np.array(quality), cost, source="<gateway test world>")
 
 
+def swapped_outcomes() -> Outcomes:
+    """The test world with alpha and beta's outcomes exchanged: math now goes to beta."""
+    world = make_outcomes()
+    q = world.quality[:, [1, 0, 2]]
+    return Outcomes(world.prompt_ids, world.prompts, world.tasks, world.models, q, world.cost)
+
+
+def save_router(outcomes: Outcomes, path) -> str:
+    """Train and save a TF-IDF kNN router at ``path``; its identity as loading reports it."""
+    from polyroute import Pipeline
+
+    Pipeline("knn", featurizer="tfidf", cache=False).fit(outcomes).save(path)
+    return Pipeline.load(path, cache=False).identity
+
+
 def base_config(router_dir: Path, store: Path, urls: dict[str, str]) -> dict[str, Any]:
     prices = {m.name: m for m in MODELS}
     default = ModelInfo("other", 1.0, 1.0)

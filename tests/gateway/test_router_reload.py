@@ -12,27 +12,22 @@ import sys
 import httpx
 import pytest
 import yaml
-from gateway_world import KEY, MATH_PROMPT, OTHER_KEY, make_outcomes, wait_for
+from gateway_world import (
+    KEY,
+    MATH_PROMPT,
+    OTHER_KEY,
+    make_outcomes,
+    save_router,
+    swapped_outcomes,
+    wait_for,
+)
 from standin import ServerThread, StandIn
 
-from polyroute import Outcomes, Pipeline
+from polyroute import Pipeline
 from polyroute.gateway import hash_key
 
 KEYS = [{"id": "one", "sha256": hash_key(KEY), "admin": True},
         {"id": "two", "sha256": hash_key(OTHER_KEY)}]
-
-
-def _swapped() -> Outcomes:
-    """The test world with alpha and beta's outcomes exchanged: math now goes to beta."""
-    world = make_outcomes()
-    q = world.quality[:, [1, 0, 2]]
-    return Outcomes(world.prompt_ids, world.prompts, world.tasks, world.models, q, world.cost)
-
-
-def _save(outcomes: Outcomes, path) -> str:
-    """Train and save a router at ``path``; its identity as loading it reports it."""
-    Pipeline("knn", featurizer="tfidf", cache=False).fit(outcomes).save(path)
-    return Pipeline.load(path, cache=False).identity
 
 
 @pytest.fixture
@@ -46,7 +41,7 @@ def test_admin_reload_switches_routers_and_names_both(gateway_factory, standins,
     gw = gateway_factory({"router": {"path": str(live_router)}, "keys": KEYS})
     assert gw.chat(MATH_PROMPT).headers["x-polyroute-model"] == "alpha"
     before = gw.gateway.pipeline.identity
-    new_identity = _save(_swapped(), live_router)
+    new_identity = save_router(swapped_outcomes(), live_router)
     with gw.client(OTHER_KEY) as c:
         assert c.post("/v1/admin/reload-router").status_code == 403
     with gw.client(None) as c:
@@ -101,7 +96,7 @@ def test_sighup_reloads_the_router_of_a_running_gateway(tmp_path, live_router):
 
         try:
             wait_for(lambda: chosen() == "alpha", "the gateway to route math to alpha", 90)
-            new_identity = _save(_swapped(), live_router)
+            new_identity = save_router(swapped_outcomes(), live_router)
             proc.send_signal(signal.SIGHUP)
             wait_for(lambda: chosen() == "beta", "the reloaded router to route math to beta",
                      60, poll=0.2)
@@ -115,7 +110,7 @@ def test_sighup_reloads_the_router_of_a_running_gateway(tmp_path, live_router):
 
 def test_identity_changes_with_the_saved_state(tmp_path):
     world = make_outcomes()
-    a = _save(world, tmp_path / "a")
-    assert a == _save(world, tmp_path / "b")  # same data, same state: same identity
-    assert a != _save(_swapped(), tmp_path / "c")
+    a = save_router(world, tmp_path / "a")
+    assert a == save_router(world, tmp_path / "b")  # same data, same state: same identity
+    assert a != save_router(swapped_outcomes(), tmp_path / "c")
     assert Pipeline("knn").identity == "knn@unsaved"

@@ -49,6 +49,10 @@ def check_config(path: Path, *, load_router: bool = True) -> tuple[GatewayConfig
     warnings: list[str] = demo_key_warnings(config)
     if config.store.url is None and not config.store.path.parent.is_dir():
         raise ConfigError(f"store.path: the directory {config.store.path.parent} does not exist")
+    if config.shared is not None:  # `serve` would refuse to start without it
+        from polyroute.gateway.shared.redis_client import check_reachable
+
+        check_reachable(config.shared)
     if load_router:
         router = config.router
         if router.path is not None:
@@ -71,7 +75,15 @@ def run_check(args: argparse.Namespace) -> int:
           f"({', '.join(config.backend_names)}); profiles: {profiles}; "
           f"{len(config.keys)} client key(s); {len(config.rules)} rule(s), "
           f"{len(config.routes)} named route(s); store: {config.store.location}")
+    print(shared_summary(config))
     return 0
+
+
+def shared_summary(config: GatewayConfig) -> str:
+    """Where spend, rate limits and breakers live, in the words the gateway logs at start."""
+    from polyroute.gateway.shared import open_shared
+
+    return open_shared(config, check=False).describe()
 
 
 def run_new_key(args: argparse.Namespace) -> int:

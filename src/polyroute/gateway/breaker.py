@@ -5,20 +5,33 @@ backend is skipped) for ``cooldown`` seconds → *half-open*: exactly one reques
 a probe. Its success closes the breaker; its failure re-opens it with the cooldown doubled (up to
 ``max_cooldown``). Why passive probes (a real request) rather than a health endpoint: OpenAI-style
 APIs have no standard health route, and a real request is the only proof that the backend serves.
+
+Replicas: a breaker tells its ``listener`` when it opens (with its cooldown) or closes after
+being open, and takes another replica's word with :meth:`adopt_open` / :meth:`adopt_closed`
+(``gateway/shared`` carries the words), so a backend one replica found failing is skipped by all.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
 
 
+class BreakerListener(Protocol):
+    def __call__(self, state: str, cooldown: float) -> None:
+        """``state`` is OPEN (for ``cooldown`` seconds) or CLOSED (``cooldown`` 0)."""
+
+
 class CircuitBreaker:
     """Not thread-safe by design: it lives on the event loop."""
+
+    #: Told of this breaker's own transitions (not of adopted ones); None: nobody listens.
+    listener: BreakerListener | None = None
 
     def __init__(self, failure_threshold: int = 3, cooldown: float = 30.0,
                  max_cooldown: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -47,10 +60,13 @@ class CircuitBreaker:
         return True
 
     def record_success(self) -> None:
+        was = self.state
         self.state = CLOSED
         self.failures = 0
         self._cooldown = self.base_cooldown
         self._probing = False
+        if was != CLOSED and self.listener is not None:
+            self.listener(CLOSED, 0.0)
 
     def record_failure(self) -> None:
         self.failures += 1
@@ -70,6 +86,27 @@ class CircuitBreaker:
         self.state = OPEN
         self._probing = False
         self._open_until = self._clock() + self._cooldown
+        if self.listener is not None:
+            self.listener(OPEN, self._cooldown)
+
+    def adopt_open(self, seconds: float) -> None:
+        """Another replica opened this backend's breaker for ``seconds`` more: skip it as long
+        (an own cooldown that ends later stands; a probe in flight here keeps its verdict)."""
+        until = self._clock() + seconds
+        if seconds <= 0 or (self.state == OPEN and self._open_until >= until):
+            return
+        if self.state == HALF_OPEN and self._probing:
+            return
+        self.state = OPEN
+        self._probing = False
+        self._open_until = until
+
+    def adopt_closed(self) -> None:
+        """Another replica's probe succeeded: the backend serves again."""
+        if self.state != CLOSED and not self._probing:
+            self.state = CLOSED
+            self.failures = 0
+            self._cooldown = self.base_cooldown
 
     def retry_after(self) -> float:
         """Seconds until the backend may be probed (0 unless open)."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from polyroute.data.outcomes import ModelInfo, rule_cost
 from polyroute.gateway.explain import compact_headers
 from polyroute.gateway.forward import Answer
+from polyroute.gateway.shared.base import RateCharge
 from polyroute.gateway.spend import Reservation
 from polyroute.gateway.tracing import StageTimes
 from polyroute.store import (
@@ -63,6 +64,8 @@ class Recorder:
         self.answered = False
         #: The key's spend reservation while the request is in flight (released by ``finish``).
         self.reservation: Reservation | None = None
+        #: What the request counted against its key's rate-limit window (settled by ``finish``).
+        self.rate: RateCharge | None = None
         #: The completion tokens each call's answer was capped at (client's or gateway's), when
         #: known: an answer that reaches it is a censored sample for the ceilings.
         self.output_cap: int | None = None
@@ -145,14 +148,21 @@ class Recorder:
             return
         self.done = True
         gw = self.gw
-        # The one place a request's spend reservation is given back, before anything here can
-        # fail; its actual cost is added below, with no await in between.
-        gw.spend.release(self.reservation)
         latency_s = (ended if ended is not None else time.perf_counter()) - self.t0
-        charges = self._charges(usage)
+        try:
+            charges = self._charges(usage)
+        except BaseException:  # a bug: still give the reservation back, charging nothing
+            gw.spend.settle(self.reservation, self.key_id, 0.0)
+            raise
+        cost = sum(c[3] for c in charges)
+        # The one place a request's spend reservation is given back and its actual cost added,
+        # as one step (no await; a shared ledger does both in one Redis script), before anything
+        # that writes can fail.
+        gw.spend.settle(self.reservation, self.key_id, cost)
         prompt_tokens, completion_tokens = _sum_tokens([c[1] for c in charges]), \
             _sum_tokens([c[2] for c in charges])
-        cost = sum(c[3] for c in charges)
+        gw.rates.settle(self.rate, None if prompt_tokens is None and completion_tokens is None
+                        else (prompt_tokens or 0) + (completion_tokens or 0))
         self.status, self.cost = status, cost
         sources = {c[4] for c in charges if c[4] is not None}
         source = None if not sources else sources.pop() if len(sources) == 1 else "mixed"
@@ -189,8 +199,6 @@ class Recorder:
                 gw.metrics.charged(name, c, pt, ct)
                 if ct is not None:
                     gw.ceilings.observe(name, ct, self.output_cap)
-            if charges or self.chosen is not None:
-                gw.spend.add(self.key_id, cost)
 
     def _charges(self, usage: dict[str, Any] | None
                  ) -> list[tuple[str, int | None, int | None, float, str | None]]:

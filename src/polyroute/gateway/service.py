@@ -37,7 +37,7 @@ from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
 from polyroute.gateway.shadow import ShadowComparer
-from polyroute.gateway.spend import SpendTracker
+from polyroute.gateway.shared import open_shared
 from polyroute.gateway.stages import guards_enabled, pipeline_for
 from polyroute.gateway.stages.conversation import Pinning
 from polyroute.gateway.tracing import RequestTracer
@@ -102,6 +102,8 @@ class Gateway:
         self.rules = compile_rules(config.rules, config.signals)
         self.signals, self.named_routes = self._semantics(self.decider)
         self._reload_lock = asyncio.Lock()
+        #: The last published router identity this replica tried to follow.
+        self._followed: str | None = None
         #: The request pipeline every chat request runs through, in order (see ``stages``).
         self.stages = pipeline_for(config)
         #: The answer cache (None unless ``cache.enabled``); its entries are loaded at start.
@@ -117,7 +119,12 @@ class Gateway:
         self.conversations = Pinning(config.conversations, config.backends) \
             if config.conversations.enabled else None
         self.keys = KeyRing(config.keys, required=config.server.require_auth)
-        self.spend = SpendTracker(config.keys)
+        #: Spend ledger, rate limits and breaker verdicts: per process, or shared in Redis
+        #: with the other replicas (``shared:``; Redis must answer now, before a port opens).
+        self.shared = open_shared(config)
+        self.spend = self.shared.spend
+        self.rates = self.shared.rates
+        self.shared.breakers.attach((n, b.breaker) for n, b in self.backends.items())
         self.ceilings = OutputCeilings.from_config(config)
         self.metrics = Metrics()
         #: Spans of each finished request (None unless ``telemetry`` names an exporter).
@@ -159,7 +166,7 @@ class Gateway:
         routes = NamedRoutes(config.routes, decider.embed) if config.routes else None
         return signals, routes
 
-    async def reload_router(self) -> dict[str, str]:
+    async def reload_router(self, *, announce: bool = True) -> dict[str, str]:
         """Load ``router.path`` again and switch to it; returns both routers' identities.
 
         Why this shape: loading and warming the new router happen off the event loop while the
@@ -167,6 +174,8 @@ class Gateway:
         sees one router or the other, never a mix. Decisions already queued on the old decider
         finish there before its thread stops. Raises :class:`ConfigError` (the old router stays)
         if the new one cannot be loaded or serves none of the backends as configured.
+        With ``announce`` the switch is published to the other replicas (``shared:``), which
+        follow it (``gateway/shared/redis_router.py``).
         """
         if self.config.router.path is None:
             raise ConfigError("router.path is not set (the router is trained at start-up): "
@@ -188,7 +197,25 @@ class Gateway:
         logger.warning("router switched: %s -> %s", old, pipeline.identity)
         for warning in warnings:
             logger.warning("%s", warning)
+        if announce and pipeline.identity != old:
+            self.shared.router.published(pipeline.identity)
         return {"previous": old, "current": pipeline.identity}
+
+    async def _follow_router(self, identity: str) -> None:
+        """Another replica switched to ``identity``: load ``router.path`` unless this one
+        serves it already, or already tried (a path holding something else is said once)."""
+        if identity in (self.pipeline.identity, self._followed):
+            return
+        self._followed = identity
+        try:
+            switch = await self.reload_router(announce=False)
+        except PolyrouteError as exc:
+            logger.error("router: could not follow the published router %s: %s", identity, exc)
+            return
+        if switch["current"] != identity:
+            logger.error("router: the published router is %s but this replica's router.path "
+                         "holds %s; put the published router there (the one this replica "
+                         "loaded keeps serving)", identity, switch["current"])
 
     async def _reload_on_signal(self) -> None:
         try:
@@ -252,14 +279,17 @@ class Gateway:
             open_store(self.config.store, recover=True)
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
-        self.spend.load(self._store)
+        await self.shared.start(self._store)
+        logger.info("%s", self.shared.describe())
+        if self.config.router.path is not None:  # a router trained at start has no files
+            await self.shared.router.start(self.pipeline.identity, self._follow_router)
         if self.cache is not None:
             self.cache.sink = self._store
             self.cache.load(self._store.cached_answers(self.cache.clock()))
         self.ceilings.load(self._store, self.backends)
         if self.conversations is not None:
-            if self.conversations.pins is None:
-                self.conversations.pins = StorePins(self._store)
+            if self.conversations.pins is None:  # replicas share pins in Redis when they can
+                self.conversations.pins = self.shared.pins() or StorePins(self._store)
             await self.conversations.pins.expire(time.time())
         ssl_context = httpx.create_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():
@@ -290,6 +320,7 @@ class Gateway:
         for backend in self.backends.values():
             await backend.aclose()
         self.decider.stop()
+        await self.shared.close()
         if self._store is not None:
             self._store.close()
         if self.tracer is not None:

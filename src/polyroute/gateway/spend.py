@@ -2,7 +2,9 @@
 
 Why in memory: the check is on every request's path and must not query the database; the tally is
 seeded from the store at start-up (one gateway process owns a store) and advanced as requests
-finish.
+finish. This is the per-process ledger; replicas share one in Redis instead
+(``gateway/shared/redis_spend.py``), which keeps the same admission rule — and so the same
+bound below — over every replica's reservations at once.
 
 Why reservations: the tally only knows *finished* requests, so without them a key could start any
 number of concurrent requests while it still had a cent left and overshoot its limit by all of
@@ -68,6 +70,32 @@ def period_start(period: str, now: float) -> float | None:
     return start.timestamp()
 
 
+def spend_refusal(key: KeyConfig, spent: float, reserved: float, held: int, extra: float = 0.0
+                  ) -> APIError:
+    """The 429 a limited key gets when a request does not fit (the same words per process or
+    shared: ``held`` counts the key's in-flight requests on every replica that shares it)."""
+    parts = f"${spent:.4f} spent + ${reserved:.4f} reserved by {held} in-flight request(s)"
+    if extra:
+        parts += f" + ${extra:.4f} reserved for this one"
+    return APIError(429, f"spend limit reached for key {key.id!r}: {parts} of "
+                         f"${key.spend_limit:.4f} this {key.spend_period} period "
+                         f"(in-flight requests are counted)", code="spend_limit_exceeded")
+
+
+def affordable_tokens(cost: Callable[[int], float], ceiling: int, left: float) -> int:
+    """The largest answer cap, at most ``ceiling`` (raised to :data:`MIN_ANSWER_TOKENS`), whose
+    ``cost`` fits ``left`` dollars; may be below :data:`MIN_ANSWER_TOKENS` (even 0), which the
+    caller refuses or raises (``cost`` is non-decreasing, so bisection finds it)."""
+    tokens = ceiling = max(ceiling, MIN_ANSWER_TOKENS)
+    if cost(tokens) > left:  # the largest affordable cap, by bisection over [0, ceiling)
+        lo, hi = 0, ceiling  # cost(lo) fits or lo == 0; cost(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid)
+        tokens = lo
+    return tokens
+
+
 @dataclass(eq=False)
 class Reservation:
     """Dollars held for one in-flight request of a limited key until it is released."""
@@ -119,13 +147,7 @@ class SpendTracker:
 
     def _refuse(self, key: KeyConfig, spent: float, reserved: float, extra: float = 0.0
                 ) -> APIError:
-        held = self._holds.get(key.id, 0)
-        parts = f"${spent:.4f} spent + ${reserved:.4f} reserved by {held} in-flight request(s)"
-        if extra:
-            parts += f" + ${extra:.4f} reserved for this one"
-        return APIError(429, f"spend limit reached for key {key.id!r}: {parts} of "
-                             f"${key.spend_limit:.4f} this {key.spend_period} period "
-                             f"(in-flight requests are counted)", code="spend_limit_exceeded")
+        return spend_refusal(key, spent, reserved, self._holds.get(key.id, 0), extra)
 
     def check(self, key: KeyConfig | None) -> None:
         """Raise 429 if ``key``'s spent plus reserved dollars use up its limit for the period
@@ -172,13 +194,7 @@ class SpendTracker:
         left = key.spend_limit - spent - reserved
         if left <= 0:
             raise self._refuse(key, spent, reserved)
-        tokens = ceiling = max(ceiling, MIN_ANSWER_TOKENS)
-        if cost(tokens) > left:  # the largest affordable cap, by bisection over [0, ceiling)
-            lo, hi = 0, ceiling  # cost(lo) fits or lo == 0; cost(hi) does not
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid)
-            tokens = lo
+        tokens = affordable_tokens(cost, ceiling, left)
         if tokens < MIN_ANSWER_TOKENS:
             if self._holds.get(key.id, 0):
                 raise self._refuse(key, spent, reserved, cost(MIN_ANSWER_TOKENS))

@@ -1,11 +1,12 @@
 """The request pipeline's stages, in order; each is one small module with one job.
 
-    authenticate (in the endpoint, before a record exists) → admit → parse [→ signals → rules]
-    [→ input guards] [→ cache lookup] [→ conversation] → decide [→ conversation weigh]
-    → reserve → serve (the strategy of the request's call shape)
+    authenticate (in the endpoint, before a record exists) → admit → parse [→ ratelimit]
+    [→ signals → rules] [→ input guards] [→ cache lookup] [→ conversation] → decide
+    [→ conversation weigh] [→ shadow] → reserve → serve (the strategy of the request's call shape)
 
 :data:`PIPELINE` is what every request passes; :func:`pipeline_for` slots in, by name, the
-stages a config turns on (the bracketed ones: when it has decision rules or named routes).
+stages a config turns on (the bracketed ones: when a key has ``rpm``/``tpm``; when it has decision
+rules or named routes).
 
 Each stage is ``async def run(ctx) -> Response | None``: None hands the request on; a response
 ends it there (the stage sets ``ctx.rec.ended_by`` to say why, which the headers and the record
@@ -35,6 +36,7 @@ from polyroute.gateway.stages import (
     decide,
     guards,
     parse,
+    ratelimit,
     reserve,
     rules,
     serve,
@@ -60,12 +62,16 @@ PIPELINE: tuple[tuple[str, Stage], ...] = (
 
 def pipeline_for(config: GatewayConfig) -> tuple[tuple[str, Stage], ...]:
     """:data:`PIPELINE` with the stages ``config`` turns on, each slotted in where it belongs: the
+    rate limit right after ``parse`` when a key has ``rpm``/``tpm``, the
     signals and rules after ``parse`` when there are rules or named routes, then the input
     guards when a guard is enabled, then the cache lookup when the cache is enabled, all before
     ``decide``; with conversations on, the pin lookup just before ``decide`` and the weighing of
     a move just after it; then the shadow stage when a profile or key is in shadow mode. A
     gateway with none of these runs exactly :data:`PIPELINE`."""
     stages = list(PIPELINE)
+    if any(k.rpm is not None or k.tpm is not None for k in config.keys):
+        at = [name for name, _ in stages].index("parse") + 1
+        stages.insert(at, ("ratelimit", ratelimit.run))
     if config.rules or config.routes:
         at = [name for name, _ in stages].index("parse") + 1
         stages[at:at] = [("signals", signals.run), ("rules", rules.run)]

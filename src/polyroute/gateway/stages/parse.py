@@ -28,5 +28,5 @@ async def run(ctx: RequestContext) -> None:
     route = ctx.route = gw.resolve(chat.model)
     rec.route = route.name
     rec.profile = route.name if route.profile is not None else None
-    gw.spend.check(ctx.key)  # the cheap check: spent + reserved; the reservation follows
+    await gw.spend.check(ctx.key)  # the cheap check: spent + reserved; the reservation follows
     rec.start()

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 async def run(ctx: RequestContext) -> None:
     if ctx.gw.spend.limits(ctx.key):  # most keys have no limit: no estimate on their path
         assert ctx.chat is not None
-        ctx.chat = _reserve(ctx, ctx.key, ctx.chat, ctx.rec)
+        ctx.chat = await _reserve(ctx, ctx.key, ctx.chat, ctx.rec)
 
 
-def _reserve(ctx: RequestContext, key: KeyConfig | None, chat: ChatRequest,
+async def _reserve(ctx: RequestContext, key: KeyConfig | None, chat: ChatRequest,
              rec: Recorder) -> ChatRequest:
     """Hold a limited key's reservation (on ``rec``) and bound its answers; the request to send.
 
@@ -40,19 +40,19 @@ def _reserve(ctx: RequestContext, key: KeyConfig | None, chat: ChatRequest,
     """
     gw = ctx.gw
     strategy = strategy_for(ctx.serving)
-    tokens_in, choices = _prompt_tokens(chat.body), _choices(chat.body)
+    tokens_in, choices = prompt_tokens(chat.body), _choices(chat.body)
 
     def cost(tokens: int) -> float:
         return _reservation(ctx, tokens_in, tokens * choices)
 
     given = _max_tokens(chat.body)
     if given is not None:
-        rec.reservation, rec.output_cap = gw.spend.reserve(key, cost(given)), given * choices
+        rec.reservation, rec.output_cap = await gw.spend.reserve(key, cost(given)), given * choices
         return chat
     answering = {n for n in strategy.answering(ctx) if n in gw.backends}
     ceiling = max((gw.ceilings.ceiling(m) for m in answering),
                   default=gw.config.ceilings.default_tokens)
-    rec.reservation, cap = gw.spend.reserve_answer(key, cost, ceiling)
+    rec.reservation, cap = await gw.spend.reserve_answer(key, cost, ceiling)
     if cap is None:
         return chat
     rec.output_cap = cap * choices
@@ -81,7 +81,7 @@ def _choices(body: dict[str, Any]) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
+def prompt_tokens(body: dict[str, Any]) -> int:
     """A call's prompt tokens as the cost model counts them (characters / 4), over the text of
     every message and any tool definitions — not only the routing text, which leaves out the
     system prompt and earlier turns. (Image parts are not counted.)"""
