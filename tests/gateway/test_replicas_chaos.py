@@ -1,13 +1,14 @@
 """Three gateway replicas on loopback sharing one Redis, under load with backend faults and one
 replica killed mid-run; then a router switch published by one replica and followed by all.
 
-The store is a parameter: a SQLite file per replica by default; ``POLYROUTE_TEST_STORE`` (a
-``store:`` value, e.g. ``postgresql://…`` once that store exists) gives every replica the same
-one — the row checks read each replica's SQLite file, so they need adapting to that store.
+Run twice: each replica with its own SQLite file, and all three sharing one PostgreSQL store (a
+fresh schema; skipped with the reason where no PostgreSQL answers). ``POLYROUTE_TEST_STORE`` (a
+``store:`` value) replaces the PostgreSQL one with another shared store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -42,7 +43,9 @@ from replica_world import (
     running,
 )
 
+from pgschema import fresh_schema
 from polyroute.gateway.shared import RATE_WINDOW
+from polyroute.store import open_store
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
@@ -59,8 +62,16 @@ def _store() -> Any | None:
     return yaml.safe_load(raw) if raw else None
 
 
-@pytest.fixture(scope="module")
-def trio(tmp_path_factory, router_dir, _standin_servers) -> Iterator[list[Replica]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def trio(request, tmp_path_factory, router_dir, _standin_servers) -> Iterator[list[Replica]]:
+    with contextlib.ExitStack() as stack:
+        shared_store = None
+        if request.param == "postgresql":
+            shared_store = _store() or stack.enter_context(fresh_schema("replicas"))
+        yield from _trio(tmp_path_factory, router_dir, _standin_servers, shared_store)
+
+
+def _trio(tmp_path_factory, router_dir, _standin_servers, shared_store) -> Iterator[list[Replica]]:
     with new_space() as space:
         tmp = tmp_path_factory.mktemp("trio")
         live_router = tmp / "router"  # one directory every replica loads (a shared volume)
@@ -71,7 +82,7 @@ def trio(tmp_path_factory, router_dir, _standin_servers) -> Iterator[list[Replic
             shared=space.shared(reservation_ttl=2),
             breaker={"failure_threshold": 3, "cooldown": 0.5, "max_cooldown": 1.0},
             server={"log_level": "info", "shutdown_timeout": 5})
-        with running([Replica(tmp, name, config, store=_store())
+        with running([Replica(tmp, name, config, store=shared_store)
                       for name in ("a", "b", "c")]) as replicas:
             yield replicas
 
@@ -114,6 +125,14 @@ class Load:
 
 
 def _all_rows(replicas: list[Replica]) -> list:
+    """Every request row: of the one store the replicas share, or of each one's own file."""
+    shared = replicas[0].config["store"]
+    if isinstance(shared, str):
+        reader = open_store(shared, readonly=True)
+        try:
+            return reader.recent_requests(limit=1_000_000)
+        finally:
+            reader.close()
     return [row for replica in replicas for row in replica.rows()]
 
 
