@@ -188,7 +188,7 @@ def latency(outcomes, featurizers: list[str], n: int) -> dict[str, Any]:
         pipe = Pipeline(ROUTER, featurizer=name, cache=False)
         inner = pipe.featurizer  # no cache in front: what a decision pays
         if isinstance(inner, OnnxMiniLMFeaturizer):
-            inner.threads = threads or 1
+            inner.threads = threads or 1  # (the default; set before the session starts)
         pipe.fit(outcomes, features=with_cache(inner, None).encode(list(outcomes.prompts)))
 
         def decide(text: str, p=pipe) -> None:

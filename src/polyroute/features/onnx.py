@@ -20,7 +20,6 @@ not through ``transformers``: it is what a routing decision pays per request, an
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,13 +112,14 @@ class OnnxMiniLMFeaturizer:
 
     ``window`` (a :class:`TokenWindow`) replaces the default input rule (``focus_text`` to
     ``max_chars``, then the first 254 word pieces, exactly what ``minilm`` feeds the model) by
-    a window of word pieces. ``threads`` is ONNX Runtime's intra-op thread count; ``None`` means
-    torch's setting when torch is loaded (the gateway caps it), else one.
+    a window of word pieces. ``threads`` is ONNX Runtime's intra-op thread count, fixed when the
+    session starts; one by default, because on a small shared machine a second thread made each
+    call slower, not faster (``benchmarks/results/featurizers.md``).
     """
 
     def __init__(self, quantize: bool = True, *, window: TokenWindow | None = None,
                  max_chars: int = DEFAULT_MAX_CHARS, batch_size: int = 32,
-                 threads: int | None = None, directory: Path | None = None) -> None:
+                 threads: int = 1, directory: Path | None = None) -> None:
         self.quantize = quantize
         self.window = window
         self.max_chars = max_chars
@@ -174,7 +174,7 @@ class OnnxMiniLMFeaturizer:
             tokenizer.no_truncation()  # tokenizer.json asks for 128 and padding: we do both
             tokenizer.no_padding()
             options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads()
+            options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
             self._session = ort.InferenceSession(str(self.model_path), options,
@@ -183,12 +183,6 @@ class OnnxMiniLMFeaturizer:
             self._sep = tokenizer.token_to_id("[SEP]")
             self._tokenizer = tokenizer
         return self._session
-
-    def _threads(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        torch = sys.modules.get("torch")
-        return int(torch.get_num_threads()) if torch is not None else 1
 
     def _text(self, text: str) -> str:
         if self.window is None:
