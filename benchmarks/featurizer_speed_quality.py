@@ -41,6 +41,7 @@ from _common import (  # noqa: E402
     RESULTS,
     ROOT,
     SHARED_DATA,
+    best_round_percentiles,
     fmt,
     load_benchmark_data,
     machine,
@@ -151,22 +152,8 @@ def quality(outcomes, featurizers: list[str], resamples: int) -> dict[str, Any]:
 
 
 # -- latency ----------------------------------------------------------------------------------
-def percentiles(fn, n: int, rounds: int = 3) -> dict[str, Any]:
-    """Best of ``rounds`` rounds of ``n`` calls by p50: other work on a shared machine only ever
-    slows a round down."""
-    for _ in range(3):
-        fn()
-    results = []
-    for _ in range(rounds):
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1000)
-        results.append({"p50_ms": float(np.percentile(times, 50)),
-                        "p99_ms": float(np.percentile(times, 99))})
-    best = min(results, key=lambda r: r["p50_ms"])
-    return {**best, "rounds_p50_ms": [round(r["p50_ms"], 3) for r in results]}
+def percentiles(fn, n: int) -> dict[str, Any]:
+    return best_round_percentiles(fn, n, rounds=3, warm=3)
 
 
 def latency(outcomes, featurizers: list[str], n: int) -> dict[str, Any]:

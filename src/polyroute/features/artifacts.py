@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -74,3 +75,43 @@ def build_once(target: Path, build: Callable[[Path], None]) -> Path:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+class DerivedModel:
+    """One derived model file as a featurizer sees it: its path (built by ``locate`` at first
+    use) and its SHA-256, each worked out once per process."""
+
+    def __init__(self, locate: Callable[[], Path]) -> None:
+        self._locate = locate
+        self._path: Path | None = None
+        self._sha: str | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = self._locate()
+        return self._path
+
+    @property
+    def sha256(self) -> str:
+        if self._sha is None:
+            self._sha = file_sha256(self.path)
+        return self._sha
+
+    def tag(self) -> str:
+        """What goes into the featurizer id: ``sha256=`` and 16 hex digits."""
+        return f"sha256={self.sha256[:16]}"
+
+
+_HASH = re.compile(r"sha256=[0-9a-f]+")
+
+
+def mismatch_hint(ours: str, trained: str, what: str, path: Path) -> str | None:
+    """The reason a saved router refuses this featurizer when the two ids differ only in the
+    derived file's hash (``what``: "ONNX export", …); ``None`` when they differ otherwise."""
+    if _HASH.sub("", ours) != _HASH.sub("", trained):
+        return None
+    return (f"the router was trained on another {what} than the one cached at {path} (its "
+            f"SHA-256 differs: another torch, ONNX Runtime or model2vec version built it). Copy "
+            f"that file from the training machine's cache directory, or retrain the router on "
+            f"this machine")

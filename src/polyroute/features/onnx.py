@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from polyroute.errors import ConfigError
-from polyroute.features.artifacts import build_once, file_sha256, models_dir
+from polyroute.features.artifacts import DerivedModel, build_once, mismatch_hint, models_dir
 from polyroute.features.sentence import DEFAULT_MODEL, SentenceTransformerFeaturizer
 from polyroute.features.text import DEFAULT_MAX_CHARS, focus_text
 from polyroute.features.tokens import TokenWindow
@@ -128,41 +128,24 @@ class OnnxMiniLMFeaturizer:
         self.directory = directory
         self._session = None
         self._tokenizer = None
-        self._sha: str | None = None
-        self._path: Path | None = None
+        #: The export (built at first use); its hash is part of the id, so a saved router
+        #: names the file it needs.
+        self.export = DerivedModel(lambda: onnx_model_file(self.quantize, self.directory))
 
-    # -- the export ------------------------------------------------------------------------
     @property
     def model_path(self) -> Path:
-        """The export this featurizer runs (built at first use)."""
-        if self._path is None:
-            self._path = onnx_model_file(self.quantize, self.directory)
-        return self._path
-
-    @property
-    def sha256(self) -> str:
-        """SHA-256 of the export: part of the id, so a saved router names the file it needs."""
-        if self._sha is None:
-            self._sha = file_sha256(self.model_path)
-        return self._sha
+        return self.export.path
 
     @property
     def id(self) -> str:
         precision = "int8" if self.quantize else "fp32"
         text = f"focus{self.max_chars}" if self.window is None else self.window.label
-        return f"onnx:{DEFAULT_MODEL}:{precision}:sha256={self.sha256[:16]}:{text}"
+        return f"onnx:{DEFAULT_MODEL}:{precision}:{self.export.tag()}:{text}"
 
     def mismatch_hint(self, trained_id: str) -> str | None:
         """Why a saved router's id differs from ours, when only the export's hash does."""
-        ours = self.id
-        same_settings = trained_id.split(":sha256=")[0] == ours.split(":sha256=")[0] and \
-            trained_id.rsplit(":", 1)[-1] == ours.rsplit(":", 1)[-1]
-        if not same_settings:
-            return None
-        return (f"the router was trained on another ONNX export of {DEFAULT_MODEL} than the one "
-                f"cached at {self.model_path} (its SHA-256 differs: another torch or ONNX Runtime "
-                f"version exported it). Copy the export from the training machine's cache "
-                f"directory there, or retrain the router on this machine")
+        return mismatch_hint(self.id, trained_id, f"ONNX export of {DEFAULT_MODEL}",
+                             self.model_path)
 
     # -- running it ---------------------------------------------------------------------------
     def _load(self):

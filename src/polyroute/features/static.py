@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from polyroute.errors import ConfigError
-from polyroute.features.artifacts import build_once, file_sha256, models_dir
+from polyroute.features.artifacts import DerivedModel, build_once, mismatch_hint, models_dir
 from polyroute.features.onnx import minilm_directory
 from polyroute.features.sentence import DEFAULT_MODEL
 from polyroute.features.text import DEFAULT_MAX_CHARS, focus_text
@@ -69,33 +69,20 @@ class StaticMiniLMFeaturizer:
         self.directory = directory
         self.build = build
         self._model = None
-        self._path: Path | None = None
-        self._sha: str | None = None
+        self.table = DerivedModel(lambda: build_once(
+            (self.directory or models_dir()) / "minilm-static", self.build))
 
     @property
     def model_path(self) -> Path:
-        if self._path is None:
-            root = self.directory if self.directory is not None else models_dir()
-            self._path = build_once(root / "minilm-static", self.build)
-        return self._path
-
-    @property
-    def sha256(self) -> str:
-        if self._sha is None:
-            self._sha = file_sha256(self.model_path)
-        return self._sha
+        return self.table.path
 
     @property
     def id(self) -> str:
-        return f"static:{DEFAULT_MODEL}:sha256={self.sha256[:16]}:focus{self.max_chars}"
+        return f"static:{DEFAULT_MODEL}:{self.table.tag()}:focus{self.max_chars}"
 
     def mismatch_hint(self, trained_id: str) -> str | None:
-        if not trained_id.startswith(f"static:{DEFAULT_MODEL}:") or \
-                trained_id.rsplit(":", 1)[-1] != self.id.rsplit(":", 1)[-1]:
-            return None
-        return (f"the router was trained on another distillation of {DEFAULT_MODEL} than the "
-                f"one cached at {self.model_path} (its SHA-256 differs). Copy that directory "
-                f"from the training machine's cache, or retrain the router on this machine")
+        return mismatch_hint(self.id, trained_id, f"distillation of {DEFAULT_MODEL}",
+                             self.model_path)
 
     def _load(self):
         if self._model is None:
