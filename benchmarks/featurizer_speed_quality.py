@@ -63,10 +63,15 @@ ROUTER = "knn"
 #: cosine 1.0000 (see the agreement table), so its routing is minilm's; it is timed.
 FEATURIZERS = ("minilm", "minilm-onnx-int8", "minilm-static")
 #: Token windows tried on the int8 encoder (word pieces kept of the routing text).
-WINDOWS = ("head32", "tail32", "headtail32", "head64", "tail64", "headtail64", "headtail128")
+WINDOWS = ("head32", "tail32", "headtail32", "head64", "tail64")
 #: Featurizers whose latency is measured (the windows only change the long prompt's cost).
-LATENCY = ("minilm", "minilm-onnx", "minilm-onnx-int8", "minilm-onnx-int8:headtail128",
-           "minilm-onnx-int8:headtail64", "minilm-onnx-int8:tail32", "minilm-static")
+LATENCY = ("minilm", "minilm-onnx", "minilm-onnx-int8", "minilm-onnx-int8:head64",
+           "minilm-onnx-int8:tail64",
+           "minilm-onnx-int8:tail32", "minilm-static")
+#: The kNN router timed for a featurizer is trained on these embeddings of all prompts when its
+#: own are not in the cache: the same space (fp32 ONNX = torch to cosine 1.0000; a window is the
+#: int8 encoder on fewer tokens), and a decision's cost depends on the shapes, not the values.
+TRAIN_FEATURES_FROM = {"minilm-onnx": "minilm"}
 EXPORTS_ID = ("minilm-onnx", "minilm-onnx-int8", "minilm-static")
 #: Where the project's real benchmark data sets live (each with a SOURCE.md): beside the
 #: checkout, or beside the directory of worktrees.
@@ -152,8 +157,14 @@ def quality(outcomes, featurizers: list[str], resamples: int) -> dict[str, Any]:
 
 
 # -- latency ----------------------------------------------------------------------------------
+#: ``--clock cpu`` times each call by the thread's CPU time (``time.thread_time``): on a machine
+#: shared with many jobs wall time mostly measures the wait for a core.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+CLOCK = {"now": time.perf_counter}
+
+
 def percentiles(fn, n: int) -> dict[str, Any]:
-    return best_round_percentiles(fn, n, rounds=3, warm=3)
+    return best_round_percentiles(fn, n, rounds=3, warm=3, clock=CLOCK["now"])
 
 
 def latency(outcomes, featurizers: list[str], n: int) -> dict[str, Any]:
@@ -176,7 +187,8 @@ def latency(outcomes, featurizers: list[str], n: int) -> dict[str, Any]:
         inner = pipe.featurizer  # no cache in front: what a decision pays
         if isinstance(inner, OnnxMiniLMFeaturizer):
             inner.threads = threads or 1  # (the default; set before the session starts)
-        pipe.fit(outcomes, features=with_cache(inner, None).encode(list(outcomes.prompts)))
+        source = make_featurizer(TRAIN_FEATURES_FROM.get(name, name))
+        pipe.fit(outcomes, features=with_cache(source, None).encode(list(outcomes.prompts)))
 
         def decide(text: str, p=pipe) -> None:
             decisions(p.estimate([text]), policy)
@@ -192,21 +204,52 @@ def latency(outcomes, featurizers: list[str], n: int) -> dict[str, Any]:
 
 
 # -- agreement with the exact path ------------------------------------------------------------
-def agreement(outcomes, names: list[str]) -> dict[str, Any]:
-    """Cosine of each prompt's embedding to its torch MiniLM embedding (cached)."""
-    base = with_cache(make_featurizer(BASELINE), None).encode(list(outcomes.prompts))
+def agreement(outcomes, names: list[str], sample: dict[str, int]) -> dict[str, Any]:
+    """Cosine of each prompt's embedding to its torch MiniLM embedding (cached); for the names
+    in ``sample``, on that many seeded prompts only."""
+    prompts = list(outcomes.prompts)
+    base = with_cache(make_featurizer(BASELINE), None).encode(prompts)
     out = {}
     for name in names:
-        x = with_cache(make_featurizer(name), None).encode(list(outcomes.prompts))
-        if x.shape != base.shape:
+        rows = np.arange(len(prompts))
+        if name in sample:
+            rows = np.sort(np.random.default_rng(0).choice(len(prompts), sample[name], False))
+        x = with_cache(make_featurizer(name), None).encode([prompts[i] for i in rows])
+        y = base[rows]
+        if x.shape != y.shape:
             continue
-        cos = np.sum(x * base, axis=1)
+        cos = np.sum(x * y, axis=1)
         out[name] = {"min": float(cos.min()), "p1": float(np.percentile(cos, 1)),
-                     "p50": float(np.percentile(cos, 50)), "mean": float(cos.mean())}
+                     "p50": float(np.percentile(cos, 50)), "mean": float(cos.mean()),
+                     "prompts": int(len(rows))}
     return out
 
 
 # -- report -----------------------------------------------------------------------------------
+def latency_table(lat: dict[str, Any], lm: dict[str, Any], clock: str) -> list[str]:
+    lines = ["", f"## Latency in-process, {clock} (one encoder thread unless said; best of 3 "
+             f"rounds of {lat['samples_per_round']} calls by p50)", "",
+             f"Measured {lm['date']}, load {lm['load_average_1min_at_start']:.1f} on "
+             f"{lm['cpus']} CPUs at the start.", "",
+             f"Short prompt: {len(SHORT_PROMPT)} characters; long prompt: "
+             f"{lat['long_prompt_chars']:,} characters of bundled prompts (~2,000 tokens by "
+             "the cost model's chars/4). Decision = featurize + kNN estimate + trade-off "
+             "policy for one prompt. Targets: decision ≤ 3 ms p50 short, ≤ 10 ms long.", "",
+             "| featurizer | encode short p50 / p99 | encode 2k p50 / p99 | batch of 32 "
+             "short, per prompt | decision short p50 / p99 | decision 2k p50 / p99 |",
+             "|---|---:|---:|---:|---:|---:|"]
+
+    def pp(x: dict) -> str:
+        return f"{x['p50_ms']:.2f} / {x['p99_ms']:.2f} ms"
+
+    for name, r in lat.items():
+        if isinstance(r, dict):
+            lines.append(f"| {name} | {pp(r['encode_short'])} | {pp(r['encode_2000_tokens'])} | "
+                         f"{r['encode_batch32_short_per_prompt_p50_ms']:.2f} ms | "
+                         f"{pp(r['decision_short'])} | {pp(r['decision_2000_tokens'])} |")
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     m = res["machine"]
     q = res.get("quality", {})
@@ -244,35 +287,15 @@ def markdown(res: dict[str, Any]) -> str:
     lines += [f"- `{name}`: `{r['id']}`" for name, r in q.items()]
     if res.get("agreement"):
         lines += ["", "## Agreement with the torch embedding (cosine, all prompts)", "",
-                  "| featurizer | min | 1st percentile | median | mean |",
-                  "|---|---:|---:|---:|---:|"]
-        for name, a in res["agreement"].items():
-            lines.append(f"| {name} | {a['min']:.4f} | {a['p1']:.4f} | {a['p50']:.4f} | "
-                         f"{a['mean']:.4f} |")
-    lat = res.get("latency")
-    if lat:
-        lm = res.get("latency_machine", m)
-        lines += ["", "## Latency in-process (one encoder thread unless said; best of 3 rounds "
-                  f"of {lat['samples_per_round']} calls by p50)", "",
-                  f"Measured {lm['date']}, load {lm['load_average_1min_at_start']:.1f} on "
-                  f"{lm['cpus']} CPUs at the start of the latency part.", "",
-                  f"Short prompt: {len(SHORT_PROMPT)} characters; long prompt: "
-                  f"{lat['long_prompt_chars']:,} characters of bundled prompts (~2,000 tokens by "
-                  "the cost model's chars/4). Decision = featurize + kNN estimate + trade-off "
-                  "policy for one prompt. Targets: decision ≤ 3 ms p50 short, ≤ 10 ms long.", "",
-                  "| featurizer | encode short p50 / p99 | encode 2k p50 / p99 | batch of 32 "
-                  "short, per prompt | decision short p50 / p99 | decision 2k p50 / p99 |",
+                  "| featurizer | prompts | min | 1st percentile | median | mean |",
                   "|---|---:|---:|---:|---:|---:|"]
-        for name, r in lat.items():
-            if not isinstance(r, dict):
-                continue
-
-            def pp(x: dict) -> str:
-                return f"{x['p50_ms']:.2f} / {x['p99_ms']:.2f} ms"
-
-            lines.append(f"| {name} | {pp(r['encode_short'])} | {pp(r['encode_2000_tokens'])} | "
-                         f"{r['encode_batch32_short_per_prompt_p50_ms']:.2f} ms | "
-                         f"{pp(r['decision_short'])} | {pp(r['decision_2000_tokens'])} |")
+        for name, a in res["agreement"].items():
+            lines.append(f"| {name} | {a['prompts']} | {a['min']:.4f} | {a['p1']:.4f} | "
+                         f"{a['p50']:.4f} | "
+                         f"{a['mean']:.4f} |")
+    for key, clock in (("latency", "wall time"), ("latency_cpu", "CPU time of the thread")):
+        if res.get(key):
+            lines += latency_table(res[key], res.get(f"{key}_machine", m), clock)
     if res.get("build_seconds"):
         lines += ["", "## First-use build (cached afterwards)", ""]
         lines += [f"- `{k}`: {v} s" for k, v in res["build_seconds"].items()]
@@ -288,6 +311,9 @@ def main() -> None:
                         help="token windows tried on minilm-onnx-int8 ('' for none)")
     parser.add_argument("--latency", default=",".join(LATENCY))
     parser.add_argument("--resamples", type=int, default=200)
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                        help="latency by wall time (default) or by the thread's CPU time; "
+                             "the result goes to latency / latency_cpu")
     parser.add_argument("--samples", type=int, default=100, help="calls per latency round")
     parser.add_argument("--only", choices=("quality", "latency"),
                         help="run one part and merge it into the saved .json")
@@ -306,8 +332,9 @@ def main() -> None:
     res: dict[str, Any] = {}
     if args.only and (RESULTS / "featurizers.json").is_file():
         res = json.loads((RESULTS / "featurizers.json").read_text())
-    res.update({"machine": machine(), "data": repr(outcomes), "router": ROUTER,
-                "resamples": args.resamples})
+    res.update({"data": repr(outcomes), "router": ROUTER})
+    if args.only != "latency":  # the quality run's machine, load and settings head the report
+        res.update({"machine": machine(), "resamples": args.resamples})
     others = sorted(p.name for p in SHARED.iterdir() if p.is_dir()) if SHARED.is_dir() else []
     res["second_dataset"] = (
         f"No second data set: {SHARED} holds {', '.join(others) or 'nothing'}, and "
@@ -323,16 +350,18 @@ def main() -> None:
     if args.only != "latency":
         res["quality"] = quality(outcomes, names, args.resamples)
         res["agreement"] = agreement(outcomes, ["minilm-onnx"] +
-                                     [n for n in names if n != BASELINE])
+                                     [n for n in names if n != BASELINE], {"minilm-onnx": 300})
         res["quality_seconds"] = round(time.time() - t0, 1)
     if args.only != "quality":
         t1 = time.time()
-        res["latency"] = latency(outcomes, [n for n in args.latency.split(",") if n],
-                                 args.samples)
-        res["latency_machine"] = machine()
+        CLOCK["now"] = CLOCKS[args.clock]
+        key = "latency" if args.clock == "wall" else "latency_cpu"
+        res[f"{key}_machine"] = machine()
+        res[key] = latency(outcomes, [n for n in args.latency.split(",") if n], args.samples)
         res["latency_seconds"] = round(time.time() - t1, 1)
-    res["load_average_1min_at_end"] = os.getloadavg()[0]
-    res["seconds"] = round(time.time() - t0, 1)
+    if args.only != "latency":
+        res["load_average_1min_at_end"] = os.getloadavg()[0]
+        res["seconds"] = round(time.time() - t0, 1)
     if args.conclusion:
         res["conclusion"] = args.conclusion
     write_json("featurizers.json", res)
