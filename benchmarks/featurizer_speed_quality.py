@@ -297,7 +297,7 @@ def markdown(res: dict[str, Any]) -> str:
         if res.get(key):
             lines += latency_table(res[key], res.get(f"{key}_machine", m), clock)
     if res.get("build_seconds"):
-        lines += ["", "## First-use build (cached afterwards)", ""]
+        lines += ["", "## First use in this run (near 0 s: already cached by an earlier run)", ""]
         lines += [f"- `{k}`: {v} s" for k, v in res["build_seconds"].items()]
     if res.get("conclusion"):
         lines += ["", "## Conclusion", "", res["conclusion"]]
