@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, write_json  # noqa: E402
+from _common import ROOT, best_round_percentiles, machine, write_json  # noqa: E402
 
 STANDIN_DIR = ROOT / "tests" / "gateway"
 DEFAULT_ROUTER = ROOT / "runs" / "gateway-bench" / "router-knn-minilm"
@@ -149,21 +149,7 @@ def time_decisions(router: Path, models: list[str], long_text: str, n: int) -> d
     policy = TradeoffPolicy(0.5)
 
     def pct(fn, rounds: int = 3) -> dict[str, Any]:
-        """Best of ``rounds`` rounds of ``n`` calls (by p50): other work on a shared machine
-        only ever slows a round down, so the best round is the closest to the code's cost."""
-        for _ in range(5):
-            fn()
-        results = []
-        for _ in range(rounds):
-            times = []
-            for _ in range(n):
-                start = time.perf_counter()
-                fn()
-                times.append((time.perf_counter() - start) * 1000)
-            results.append({"p50_ms": float(np.percentile(times, 50)),
-                            "p99_ms": float(np.percentile(times, 99))})
-        best = min(results, key=lambda r: r["p50_ms"])
-        return {**best, "rounds_p50_ms": [r["p50_ms"] for r in results]}
+        return best_round_percentiles(fn, n, rounds)
 
     out: dict[str, Any] = {"warm_up_s": warm_s, "samples": n, "encoder_threads": threads}
     for name, text in (("short", SHORT_PROMPT), ("2000_tokens", long_text)):

