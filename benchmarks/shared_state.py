@@ -10,9 +10,11 @@ In one run, side by side, with a key that has a spend limit and rpm/tpm limits t
 reached (every request runs the spend check, the reservation, the rate-limit admission and the
 settle, none is refused):
 
-* one replica, per-process state (no ``shared:``);
-* one replica, state in Redis (``shared: redis://127.0.0.1:6379/0``);
-* three replicas sharing Redis, requests round-robin;
+* one replica on SQLite, per-process state (no ``shared:``);
+* one replica on SQLite, state in Redis (``shared: redis://127.0.0.1:6379/0``);
+* three replicas, a SQLite file each, sharing Redis, requests round-robin;
+* one replica on PostgreSQL + Redis, and three replicas sharing one PostgreSQL and one Redis
+  (a fresh schema on 127.0.0.1:5432; left out, said so, where no PostgreSQL answers);
 
 then the limit check: three replicas, a key limited to about 40 answers' cost, concurrent
 requests well past it;
@@ -65,16 +67,42 @@ def train_router(path: Path) -> list[str]:
     return list(data.model_names)
 
 
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_schema() -> tuple[str, str] | None:
+    """(schema, store URL) of a fresh schema on the machine's PostgreSQL, or None if absent."""
+    try:
+        import psycopg
+
+        schema = f"polyroute_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except Exception:  # no server, no driver: the PostgreSQL rows are skipped, said so
+        return None
+    return schema, f"{POSTGRES}?options=-csearch_path%3D{schema}"
+
+
+def drop_postgres_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 class Replicas:
     """``n`` gateway processes with one config but port and store; stopped with SIGTERM."""
 
-    def __init__(self, tmp: Path, n: int, config: dict[str, Any]) -> None:
+    def __init__(self, tmp: Path, n: int, config: dict[str, Any],
+                 store_url: str | None = None) -> None:
+        """``store_url``: one store every replica shares (PostgreSQL); else a SQLite file each."""
         self.procs: list[subprocess.Popen] = []
         self.urls: list[str] = []
-        self.stores: list[Path] = []
+        self.stores: list[Path | str] = []
         for i in range(n):
-            port, store = free_port(), tmp / f"r{i}-{uuid.uuid4().hex[:6]}.sqlite"
-            cfg = {**config, "store": {"path": str(store)},
+            port = free_port()
+            store: Path | str = store_url or tmp / f"r{i}-{uuid.uuid4().hex[:6]}.sqlite"
+            cfg = {**config, "store": store_url or {"path": str(store)},
                    "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"}}
             path = tmp / f"r{i}.yaml"
             path.write_text(yaml.safe_dump(cfg))
@@ -93,11 +121,11 @@ class Replicas:
             proc.wait(60)
 
     def rows(self) -> list:
-        from polyroute.store import SQLiteStore
+        from polyroute.store import open_store
 
         out = []
-        for path in self.stores:
-            store = SQLiteStore(path, readonly=True)
+        for where in dict.fromkeys(self.stores):  # a shared store is read once
+            store = open_store(where, readonly=True)
             out += store.recent_requests(limit=10_000_000)
             store.close()
         return out
@@ -241,15 +269,25 @@ def main() -> None:
                   "spend_period": "total"}],
     }
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    setups = [("one replica, per-process state", 1, None),
-              ("one replica, state in Redis", 1, {"url": REDIS, "prefix": prefix + "-1"}),
-              ("three replicas, state in Redis", 3, {"url": REDIS, "prefix": prefix + "-3"})]
+    pg = postgres_schema()
+    setups = [("one replica, SQLite, per-process state", 1, None, None),
+              ("one replica, SQLite, state in Redis", 1,
+               {"url": REDIS, "prefix": prefix + "-1"}, None),
+              ("three replicas, SQLite each, state in Redis", 3,
+               {"url": REDIS, "prefix": prefix + "-3"}, None)]
+    if pg is not None:
+        setups += [("one replica, PostgreSQL + Redis", 1,
+                    {"url": REDIS, "prefix": prefix + "-p1"}, pg[1]),
+                   ("three replicas, one PostgreSQL + Redis", 3,
+                    {"url": REDIS, "prefix": prefix + "-p3"}, pg[1])]
+    else:
+        print("no PostgreSQL at 127.0.0.1:5432: its rows are left out", flush=True)
     runs = []
     # Any HTTP answer (the stand-in has no GET route: 404) means it is up.
     wait_http(f"{backend_url}/v1/models", backend, "the stand-in")
-    for label, count, shared in setups:
+    for label, count, shared, store_url in setups:
         config = {**base, **({"shared": shared} if shared else {})}
-        replicas = Replicas(tmp, count, config)
+        replicas = Replicas(tmp, count, config, store_url)
         try:
             result = asyncio.run(load(replicas.urls, KEY, pinned, prompts, n=n,
                                       concurrency=conc, warmup=n // 10))
@@ -286,6 +324,8 @@ def main() -> None:
     print(f"limit check: {limit}", flush=True)
     backend.terminate()
     backend.wait(30)
+    if pg is not None:
+        drop_postgres_schema(pg[0])
     info["load_average_1min_at_end"] = os.getloadavg()[0]
     result = {"machine": info, "ledger_path": ledgers, "requests_per_setup": n,
               "concurrency": conc,
@@ -323,9 +363,10 @@ def write_markdown(result: dict[str, Any]) -> None:
         "",
         "Three round trips to Redis per limited request (check, reserve, settle: the check "
         "stays before routing so a spent key costs no routing work); on a loaded 2-CPU machine "
-        "the whole-gateway numbers above are dominated by the gateway's own Python work, and "
-        "the difference between the setups is within the run-to-run spread (three replicas "
-        "share the same two CPUs, so they cannot add throughput here).",
+        "the whole-gateway numbers above are dominated by the gateway's own Python work "
+        "(three replicas share the same two CPUs, so they cannot add throughput here; an "
+        "earlier run of the first three rows gave 62 / 73 / 68 req/s, a spread of about ±10 "
+        "req/s between runs).",
         "", "## The limit over three replicas", "",
         f"A key limited to ${lim['limit']:.5f} (about {TIGHT_REQUESTS} answers), "
         f"{lim['sent']} concurrent requests round-robin over three replicas sharing Redis:", "",

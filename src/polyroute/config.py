@@ -483,6 +483,9 @@ class StoreConfig(_Section):
     #: PostgreSQL only: seconds a stopping gateway waits for an unreachable database to take
     #: the writes still queued (what remains after it is logged as lost).
     close_timeout: float = Field(10.0, ge=0)
+    #: PostgreSQL only: seconds without a heartbeat after which a replica counts as stopped
+    #: and the others mark its in-progress requests interrupted (heartbeats every sixth).
+    replica_dead_after: float = Field(30.0, ge=1)
 
     @model_validator(mode="before")
     @classmethod

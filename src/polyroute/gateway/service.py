@@ -33,6 +33,7 @@ from polyroute.gateway.auth import KeyRing
 from polyroute.gateway.backends import Backend
 from polyroute.gateway.ceilings import OutputCeilings
 from polyroute.gateway.errors import APIError
+from polyroute.gateway.lease import keep_lease
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.profiles import ProfilePlan, plan_for
 from polyroute.gateway.routing import ONBOARD_HINT, Decider, check_backends, load_pipeline
@@ -132,6 +133,8 @@ class Gateway:
         #: Shadow mode's background comparisons of sampled requests.
         self.shadow = ShadowComparer(self)
         self._store: Store | None = None
+        #: The replica's heartbeat on a store several replicas share (``lease.py``).
+        self._lease: asyncio.Task | None = None
         self.draining = False
         #: Requests being handled, streams included until their record is written.
         self.active = 0
@@ -279,6 +282,8 @@ class Gateway:
             open_store(self.config.store, recover=True)
         self._store.sync_keys([KeyRecord(k.id, k.sha256, k.spend_limit, k.spend_period)
                                for k in self.config.keys])
+        if getattr(self._store, "shared_by_replicas", False):
+            self._lease = asyncio.get_running_loop().create_task(keep_lease(self._store))
         await self.shared.start(self._store)
         logger.info("%s", self.shared.describe())
         if self.config.router.path is not None:  # a router trained at start has no files
@@ -321,6 +326,8 @@ class Gateway:
             await backend.aclose()
         self.decider.stop()
         await self.shared.close()
+        if self._lease is not None:
+            self._lease.cancel()
         if self._store is not None:
             self._store.close()
         if self.tracer is not None:

@@ -255,11 +255,25 @@ def _v9_conversations(conn: Schema) -> None:
     """)
 
 
+def _v10_replica_owners(db: Schema) -> None:
+    """Which gateway process (replica) started each request, and when each was last alive: a
+    replica sharing a database recovers only the requests of replicas that stopped."""
+    _statements(db, """
+        ALTER TABLE requests ADD COLUMN owner TEXT;
+        CREATE INDEX requests_status_owner ON requests (status, owner);
+        CREATE TABLE replicas (
+            id TEXT PRIMARY KEY,
+            started_ts REAL NOT NULL,
+            last_seen REAL NOT NULL
+        )
+    """)
+
+
 #: The schema's history; the version of a database is the number of these applied to it.
 MIGRATIONS: list[Callable[[Schema], None]] = [
     _v1_initial, _v2_borrowed_estimates, _v3_calibration_answers,
     _v4_rule_and_named_route, _v5_cached_answers, _v6_guard_verdicts,
-    _v7_explanations_and_shadow, _v8_responses, _v9_conversations]
+    _v7_explanations_and_shadow, _v8_responses, _v9_conversations, _v10_replica_owners]
 
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -44,5 +44,6 @@ def open_store(where: StoreConfig | str | Path, *, readonly: bool = False,
         return PostgresStore(where.url, readonly=readonly, recover=recover,
                              queue_limit=where.queue_limit, pool_size=where.pool_size,
                              connect_timeout=where.connect_timeout,
-                             close_timeout=where.close_timeout)
+                             close_timeout=where.close_timeout,
+                             replica_dead_after=where.replica_dead_after)
     return SQLiteStore(where.path, readonly=readonly, recover=recover)

@@ -16,15 +16,18 @@ an advisory lock so replicas starting together migrate once). What this module a
 connection handling: a writer that survives a lost connection with a bounded in-memory queue
 (:mod:`polyroute.store.pg_writer`) and a pool of snapshot-consistent read connections.
 
-Recovery at start (``recover=True``) marks *every* ``in_progress`` row ``interrupted``, as the
-SQLite store does: right for one gateway, wrong while other replicas share the database and
-have requests in flight — those must run with ``recover=False`` until rows carry their replica
-(issue 15, section 2).
+Replicas: each request row carries the id of the process that started it (``owner``), and each
+gateway heartbeats into the ``replicas`` table. Recovery (``recover=True`` at start, and then
+every few seconds from the gateway) marks ``interrupted`` only the in-progress requests of
+replicas not seen for ``replica_dead_after`` seconds — so a replica starting or recovering
+never closes the live requests of the others, and a killed replica's requests are closed by the
+survivors without waiting for it to come back.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -76,6 +79,8 @@ def _is_transient(conn: psycopg.Connection | None, exc: BaseException) -> bool:
 
 
 class PostgresStore(SQLStore):
+    shared_by_replicas = True
+
     """A store in a PostgreSQL database (or one schema of it: put ``options=-csearch_path=…``
     in the URL).
 
@@ -87,8 +92,9 @@ class PostgresStore(SQLStore):
 
     def __init__(self, url: str, *, readonly: bool = False, recover: bool = False,
                  queue_limit: int = 10_000, pool_size: int = 4, connect_timeout: float = 5.0,
-                 close_timeout: float = 10.0) -> None:
+                 close_timeout: float = 10.0, replica_dead_after: float = 30.0) -> None:
         self.url = url
+        self.replica_dead_after = replica_dead_after
         self.location = display_url(url)
         self.readonly = readonly
         self.close_timeout = close_timeout
@@ -106,8 +112,15 @@ class PostgresStore(SQLStore):
             else:
                 pg_migrate(conn, self.location)
                 if recover:
+                    now = time.time()
                     with conn.transaction():
-                        n = recover_interrupted(PgConnection(conn))
+                        PgConnection(conn).execute(
+                            "INSERT INTO replicas (id, started_ts, last_seen) VALUES (?, ?, ?) "
+                            "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
+                            (self.instance, now, now))
+                        n = recover_interrupted(PgConnection(conn),
+                                                alive_since=now - self.replica_dead_after,
+                                                keep=self.instance)
                     if n:
                         logger.warning("%s: %d request(s) left in progress by a previous run "
                                        "were marked interrupted", self.location, n)

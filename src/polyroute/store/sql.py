@@ -26,11 +26,13 @@ import datetime as dt
 import json
 import logging
 import time
+import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from functools import cached_property
 from typing import Any, Protocol
 
 from polyroute.errors import StoreError
@@ -77,6 +79,11 @@ class SQLStore(Store):
     """The queries of every store method; subclasses supply the connections and the writer."""
 
     _writer: Any = None
+    #: Whether several gateway processes may share this store (then each heartbeats, and
+    #: recovers only the requests of replicas that stopped: :meth:`recover_abandoned`).
+    shared_by_replicas = False
+    #: Seconds without a heartbeat after which a replica counts as stopped.
+    replica_dead_after = 30.0
 
     # -- what a subclass supplies ----------------------------------------------------------------
     def _submit(self, job: Job, *, wait: bool = False) -> Future | None:
@@ -100,12 +107,37 @@ class SQLStore(Store):
         """A connection to read from; with ``snapshot`` all its statements see one commit."""
 
     # -- writes ----------------------------------------------------------------------------------
+    @cached_property
+    def instance(self) -> str:
+        """This process's id as the owner of the requests it starts (a replica's lease)."""
+        return uuid.uuid4().hex
+
     def start_request(self, start: RequestStart) -> None:
         row = (start.id, start.ts, start.key_id, start.requested_model, start.profile,
-               int(start.stream), IN_PROGRESS)
+               int(start.stream), IN_PROGRESS, self.instance)
         self._submit(lambda conn: conn.execute(
-            "INSERT INTO requests (id, ts, key_id, requested_model, profile, stream, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", row))
+            "INSERT INTO requests (id, ts, key_id, requested_model, profile, stream, status, "
+            "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", row))
+
+    # -- replicas sharing the store --------------------------------------------------------------
+    def heartbeat(self, now: float | None = None) -> None:
+        """Say this process is alive (its in-progress requests are not to be recovered)."""
+        now = time.time() if now is None else now
+        row = (self.instance, now, now)
+        self._submit(lambda conn: conn.execute(
+            "INSERT INTO replicas (id, started_ts, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen", row))
+
+    def recover_abandoned(self, dead_after: float, now: float | None = None) -> Future[int]:
+        """Mark ``interrupted`` the in-progress requests of replicas not seen for
+        ``dead_after`` seconds (never this one's), booking what they served; a future of how
+        many. Every replica runs this now and then, so a killed replica's requests are closed
+        by the others without waiting for it to come back."""
+        alive_since = (time.time() if now is None else now) - dead_after
+        future = self._submit(lambda conn: recover(conn, alive_since=alive_since,
+                                                   keep=self.instance), wait=True)
+        assert future is not None
+        return future
 
     def record_progress(self, request_id: str, attempts: Sequence[Attempt], *,
                         chosen: str | None, cost: float, cost_source: str | None) -> None:
@@ -498,13 +530,25 @@ def _add_spend(conn: Conn, key_id: str | None, model: str, ts: float,
           float(cost)))
 
 
-def recover(conn: Conn) -> int:
+def recover(conn: Conn, *, alive_since: float | None = None, keep: str | None = None) -> int:
     """Mark the requests a previous run left ``in_progress`` as ``interrupted``, booking as spend
     what their progress rows say was served; runs inside the caller's transaction (a crash here
-    changes nothing)."""
-    rows = conn.execute("SELECT id, ts, key_id, chosen, cost, prompt_tokens, "
-                        "completion_tokens FROM requests WHERE status = ?",
-                        (IN_PROGRESS,)).fetchall()
+    changes nothing).
+
+    Without ``alive_since`` every in-progress request is (one process owns the store). With it,
+    only those whose owner has not been seen since then — and never ``keep``'s (the caller's
+    own); a request with no owner counts as abandoned once it is older than ``alive_since``."""
+    if alive_since is None:
+        rows = conn.execute("SELECT id, ts, key_id, chosen, cost, prompt_tokens, "
+                            "completion_tokens FROM requests WHERE status = ?",
+                            (IN_PROGRESS,)).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT id, ts, key_id, chosen, cost, prompt_tokens, completion_tokens "
+            "FROM requests r WHERE status = ? AND (r.owner IS NULL AND r.ts < ? OR "
+            "r.owner IS NOT NULL AND r.owner != ? AND NOT EXISTS (SELECT 1 FROM replicas p "
+            "WHERE p.id = r.owner AND p.last_seen >= ?))",
+            (IN_PROGRESS, alive_since, keep or "", alive_since)).fetchall()
     for rid, ts, key_id, chosen, cost, pt, ct in rows:
         attempts = tuple(Attempt(b, o) for b, o in conn.execute(
             "SELECT backend, outcome FROM attempts WHERE request_id = ? ORDER BY n",
@@ -513,7 +557,9 @@ def recover(conn: Conn) -> int:
                                                chosen=chosen, cost=float(cost or 0.0)))
         if charged is not None:
             _add_spend(conn, key_id, charged, ts, pt, ct, float(cost or 0.0))
-    conn.execute("UPDATE requests SET status = ?, error = ? WHERE status = ?",
-                 (INTERRUPTED, "the gateway stopped before this request finished", IN_PROGRESS))
+    if rows:
+        conn.executemany("UPDATE requests SET status = ?, error = ? WHERE id = ? AND status = ?",
+                         [(INTERRUPTED, "the gateway stopped before this request finished",
+                           rid, IN_PROGRESS) for rid, *_ in rows])
     return len(rows)
 
