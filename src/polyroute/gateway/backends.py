@@ -8,7 +8,6 @@ semaphore (not httpx's pool timeout) decides what happens when a backend is full
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from typing import Any
 
@@ -16,6 +15,7 @@ import anyio
 import httpx
 
 from polyroute.config import BackendConfig, BreakerConfig
+from polyroute.gateway import fastjson
 from polyroute.gateway.breaker import CircuitBreaker
 
 #: Upstream statuses that mean "this backend cannot serve now": try the next candidate.
@@ -145,4 +145,4 @@ class Backend:
             options = dict(upstream.get("stream_options") or {})
             options["include_usage"] = True
             upstream["stream_options"] = options
-        return json.dumps(upstream, ensure_ascii=False, separators=(",", ":")).encode()
+        return fastjson.dumps(upstream)

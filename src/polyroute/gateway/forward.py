@@ -17,7 +17,6 @@ What reaches the client about a failed backend is its name, the outcome and a ge
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import anyio
 import httpx
 
+from polyroute.gateway import fastjson
 from polyroute.gateway.backends import Backend, Lease, is_retryable
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.redact import redact, scrub_keys
@@ -256,7 +256,7 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
     usage = None
     if status == 200:
         try:
-            parsed = json.loads(body)
+            parsed = fastjson.loads(body)
         except ValueError:
             raise _Failure("bad_response", "the answer is not JSON", status) from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
