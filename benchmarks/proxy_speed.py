@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_json  # noqa: E402
-from gateway_latency import free_port, gateway_config, run_load, wait_http  # noqa: E402
+from gateway_latency import KEY, free_port, gateway_config, run_load, wait_http  # noqa: E402
 
 #: Trained routers are kept here between runs (POLYROUTE_BENCH_ROUTERS moves them).
 ROUTERS = Path(os.environ.get("POLYROUTE_BENCH_ROUTERS") or ROOT / "runs" / "proxy-bench")
@@ -138,6 +138,10 @@ def start_litellm(exe: Path, backend_url: str, model: str, port: int, tmp: Path,
                         "litellm_params": {"model": f"openai/{model}",
                                            "api_base": f"{backend_url}/v1", "api_key": "x"}}],
         "litellm_settings": {"drop_params": True, "telemetry": False},
+        # The benchmark's client key, as for polyroute (LiteLLM refuses to start without one;
+        # it calls a key that is not "sk-..." weak, hence the permission).
+        "general_settings": {"master_key": KEY,
+                             "dangerously_permit_weak_or_unset_master_key": True},
     }))
     lenv = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     lenv.update({"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
@@ -218,6 +222,9 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--quick", action="store_true", help="100 requests, one repetition")
+    parser.add_argument("--targets", help="only these targets (comma-separated names, e.g. "
+                                          "direct,pinned,routed-tfidf)")
+    parser.add_argument("--scenarios", help="only these scenarios, e.g. plain-32,stream-1")
     parser.add_argument("--serve-backend", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
@@ -285,8 +292,12 @@ def main() -> int:
             if f == "minilm":
                 targets.append(Target("pinned", url, models[0], proc))
             targets.append(Target(f"routed-{f}", url, "polyroute-auto", proc))
+        if args.targets:
+            targets = [t for t in targets if t.name in args.targets.split(",")]
+        scenarios = [(s, c) for s, c in SCENARIOS if not args.scenarios or
+                     f"{'stream' if s else 'plain'}-{c}" in args.scenarios.split(",")]
         for rep in range(args.reps):
-            for stream, conc in SCENARIOS:
+            for stream, conc in scenarios:
                 n = args.requests if conc > 1 else max(args.requests // 2, 50)
                 for t in targets:
                     r = measure(t, prompts, stream, conc, n)

@@ -24,6 +24,9 @@ class TfidfFeaturizer:
     """LSA embeddings: TF-IDF (uni+bi-grams, sublinear tf) → ``dim`` SVD components, L2-normed."""
 
     needs_fit = True
+    #: A batch costs the sum of its rows (sparse, nothing padded): the gateway's decision
+    #: thread embeds a batch of any lengths in one call.
+    pads_batches = False
 
     def __init__(self, dim: int = 256, *, max_features: int = 50_000,
                  max_chars: int = DEFAULT_MAX_CHARS, random_state: int = 0) -> None:

@@ -263,6 +263,9 @@ class Decider:
         #: The featurizer's own input cut (e.g. MiniLM's ~1,000 characters): longer texts cost
         #: the same to embed, so they are batched together (see ``_estimate_by_length``).
         self._max_chars: int | None = getattr(pipeline.featurizer, "max_chars", None)
+        #: Whether a batch is padded to its longest text (a transformer); one that is not
+        #: (TF-IDF, static embeddings) is embedded in one call whatever the lengths.
+        self._pads = bool(getattr(pipeline.featurizer, "pads_batches", True))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
@@ -329,7 +332,7 @@ class Decider:
         texts, under ``_SHORT_CHARS``, all go together; so do texts beyond the featurizer's own
         cut, which it embeds at the same length).
         """
-        if len(texts) == 1:
+        if len(texts) == 1 or not self._pads:
             return self._embedded(texts)
         cap = self._max_chars
         lengths = [len(t) if cap is None else min(len(t), cap) for t in texts]

@@ -15,6 +15,7 @@ import asyncio
 import errno
 import functools
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from types import FrameType
@@ -31,6 +32,13 @@ from polyroute.gateway.service import Gateway
 from polyroute.pipeline import Pipeline
 
 _KEEP_ALIVE = 30.0
+#: Seconds a thread may keep the GIL while another waits for it (Python's default is 5 ms).
+#: Why shorter: the event loop gives the GIL up at every socket call and, while a decision
+#: worker or the store writer is running Python code, waited up to 5 ms to get it back — every
+#: request's next step queued behind the decision thread (measured: routed TF-IDF throughput
+#: at concurrency 32 rose by about half with 0.5 ms; the encoders release the GIL while they
+#: compute, so they lose nothing).
+SWITCH_INTERVAL = 0.0005
 #: Seconds uvicorn still waits, after the drain's deadline has cut the streams, for the cut
 #: requests to end before it cancels what is left.
 _CUT_GRACE = 2.0
@@ -167,12 +175,14 @@ def serve(config: GatewayConfig, *, pipeline: Pipeline | None = None,
     """Claim the port, build the app (failing before serving if anything is wrong) and serve
     until stopped.
 
-    The port is bound before anything slow or stateful (see :func:`bind`); connections that
+    The process's GIL switch interval is shortened (:data:`SWITCH_INTERVAL`). The port is
+    bound before anything slow or stateful (see :func:`bind`); connections that
     arrive while the router loads wait in the listen backlog. The process is the gateway's own,
     so the decision workers and the encoder's CPU threads are set here when the config leaves
     ``router.workers`` / ``router.threads`` unset (``create_app`` alone never changes
     process-wide thread settings).
     """
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if sock is None:
         sock = bind(config.server)
     try:
