@@ -154,8 +154,10 @@ class Pipeline:
         pipeline = cls(Router.load(directory), featurizer=meta["featurizer"], cache=cache)
         inner = load_saved_featurizer(meta["featurizer"], directory)
         if inner.id != meta["featurizer_id"]:
+            hint = getattr(inner, "mismatch_hint", lambda _trained: None)(meta["featurizer_id"])
             raise RouterError(f"{directory}: router was trained with featurizer "
-                              f"{meta['featurizer_id']!r} but {inner.id!r} was loaded")
+                              f"{meta['featurizer_id']!r} but {inner.id!r} was loaded"
+                              + (f": {hint}" if hint else ""))
         pipeline._featurizer = pipeline._wrap(inner)
         pipeline.cost_model_ = CostModel.from_dict(meta["cost_model"])
         pipeline.identity = _identity(pipeline.router.name, directory)

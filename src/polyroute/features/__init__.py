@@ -6,25 +6,39 @@ from pathlib import Path
 
 from polyroute.features.base import Featurizer, FittableFeaturizer
 from polyroute.features.cache import CachedFeaturizer, default_cache_path, with_cache
+from polyroute.features.onnx import OnnxMiniLMFeaturizer
 from polyroute.features.sentence import DEFAULT_MODEL, SentenceTransformerFeaturizer
+from polyroute.features.static import StaticMiniLMFeaturizer
 from polyroute.features.text import chat_to_text, focus_text
 from polyroute.features.tfidf import TfidfFeaturizer
+from polyroute.features.tokens import TokenWindow
 
 #: Names accepted wherever a featurizer is chosen; anything else is a sentence-transformers model.
 FEATURIZER_ALIASES = {"minilm": DEFAULT_MODEL, "default": DEFAULT_MODEL}
 #: Layers pooled by ``minilm-layers``: all six of MiniLM's transformer layers (not the word
 #: embeddings, layer 0, which added nothing on the bundled benchmark).
 MINILM_LAYERS = (1, 2, 3, 4, 5, 6)
+#: The same MiniLM on ONNX Runtime: name → quantised to int8 or not. Either takes a token
+#: window after a colon (``minilm-onnx-int8:tail64``, see :class:`TokenWindow`).
+ONNX_FEATURIZERS = {"minilm-onnx": False, "minilm-onnx-int8": True}
 
 
 def make_featurizer(spec: str = "minilm") -> Featurizer:
-    """Build a featurizer by name: ``minilm`` (default), ``minilm-layers`` (MiniLM's six layers
-    pooled; see :class:`SentenceTransformerFeaturizer`), ``tfidf``, or a sentence-transformers
-    model name or local path."""
+    """Build a featurizer by name: ``minilm`` (default; the exact torch path), ``minilm-layers``
+    (MiniLM's six layers pooled; see :class:`SentenceTransformerFeaturizer`), ``minilm-onnx`` /
+    ``minilm-onnx-int8`` (the same model on ONNX Runtime, optionally with a token window:
+    ``minilm-onnx-int8:tail64``), ``minilm-static`` (static embeddings distilled from it),
+    ``tfidf``, or a sentence-transformers model name or local path."""
     if spec == "tfidf":
         return TfidfFeaturizer()
     if spec == "minilm-layers":
         return SentenceTransformerFeaturizer(DEFAULT_MODEL, layers=MINILM_LAYERS)
+    if spec == "minilm-static":
+        return StaticMiniLMFeaturizer()
+    name, _, window = spec.partition(":")
+    if name in ONNX_FEATURIZERS:
+        return OnnxMiniLMFeaturizer(ONNX_FEATURIZERS[name],
+                                    window=TokenWindow.parse(window) if window else None)
     return SentenceTransformerFeaturizer(FEATURIZER_ALIASES.get(spec, spec))
 
 
@@ -40,8 +54,11 @@ __all__ = [
     "DEFAULT_MODEL",
     "Featurizer",
     "FittableFeaturizer",
+    "OnnxMiniLMFeaturizer",
     "SentenceTransformerFeaturizer",
+    "StaticMiniLMFeaturizer",
     "TfidfFeaturizer",
+    "TokenWindow",
     "chat_to_text",
     "default_cache_path",
     "focus_text",

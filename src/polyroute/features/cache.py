@@ -8,7 +8,6 @@ that several processes can share (WAL mode).
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyroute.features.artifacts import cache_root
 from polyroute.features.base import Featurizer
 
 _CHUNK = 500
@@ -23,8 +23,7 @@ _CHUNK = 500
 
 def default_cache_path() -> Path:
     """``$POLYROUTE_CACHE_DIR/embeddings.sqlite``, else ``~/.cache/polyroute/embeddings.sqlite``."""
-    root = os.environ.get("POLYROUTE_CACHE_DIR") or Path.home() / ".cache" / "polyroute"
-    return Path(root) / "embeddings.sqlite"
+    return cache_root() / "embeddings.sqlite"
 
 
 def with_cache(inner: Featurizer, cache: str | Path | bool | None = None) -> Featurizer:
