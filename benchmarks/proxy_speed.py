@@ -225,8 +225,18 @@ def main() -> int:
     parser.add_argument("--targets", help="only these targets (comma-separated names, e.g. "
                                           "direct,pinned,routed-tfidf)")
     parser.add_argument("--scenarios", help="only these scenarios, e.g. plain-32,stream-1")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite proxy_speed.md from proxy_speed.json, measure nothing")
     parser.add_argument("--serve-backend", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.markdown_only:
+        import json
+
+        from _common import RESULTS
+
+        write_markdown(json.loads((RESULTS / "proxy_speed.json").read_text()),
+                       RESULTS / "proxy_speed.md")
+        return 0
     if args.serve_backend:
         from gateway_latency import serve_backend
 
@@ -308,17 +318,23 @@ def main() -> int:
                           f"{t.name:14s} p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
                           f"{r['throughput_rps']:7.1f} req/s"
                           + (f"  cpu {cpu:.2f} ms/req" if cpu is not None else ""), flush=True)
+            result["repetitions"] = rep + 1
+            path = save(result, targets)  # after every round: a cut-short run keeps its rounds
     finally:
         for p in reversed(procs):
             stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
+    print(path.with_suffix(".md").read_text())
+    return 0
+
+
+def save(result: dict[str, Any], targets: list[Target]) -> Path:
     result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
     result["runs"] = {t.name: t.runs for t in targets}
     result["summary"] = summarise(targets)
     path = write_json("proxy_speed.json", result)
     write_markdown(result, path.with_suffix(".md"))
-    print(path.with_suffix(".md").read_text())
-    return 0
+    return path
 
 
 def _fmt(x: float | None, unit: str = " ms", digits: int = 2) -> str:
@@ -373,14 +389,14 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                 f"{of_pin} | {_fmt(get(name, stream, 32, 'proxy_cpu_ms_per_request'))} |")
         lines.append("")
     lines += ["## Every repetition", "",
-              "| target | mode | conc. | rep | p50 | p99 | req/s | proxy CPU/req |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+              "| target | mode | conc. | rep | p50 | p99 | req/s | proxy CPU/req | failed |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, runs in result["runs"].items():
         for r in runs:
             lines.append(f"| {name} | {'stream' if r['stream'] else 'plain'} | "
                          f"{r['concurrency']} | {r['repetition']} | {r['p50_ms']:.2f} | "
                          f"{r['p99_ms']:.2f} | {r['throughput_rps']:.0f} | "
-                         f"{_fmt(r.get('proxy_cpu_ms_per_request'))} |")
+                         f"{_fmt(r.get('proxy_cpu_ms_per_request'))} | {r.get('failed', 0)} |")
     path.write_text("\n".join(lines) + "\n")
 
 
