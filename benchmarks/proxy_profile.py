@@ -29,12 +29,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, write_json  # noqa: E402
 from gateway_latency import free_port, run_load, wait_http  # noqa: E402
-from proxy_speed import CLIENT_CPU, ensure_router, pinned, start_gateway, stop  # noqa: E402
+from proxy_speed import CLIENT_CPU, pinned, setup, start_gateway, stop  # noqa: E402
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -111,19 +109,7 @@ def main() -> int:
     parser.add_argument("--featurizers", default="tfidf")
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    try:
-        os.sched_setaffinity(0, {int(CLIENT_CPU)})
-    except (AttributeError, OSError):
-        pass
-    from polyroute.data import load_bundled
-    from polyroute.pipeline import Pipeline
-
-    featurizers = ["minilm"] + [f for f in args.featurizers.split(",") if f and f != "minilm"]
-    routers = {f: ensure_router(f) for f in featurizers}
-    models = list(Pipeline.load(routers["minilm"], cache=False).models)
-    data = load_bundled()
-    rng = np.random.default_rng(0)
-    prompts = [data.prompts[i] for i in rng.choice(data.n_prompts, 2000, replace=False)]
+    featurizers, routers, models, prompts = setup(args.featurizers)
     tmp = Path(tempfile.mkdtemp(prefix="polyroute-proxy-profile-"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     here = Path(__file__).resolve().parent

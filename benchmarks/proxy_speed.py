@@ -213,6 +213,25 @@ def summarise(targets: list[Target]) -> list[dict[str, Any]]:
     return rows
 
 
+def setup(featurizers_arg: str) -> tuple[list[str], dict[str, Path], list[str], list[str]]:
+    """Pin this process beside the stand-in; the featurizers (minilm first), their trained
+    routers, the router's models and the seeded prompts every target is sent."""
+    try:
+        os.sched_setaffinity(0, {int(CLIENT_CPU)})  # the load generator beside the stand-in
+    except (AttributeError, OSError):
+        pass
+    from polyroute.data import load_bundled
+    from polyroute.pipeline import Pipeline
+
+    featurizers = ["minilm"] + [f for f in featurizers_arg.split(",") if f and f != "minilm"]
+    routers = {f: ensure_router(f) for f in featurizers}
+    models = list(Pipeline.load(routers["minilm"], cache=False).models)
+    data = load_bundled()
+    rng = np.random.default_rng(0)
+    prompts = [data.prompts[i] for i in rng.choice(data.n_prompts, 2000, replace=False)]
+    return featurizers, routers, models, prompts
+
+
 # -- the run --------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -244,20 +263,7 @@ def main() -> int:
         return 0
     if args.quick:
         args.requests, args.reps = 100, 1
-    try:
-        os.sched_setaffinity(0, {int(CLIENT_CPU)})  # the load generator beside the stand-in
-    except (AttributeError, OSError):
-        pass
-
-    from polyroute.data import load_bundled
-    from polyroute.pipeline import Pipeline
-
-    featurizers = ["minilm"] + [f for f in args.featurizers.split(",") if f and f != "minilm"]
-    routers = {f: ensure_router(f) for f in featurizers}
-    models = list(Pipeline.load(routers["minilm"], cache=False).models)
-    data = load_bundled()
-    rng = np.random.default_rng(0)
-    prompts = [data.prompts[i] for i in rng.choice(data.n_prompts, 2000, replace=False)]
+    featurizers, routers, models, prompts = setup(args.featurizers)
     lengths = [len(p) for p in prompts]
     result: dict[str, Any] = {
         "machine": machine(), "requests_per_scenario": args.requests, "repetitions": args.reps,
