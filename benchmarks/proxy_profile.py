@@ -165,6 +165,22 @@ def write_markdown(profiles: dict[str, Any], path: Path) -> None:
              "ones left out). *self*: samples with that frame on top of the stack; *inclusive*: "
              "samples with the project's frame anywhere in the stack. Percentages of all samples "
              "of the scenario.", ""]
+    labels = list(profiles)
+    if len(labels) >= 2:  # the first and the last side by side
+        first, last = labels[0], labels[-1]
+        old = {(s["target"], s["concurrency"]): s for s in profiles[first]["scenarios"]}
+        lines += [f"## {first} → {last}", "",
+                  "| target | conc. | p50 | req/s | top self frame |", "|---|---:|---:|---:|---|"]
+        for s in profiles[last]["scenarios"]:
+            o = old.get((s["target"], s["concurrency"]))
+            if o is None:
+                continue
+            top = s["self"][0][0] if s["self"] else "—"
+            lines.append(f"| {s['target']} | {s['concurrency']} | {o['p50_ms']:.2f} → "
+                         f"{s['p50_ms']:.2f} ms | {o['throughput_rps']:.0f} → "
+                         f"{s['throughput_rps']:.0f} | {top} |")
+        lines += ["", "Both runs on a shared machine (load averages below): compare the "
+                  "proportions within a run more than the absolute times across runs.", ""]
     for label, p in profiles.items():
         m = p["machine"]
         lines += [f"## {label}", "",
