@@ -169,3 +169,35 @@ def test_an_analysis_is_the_decisions_embedding_and_a_decision_can_rank_on_it(
         assert ranked[i].candidates == plain[i].candidates
         assert ranked[i].analysis is a
         np.testing.assert_allclose(plain[i].analysis.embedding, a.embedding, rtol=1e-5, atol=1e-6)
+
+
+def test_several_workers_decide_like_one_and_all_stop(pipeline, router_dir, tmp_path):
+    import threading
+
+    cfg = config(router_dir, tmp_path)
+    decider = Decider(pipeline, cfg.backends, max_batch=2, workers=3)
+    texts = [MATH_PROMPT, POETRY_PROMPT] * 8
+    policy = TradeoffPolicy(0.0)
+    expected = decider.decide_now(texts, policy)
+
+    async def run():
+        return await asyncio.gather(*(decider.decide(t, policy) for t in texts))
+
+    decider.start()
+    try:
+        names = {t.name for t in threading.enumerate() if t.name.startswith("polyroute-decider")}
+        assert len(names) == 3
+        results = asyncio.run(run())
+    finally:
+        decider.stop()
+    assert [r.candidates for r in results] == expected
+    assert not [t for t in threading.enumerate() if t.name in names]
+
+
+def test_a_router_that_learns_online_gets_exactly_one_worker(router_dir, tmp_path):
+    from gateway_world import make_outcomes
+
+    bandit = Pipeline("bandit", featurizer="tfidf", cache=False,
+                      router_params={"n_components": 8}).fit(make_outcomes())
+    decider = Decider(bandit, config(router_dir, tmp_path).backends, workers=4)
+    assert decider.workers == 1
