@@ -28,21 +28,27 @@ def config(router_dir, tmp_path, **changes):
     return validate_config(raw)
 
 
-def test_concurrent_decisions_are_batched_and_equal_single_ones(pipeline, router_dir, tmp_path):
-    cfg = config(router_dir, tmp_path)
-    decider = Decider(pipeline, cfg.backends, max_batch=8)
-    texts = [MATH_PROMPT, POETRY_PROMPT] * 6
-    policy = TradeoffPolicy(0.0)
-    expected = decider.decide_now(texts, policy)
+def decided_concurrently(decider, texts, policy, while_running=lambda: None):
+    """Start ``decider``, decide ``texts`` all at once (calling ``while_running`` first), stop."""
 
     async def run():
         return await asyncio.gather(*(decider.decide(t, policy) for t in texts))
 
     decider.start()
     try:
-        results = asyncio.run(run())
+        while_running()
+        return asyncio.run(run())
     finally:
         decider.stop()
+
+
+def test_concurrent_decisions_are_batched_and_equal_single_ones(pipeline, router_dir, tmp_path):
+    cfg = config(router_dir, tmp_path)
+    decider = Decider(pipeline, cfg.backends, max_batch=8)
+    texts = [MATH_PROMPT, POETRY_PROMPT] * 6
+    policy = TradeoffPolicy(0.0)
+    expected = decider.decide_now(texts, policy)
+    results = decided_concurrently(decider, texts, policy)
     assert [r.candidates for r in results] == expected
     assert [r.candidates[0].model for r in results[:2]] == ["alpha", "beta"]
 
@@ -179,17 +185,14 @@ def test_several_workers_decide_like_one_and_all_stop(pipeline, router_dir, tmp_
     texts = [MATH_PROMPT, POETRY_PROMPT] * 8
     policy = TradeoffPolicy(0.0)
     expected = decider.decide_now(texts, policy)
+    names: set[str] = set()
 
-    async def run():
-        return await asyncio.gather(*(decider.decide(t, policy) for t in texts))
-
-    decider.start()
-    try:
-        names = {t.name for t in threading.enumerate() if t.name.startswith("polyroute-decider")}
+    def three_workers():
+        names.update(t.name for t in threading.enumerate()
+                     if t.name.startswith("polyroute-decider"))
         assert len(names) == 3
-        results = asyncio.run(run())
-    finally:
-        decider.stop()
+
+    results = decided_concurrently(decider, texts, policy, three_workers)
     assert [r.candidates for r in results] == expected
     assert not [t for t in threading.enumerate() if t.name in names]
 
