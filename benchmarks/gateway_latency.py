@@ -233,14 +233,24 @@ async def run_load(url: str, model: str, prompts: list[str], *, stream: bool, co
             except asyncio.QueueEmpty:
                 return
             start = time.perf_counter()
-            status, headers, first = await conn.post("/v1/chat/completions",
-                                                     bodies[i % len(bodies)])
+            try:
+                status, headers, first = await conn.post("/v1/chat/completions",
+                                                         bodies[i % len(bodies)])
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                # The target dropped the connection (a proxy giving up under load): counted as
+                # a failed request, measured no further, and a new connection is opened.
+                errors.append(type(exc).__name__)
+                conn.writer = None
+                continue
             if status != 200:
-                raise RuntimeError(f"{url} answered {status}")
+                errors.append(f"http_{status}")
+                continue
             results.append((time.perf_counter() - start, (first or start) - start,
                             headers.get("x-polyroute-request-id")))
 
     conns = [Connection(host, int(port)) for _ in range(concurrency)]
+
+    errors: list[str] = []
 
     async def batch(count: int, offset: int) -> tuple[list, float]:
         queue: asyncio.Queue = asyncio.Queue()
@@ -253,14 +263,17 @@ async def run_load(url: str, model: str, prompts: list[str], *, stream: bool, co
 
     try:
         await batch(warmup, 1000)
+        errors.clear()
         results, wall = await batch(n, 0)
+        if not results:
+            raise RuntimeError(f"{url}: every request failed ({', '.join(sorted(set(errors)))})")
     finally:
         for c in conns:
             await c.close()
     lat = np.array([r[0] for r in results]) * 1000
-    out = {"requests": n, "concurrency": concurrency, "stream": stream,
+    out = {"requests": n, "failed": len(errors), "concurrency": concurrency, "stream": stream,
            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-           "mean_ms": float(lat.mean()), "throughput_rps": n / wall,
+           "mean_ms": float(lat.mean()), "throughput_rps": len(results) / wall,
            "client_ms": {r[2]: r[0] * 1000 for r in results if r[2]}}
     if stream:
         ttfb = np.array([r[1] for r in results]) * 1000

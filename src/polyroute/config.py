@@ -401,8 +401,13 @@ class RouterConfig(_Section):
     embedding_cache: bool | Path = False
     #: Most prompts embedded together when requests arrive at once.
     max_batch: int = Field(32, ge=1, le=1024)
-    #: CPU threads for embedding; `polyroute serve` uses all cores but one (at most 4) if unset.
+    #: CPU threads for embedding, per worker; `polyroute serve` shares all cores but one among
+    #: the workers (at most 4 each) if unset.
     threads: int | None = Field(None, ge=1, le=256)
+    #: Decision worker threads, each embedding its own batches; `polyroute serve` uses one per
+    #: two cores beyond the first (at least 1, at most 4) if unset. A router that learns online
+    #: always gets one.
+    workers: int | None = Field(None, ge=1, le=64)
 
     @model_validator(mode="after")
     def _one_source(self) -> RouterConfig:

@@ -28,21 +28,27 @@ def config(router_dir, tmp_path, **changes):
     return validate_config(raw)
 
 
-def test_concurrent_decisions_are_batched_and_equal_single_ones(pipeline, router_dir, tmp_path):
-    cfg = config(router_dir, tmp_path)
-    decider = Decider(pipeline, cfg.backends, max_batch=8)
-    texts = [MATH_PROMPT, POETRY_PROMPT] * 6
-    policy = TradeoffPolicy(0.0)
-    expected = decider.decide_now(texts, policy)
+def decided_concurrently(decider, texts, policy, while_running=lambda: None):
+    """Start ``decider``, decide ``texts`` all at once (calling ``while_running`` first), stop."""
 
     async def run():
         return await asyncio.gather(*(decider.decide(t, policy) for t in texts))
 
     decider.start()
     try:
-        results = asyncio.run(run())
+        while_running()
+        return asyncio.run(run())
     finally:
         decider.stop()
+
+
+def test_concurrent_decisions_are_batched_and_equal_single_ones(pipeline, router_dir, tmp_path):
+    cfg = config(router_dir, tmp_path)
+    decider = Decider(pipeline, cfg.backends, max_batch=8)
+    texts = [MATH_PROMPT, POETRY_PROMPT] * 6
+    policy = TradeoffPolicy(0.0)
+    expected = decider.decide_now(texts, policy)
+    results = decided_concurrently(decider, texts, policy)
     assert [r.candidates for r in results] == expected
     assert [r.candidates[0].model for r in results[:2]] == ["alpha", "beta"]
 
@@ -169,3 +175,32 @@ def test_an_analysis_is_the_decisions_embedding_and_a_decision_can_rank_on_it(
         assert ranked[i].candidates == plain[i].candidates
         assert ranked[i].analysis is a
         np.testing.assert_allclose(plain[i].analysis.embedding, a.embedding, rtol=1e-5, atol=1e-6)
+
+
+def test_several_workers_decide_like_one_and_all_stop(pipeline, router_dir, tmp_path):
+    import threading
+
+    cfg = config(router_dir, tmp_path)
+    decider = Decider(pipeline, cfg.backends, max_batch=2, workers=3)
+    texts = [MATH_PROMPT, POETRY_PROMPT] * 8
+    policy = TradeoffPolicy(0.0)
+    expected = decider.decide_now(texts, policy)
+    names: set[str] = set()
+
+    def three_workers():
+        names.update(t.name for t in threading.enumerate()
+                     if t.name.startswith("polyroute-decider"))
+        assert len(names) == 3
+
+    results = decided_concurrently(decider, texts, policy, three_workers)
+    assert [r.candidates for r in results] == expected
+    assert not [t for t in threading.enumerate() if t.name in names]
+
+
+def test_a_router_that_learns_online_gets_exactly_one_worker(router_dir, tmp_path):
+    from gateway_world import make_outcomes
+
+    bandit = Pipeline("bandit", featurizer="tfidf", cache=False,
+                      router_params={"n_components": 8}).fit(make_outcomes())
+    decider = Decider(bandit, config(router_dir, tmp_path).backends, workers=4)
+    assert decider.workers == 1

@@ -63,6 +63,10 @@ class StaticMiniLMFeaturizer:
     parameter so that the caching can be tested without a two-minute distillation.
     """
 
+    #: A batch costs the sum of its rows (a lookup and a mean, nothing padded): the gateway's
+    #: decision thread embeds a batch of any lengths in one call.
+    pads_batches = False
+
     def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS, directory: Path | None = None,
                  build: Callable[[Path], None] = distill_minilm) -> None:
         self.max_chars = max_chars

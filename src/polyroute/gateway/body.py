@@ -11,7 +11,6 @@ work without a gateway release.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from polyroute.errors import PolicyError
 from polyroute.features import chat_to_text
+from polyroute.gateway import fastjson
 from polyroute.gateway.errors import APIError
 from polyroute.gateway.validate import validate_chat
 from polyroute.policies import Preference, policy_for
@@ -79,7 +79,7 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise APIError(400, "the request body is empty; expected a JSON object")
     try:
-        obj = json.loads(raw, parse_constant=_no_constant)
+        obj = fastjson.loads(raw, parse_constant=_no_constant)
     except RecursionError:  # far deeper than MAX_DEPTH: json gives up near 1,000 levels
         raise APIError(400, _too_deep()) from None
     except ValueError as exc:

@@ -22,7 +22,6 @@ an answer the translation cannot read is a ``bad_response`` like any other.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import anyio
 import httpx
 
+from polyroute.gateway import fastjson
 from polyroute.gateway.backends import Backend, Lease, is_retryable
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.redact import redact, scrub_keys
@@ -278,7 +278,7 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
         except UpstreamFormatError as exc:
             raise _Failure("bad_response", str(exc), status) from None
         try:
-            parsed = json.loads(body)
+            parsed = fastjson.loads(body)
         except ValueError:
             raise _Failure("bad_response", "the answer is not JSON", status) from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):

@@ -1,11 +1,13 @@
 """Routing decisions for the gateway: load the router, batch prompts, apply the policy.
 
-Why a single worker thread: embedding and kNN are CPU-bound and would block the event loop; one
-thread that takes every prompt waiting at that moment and embeds them together turns concurrent
-requests into one batched encoder call (far cheaper per prompt than many parallel ones on two
-cores) and adds no waiting when traffic is light — a lone request is processed immediately. It
-also serialises online learning with estimation, so a router with ``learns_online`` never sees a
-``learn_one`` in the middle of an ``estimate``.
+Why worker threads: embedding and kNN are CPU-bound and would block the event loop; a worker
+that takes every prompt waiting at that moment and embeds them together turns concurrent
+requests into one batched encoder call (far cheaper per prompt than many parallel ones) and adds
+no waiting when traffic is light — a lone request is processed immediately. One worker per
+spare pair of cores (``router.workers``; one on a machine of two or three) keeps a larger machine
+busy without making batches smaller there. A router with ``learns_online`` always gets exactly
+one worker: it serialises online learning with estimation, so ``learn_one`` never runs in the
+middle of an ``estimate``.
 """
 
 from __future__ import annotations
@@ -231,9 +233,15 @@ def limit_cpu_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def default_threads() -> int:
-    """Encoder threads when unset: every core but one (left to the event loop), at most 4."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+def default_workers() -> int:
+    """Decision workers when unset: one per two cores beyond the event loop's, at most 4."""
+    return max(1, min(4, ((os.cpu_count() or 2) - 1) // 2))
+
+
+def default_threads(workers: int = 1) -> int:
+    """Encoder threads per worker when unset: the cores but one (left to the event loop) shared
+    among ``workers``, at most 4."""
+    return max(1, min(4, ((os.cpu_count() or 2) - 1) // max(1, workers)))
 
 
 def _resolve(future: asyncio.Future, result: object, exc: BaseException | None) -> None:
@@ -249,7 +257,7 @@ class Decider:
     """Turns (text, policy) into ranked candidates among the servable models."""
 
     def __init__(self, pipeline: Pipeline, backends: Sequence[BackendConfig],
-                 max_batch: int = 32, threads: int | None = None) -> None:
+                 max_batch: int = 32, threads: int | None = None, workers: int = 1) -> None:
         self.pipeline = pipeline
         by_name = {b.name: b for b in backends}
         router_models = list(pipeline.models)
@@ -273,21 +281,32 @@ class Decider:
         self.max_batch = max_batch
         self.threads = threads
         self.learns_online = bool(type(pipeline.router).learns_online)
+        #: Worker threads taking decisions off the queue (one for a router that learns online).
+        self.workers = 1 if self.learns_online else max(1, workers)
+        #: The featurizer's own input cut (e.g. MiniLM's ~1,000 characters): longer texts cost
+        #: the same to embed, so they are batched together (see ``_estimate_by_length``).
+        self._max_chars: int | None = getattr(pipeline.featurizer, "max_chars", None)
+        #: Whether a batch is padded to its longest text (a transformer); one that is not
+        #: (TF-IDF, static embeddings) is embedded in one call whatever the lengths.
+        self._pads = bool(getattr(pipeline.featurizer, "pads_batches", True))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="polyroute-decider",
-                                            daemon=True)
-            self._thread.start()
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._run, name=f"polyroute-decider-{i}",
+                                              daemon=True) for i in range(self.workers)]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
+        if self._threads:
+            for _ in self._threads:  # one each: a worker returns on the first it takes
+                self._queue.put(_STOP)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
 
     def warm_up(self) -> None:
         """Load the encoder, cap its CPU threads, and touch every code path once, so the first
@@ -356,15 +375,18 @@ class Decider:
         An encoder pads a batch to its longest text: one 250-token prompt among 31 short ones
         would make the whole batch cost 32 long prompts. Texts are sorted by length and a new
         group starts whenever a text is more than twice as long as its group's shortest (short
-        texts, under ``_SHORT_CHARS``, all go together).
+        texts, under ``_SHORT_CHARS``, all go together; so do texts beyond the featurizer's own
+        cut, which it embeds at the same length).
         """
-        if len(texts) == 1:
+        if len(texts) == 1 or not self._pads:
             return self._embedded(texts)
-        order = [int(i) for i in np.argsort([len(t) for t in texts], kind="stable")]
+        cap = self._max_chars
+        lengths = [len(t) if cap is None else min(len(t), cap) for t in texts]
+        order = [int(i) for i in np.argsort(lengths, kind="stable")]
         groups: list[list[int]] = []
         for i in order:
-            n = len(texts[i])
-            if groups and n <= max(2 * len(texts[groups[-1][0]]), _SHORT_CHARS):
+            n = lengths[i]
+            if groups and n <= max(2 * lengths[groups[-1][0]], _SHORT_CHARS):
                 groups[-1].append(i)
             else:
                 groups.append([i])

@@ -15,22 +15,30 @@ import asyncio
 import errno
 import functools
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from polyroute.config import GatewayConfig, ServerConfig
 from polyroute.errors import ConfigError
 from polyroute.gateway.app import create_app
-from polyroute.gateway.routing import default_threads
+from polyroute.gateway.routing import default_threads, default_workers
 from polyroute.gateway.service import Gateway
 from polyroute.pipeline import Pipeline
 
 _KEEP_ALIVE = 30.0
+#: Seconds a thread may keep the GIL while another waits for it (Python's default is 5 ms).
+#: Why shorter: the event loop gives the GIL up at every socket call and, while a decision
+#: worker or the store writer is running Python code, waited up to 5 ms to get it back — every
+#: request's next step queued behind the decision thread (measured: routed TF-IDF throughput
+#: at concurrency 32 rose by about half with 0.5 ms; the encoders release the GIL while they
+#: compute, so they lose nothing).
+SWITCH_INTERVAL = 0.0005
 #: Seconds uvicorn still waits, after the drain's deadline has cut the streams, for the cut
 #: requests to end before it cancels what is left.
 _CUT_GRACE = 2.0
@@ -69,15 +77,19 @@ class GatewayServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-class HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for a request's headers.
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for a request's headers.
 
-    Why: uvicorn has no header-read timeout — its keep-alive timer is cancelled by the first
-    byte received and never armed on a fresh connection — so a client sending its headers a
-    byte at a time (or nothing at all) holds a connection forever. Here a connection must have
-    complete headers within ``header_timeout`` of connecting, or of its previous response plus
-    the keep-alive time; otherwise it is closed. The body has its own limit
-    (``server.body_timeout``, in :func:`~polyroute.gateway.body.read_body`).
+    Why httptools (and uvloop, see :func:`uvicorn_config`): a C parser and a C event loop for
+    what h11 and asyncio do in Python, which is most of what a pinned request costs (uvloop
+    alone raised pinned throughput by about a third in issue 14's measurement). Why the
+    deadline: uvicorn has no header-read timeout —
+    its keep-alive timer is cancelled by the first byte received and never armed on a fresh
+    connection — so a client sending its headers a byte at a time (or nothing at all) holds a
+    connection forever. Here a connection must have complete headers within
+    ``header_timeout`` of connecting, or of its previous response plus the keep-alive time;
+    otherwise it is closed. The body has its own limit (``server.body_timeout``, in
+    :func:`~polyroute.gateway.body.read_body`).
     """
 
     def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
@@ -128,7 +140,7 @@ def uvicorn_config(app, config: GatewayConfig, **overrides) -> uvicorn.Config:
                     access_log=server.access_log, lifespan="on",
                     timeout_graceful_shutdown=server.shutdown_timeout,
                     timeout_keep_alive=_KEEP_ALIVE, proxy_headers=False, server_header=False,
-                    http=functools.partial(HeaderDeadlineProtocol,
+                    loop="uvloop", http=functools.partial(HeaderDeadlineProtocol,
                                            header_timeout=server.header_timeout))
     settings.update(overrides)
     return uvicorn.Config(app, **settings)
@@ -164,19 +176,25 @@ def serve(config: GatewayConfig, *, pipeline: Pipeline | None = None,
     """Claim the port, build the app (failing before serving if anything is wrong) and serve
     until stopped.
 
-    The port is bound before anything slow or stateful (see :func:`bind`); connections that
+    The process's GIL switch interval is shortened (:data:`SWITCH_INTERVAL`). The port is
+    bound before anything slow or stateful (see :func:`bind`); connections that
     arrive while the router loads wait in the listen backlog. The process is the gateway's own,
-    so the encoder's CPU threads are capped here when the config leaves ``router.threads`` unset
-    (``create_app`` alone never changes process-wide thread settings).
+    so the decision workers and the encoder's CPU threads are set here when the config leaves
+    ``router.workers`` / ``router.threads`` unset (``create_app`` alone never changes
+    process-wide thread settings).
     """
     from polyroute.store import open_store
 
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if sock is None:
         sock = bind(config.server)
     store = None
     try:
-        if config.router.threads is None:
-            router = config.router.model_copy(update={"threads": default_threads()})
+        router = config.router
+        workers = router.workers or default_workers()
+        if router.workers is None or router.threads is None:
+            router = router.model_copy(update={
+                "workers": workers, "threads": router.threads or default_threads(workers)})
             config = config.model_copy(update={"router": router})
         # Opened here, not in the app's startup: an unreachable database is then one line
         # from the CLI (a StoreError) rather than a traceback from uvicorn's lifespan.

@@ -149,7 +149,7 @@ class Gateway:
         config = self.config
         warnings = check_backends(pipeline.models, config)
         decider = Decider(pipeline, config.backends, config.router.max_batch,
-                          config.router.threads)
+                          config.router.threads, config.router.workers or 1)
         if warm_up:
             decider.warm_up()
         routes: dict[str, Route] = {}

@@ -4,15 +4,16 @@ Why judge here: a stream is only a success when it completed — ``[DONE]`` arri
 choice it mentioned carried a ``finish_reason`` — and every event it sent was a chat completion
 chunk (JSON with a list ``choices``; the usage-only chunk has ``choices: []``). The relay already
 cuts events to forward whole ones, so parsing each ``data:`` payload once costs one
-``json.loads`` per event and no second pass. A malformed event stops the relay: neither it nor
+JSON parse per event and no second pass. A malformed event stops the relay: neither it nor
 anything after it is forwarded.
 
 Work is linear in the bytes received: pending bytes grow in a ``bytearray`` (no copy of the whole
 event per chunk) and each chunk is searched for an event end from three bytes before it (the
 longest terminator, ``\\r\\n\\r\\n``, may straddle two chunks), never from the event's start. An
 event longer than ``max_event_bytes`` is an error as soon as the pending bytes pass the cap.
-No imports from the rest of the gateway: :mod:`forward` uses it to read a stream's first event
-before committing to a backend, :mod:`streaming` to relay the rest.
+No imports from the rest of the gateway but its JSON reader (:mod:`fastjson`): :mod:`forward`
+uses it to read a stream's first event before committing to a backend, :mod:`streaming` to relay
+the rest.
 
 The cutting is :class:`SSECutter`, apart from what an event becomes: :class:`SSERelay` judges
 Chat Completions chunks and forwards them as they are, an upstream dialect's relay (see
@@ -21,9 +22,10 @@ Chat Completions chunks and forwards them as they are, an upstream dialect's rel
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from polyroute.gateway import fastjson
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSECutter", "SSERelay", "data_lines"]
 
@@ -145,7 +147,7 @@ class SSERelay(SSECutter):
             self.done = True
             return _KEEP
         try:
-            obj = json.loads(payload)
+            obj = fastjson.loads(payload)
         except ValueError:
             return self._bad("an event is not JSON")
         if not isinstance(obj, dict):

@@ -3,8 +3,13 @@
 Why one writer: SQLite allows one writer at a time; funnelling every write through one thread
 means no ``database is locked`` retries, writes never block the event loop (enqueueing is a
 ``put`` on a queue), and ordering is guaranteed (a request's start row is always committed before
-its final record or any feedback on it). Each job is one transaction: it commits whole or not at
-all.
+its final record or any feedback on it). Each job commits whole or not at all.
+
+Group commit: the jobs already waiting when the writer wakes (at most :data:`MAX_GROUP`) run in
+one transaction, each inside its own savepoint — a job that fails is rolled back alone, the
+others commit — so a busy gateway pays one commit per group instead of two per request (the
+commits were a fifth of a proxied request's CPU). A job's waiter hears of its result only after
+the group committed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 Job = Callable[[sqlite3.Connection], Any]
 _STOP = object()
+#: Most jobs committed together.
+MAX_GROUP = 64
 
 
 class Writer:
@@ -67,28 +74,81 @@ class Writer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        conn = self._conn
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            group, stop = [self._queue.get()], False
+            while group[-1] is not _STOP and len(group) < MAX_GROUP:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if group[-1] is _STOP:
+                group.pop()
+                stop = True
+            jobs = [(job, future) for job, future in group
+                    if future is None or future.set_running_or_notify_cancel()]
+            if jobs:
+                self._commit(jobs)
+            if stop:
                 return
-            job, future = item
-            if future is not None and not future.set_running_or_notify_cancel():
-                continue
+
+    def _commit(self, jobs: list[tuple[Job, Future | None]]) -> None:
+        """Run ``jobs`` in one transaction, one savepoint each; then tell their waiters."""
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, _ in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job(conn)
+                except Exception as exc:  # noqa: BLE001 - reported below, never lost
+                    if not conn.in_transaction:  # the error ended the whole transaction
+                        raise _GroupLost from exc
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((False, exc))
+                    continue
+                conn.execute("RELEASE job")
+                outcomes.append((True, result))
+            conn.execute("COMMIT")
+        except _GroupLost:
+            self._one_by_one(jobs)
+            return
+        except Exception as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: every job with it
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(False, exc)] * len(jobs)
+        for (_, future), (ok, value) in zip(jobs, outcomes, strict=True):
+            self._report(future, ok, value)
+
+    def _one_by_one(self, jobs: list[tuple[Job, Future | None]]) -> None:
+        """A group whose transaction a job's error rolled back: each job in its own."""
+        conn = self._conn
+        for job, future in jobs:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = job(conn)
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-            except Exception as exc:  # noqa: BLE001 - reported to the waiter or logged, never lost
-                if future is not None:
-                    future.set_exception(exc)
-                else:
-                    self.failed_writes += 1
-                    logger.exception("store write failed and was rolled back")
+            except Exception as exc:  # noqa: BLE001 - reported to the waiter or logged
+                self._report(future, False, exc)
                 continue
+            self._report(future, True, result)
+
+    def _report(self, future: Future | None, ok: bool, value: Any) -> None:
+        if ok:
             if future is not None:
-                future.set_result(result)
+                future.set_result(value)
+        elif future is not None:
+            future.set_exception(value)
+        else:
+            self.failed_writes += 1
+            logger.error("store write failed and was rolled back", exc_info=value)
+
+
+class _GroupLost(Exception):
+    """A job's error rolled back the group's whole transaction (not only its savepoint)."""

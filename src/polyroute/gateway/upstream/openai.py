@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 
+from polyroute.gateway import fastjson
 from polyroute.gateway.sse import SSERelay
 
 
@@ -30,7 +30,7 @@ class OpenAIDialect:
             options = dict(upstream.get("stream_options") or {})
             options["include_usage"] = True
             upstream["stream_options"] = options
-        return json.dumps(upstream, ensure_ascii=False, separators=(",", ":")).encode()
+        return fastjson.dumps(upstream)
 
     def answer(self, content: bytes) -> bytes:
         return content
