@@ -181,14 +181,13 @@ class Recorder:
             conversation_id=self.conversation_id, pinned=self.pinned,
             conversation=self.conversation)
         try:
-            gw.store.finish_request(record)
+            if not self.unrecorded:
+                gw.store.finish_request(record)
             if gw.tracer is not None:
                 stages = list(self.stage_times or [])
                 if self.open_stage is not None:  # finished inside a stage (serve, usually)
                     stages.append((*self.open_stage, time.time_ns()))
                 gw.tracer.record(record, stages)
-            if not self.unrecorded:
-                gw.store.finish_request(record)
         finally:
             gw.metrics.finished(self.route or "invalid", http_status, latency_s, self.stream)
             if status != OK:
