@@ -66,6 +66,8 @@ async def feedback(request: Request) -> Response:
         learned = False
         if gw.decider.learns_online and target.prompt and target.chosen:
             learned = await gw.decider.learn(target.prompt, target.chosen, score)
+            if learned:  # the other replicas learn it too (shared state only)
+                gw.shared.feedback.published(target.prompt, target.chosen, score)
         gw.metrics.feedback.inc()
     except APIError as exc:
         return error_response(exc)

@@ -204,6 +204,10 @@ class Gateway:
             self.shared.router.published(pipeline.identity)
         return {"previous": old, "current": pipeline.identity}
 
+    async def _learn_shared(self, text: str, model: str, score: float) -> bool:
+        """Another replica's feedback, fed to this replica's router (the live one)."""
+        return await self.decider.learn(text, model, score)
+
     async def _follow_router(self, identity: str) -> None:
         """Another replica switched to ``identity``: load ``router.path`` unless this one
         serves it already, or already tried (a path holding something else is said once)."""
@@ -288,6 +292,7 @@ class Gateway:
         logger.info("%s", self.shared.describe())
         if self.config.router.path is not None:  # a router trained at start has no files
             await self.shared.router.start(self.pipeline.identity, self._follow_router)
+        await self.shared.feedback.start(self._learn_shared)
         if self.cache is not None:
             self.cache.sink = self._store
             self.cache.load(self._store.cached_answers(self.cache.clock()))

@@ -24,6 +24,7 @@ from polyroute.gateway.shared.base import (
 from polyroute.gateway.shared.local import LocalRates, LocalSpend, local_state
 from polyroute.gateway.shared.redis_breakers import RedisBreakers
 from polyroute.gateway.shared.redis_client import check_reachable, connect
+from polyroute.gateway.shared.redis_feedback import RedisFeedbackSync
 from polyroute.gateway.shared.redis_rates import RedisRates
 from polyroute.gateway.shared.redis_router import RedisRouterSync
 from polyroute.gateway.shared.redis_spend import RedisSpend
@@ -43,7 +44,7 @@ class RedisSharedState(SharedState):
     async def start(self, store: Store) -> None:
         assert self.config is not None
         self.client = connect(self.config)
-        for part in (self.spend, self.rates, self.breakers, self.router):
+        for part in (self.spend, self.rates, self.breakers, self.router, self.feedback):
             part.open(self.client)  # type: ignore[attr-defined]
         await super().start(store)
 
@@ -72,4 +73,5 @@ def open_shared(config: GatewayConfig, *, check: bool = True) -> SharedState:
     return RedisSharedState(RedisSpend(config.keys, shared), RedisRates(shared),
                             RedisBreakers(shared),
                             where=f"{redact_url(shared.url)} (prefix {shared.prefix!r})",
-                            shared=True, router=RedisRouterSync(shared), config=shared)
+                            shared=True, router=RedisRouterSync(shared),
+                            feedback=RedisFeedbackSync(shared), config=shared)

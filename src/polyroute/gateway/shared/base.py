@@ -153,6 +153,22 @@ class RouterSync:
         return None
 
 
+class FeedbackSync:
+    """Shares online-learning updates: feedback taken by one replica teaches the others'
+    routers (``redis_feedback.py``). Per process there is nobody to tell."""
+
+    async def start(self, learn: Callable[[str, str, float], Awaitable[bool]]) -> None:
+        """``learn(text, model, score)`` is awaited for each update another replica took."""
+        return None
+
+    def published(self, text: str, model: str, score: float) -> None:
+        """This replica learnt from a feedback score (scheduled: the caller does not wait)."""
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 @dataclass
 class SharedState:
     """The three kinds of cross-request state a gateway keeps, and where they live."""
@@ -164,12 +180,14 @@ class SharedState:
     where: str
     shared: bool
     router: RouterSync = field(default_factory=RouterSync)
+    feedback: FeedbackSync = field(default_factory=FeedbackSync)
 
     async def start(self, store: Store) -> None:
         await self.spend.load(store)
         await self.breakers.start()
 
     async def close(self) -> None:
+        await self.feedback.close()
         await self.router.close()
         await self.breakers.close()
         await self.spend.close()
