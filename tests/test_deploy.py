@@ -83,6 +83,9 @@ def test_kubernetes_example_agrees_with_itself_and_the_config() -> None:
     assert docs["Service"]["spec"]["ports"][0]["targetPort"] == port["name"]
     assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"][
         "matchLabels"]
+    # The replicas share one PostgreSQL store and one Redis (external services).
+    assert config.store.url is not None and config.shared is not None
+    assert "PGPASSWORD" in secret_env and "@" in config.store.url.split("//", 1)[1]
     # Every backend key the config names comes from the Secret.
     wanted = {b.api_key_env for b in config.backends if b.api_key_env}
     assert wanted and wanted <= set(secret_env)
