@@ -313,18 +313,26 @@ class SQLiteStore(Store):
                                 "GROUP BY key_id", (day,)).fetchall()
         return {k: float(c) for k, c in rows if k}
 
-    def feedback_examples(self) -> list[FeedbackExample]:
-        with self._read() as conn:
-            rows = conn.execute("""
-                SELECT r.id, r.prompt, r.profile, r.chosen, f.score, r.cost, r.latency_ms
-                FROM requests r
-                JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE request_id = r.id)
-                WHERE r.chosen IS NOT NULL AND r.prompt IS NOT NULL AND r.status = 'ok'
-                ORDER BY r.ts
-            """).fetchall()
-        return [FeedbackExample(i, p, prof, m, float(s), float(c or 0.0),
-                                None if lat is None else lat / 1000.0)
-                for i, p, prof, m, s, c, lat in rows]
+    def feedback_examples(self) -> Iterator[FeedbackExample]:
+        last = (-math.inf, "")
+        while True:  # keyset pages on (ts, id): a retraining read never holds the whole log
+            with self._read() as conn:
+                rows = conn.execute("""
+                    SELECT r.id, r.prompt, r.profile, r.chosen, f.score, r.cost, r.latency_ms,
+                           r.ts
+                    FROM requests r
+                    JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback
+                                               WHERE request_id = r.id)
+                    WHERE r.chosen IS NOT NULL AND r.prompt IS NOT NULL AND r.status = 'ok'
+                      AND (r.ts, r.id) > (?, ?)
+                    ORDER BY r.ts, r.id LIMIT ?
+                """, (*last, _FEEDBACK_PER_PAGE)).fetchall()
+            yield from (FeedbackExample(i, p, prof, m, float(s), float(c or 0.0),
+                                        None if lat is None else lat / 1000.0)
+                        for i, p, prof, m, s, c, lat, _ts in rows)
+            if len(rows) < _FEEDBACK_PER_PAGE:
+                return
+            last = (rows[-1][7], rows[-1][0])
 
     def count_feedback(self) -> tuple[int, int]:
         """(feedback rows, requests with feedback that cannot be exported)."""
@@ -402,6 +410,8 @@ def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
 
 #: Ids per ``IN (...)`` query: well below SQLite's limit on bound parameters.
 _IDS_PER_QUERY = 500
+#: Feedback rows per page of :meth:`SQLiteStore.feedback_examples`.
+_FEEDBACK_PER_PAGE = 5000
 
 
 def _with_details(conn: sqlite3.Connection, rows: list[tuple]) -> list[RequestSummary]:
