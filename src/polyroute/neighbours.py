@@ -98,6 +98,11 @@ def graph_top_k(graph: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np
     return keys, dist
 
 
+def uses_graph(kind: str, rows: int) -> bool:
+    """Whether an index of ``kind`` over ``rows`` vectors searches through the HNSW graph."""
+    return kind == "hnsw" or (kind == "auto" and rows > EXACT_UP_TO)
+
+
 class NeighbourIndex:
     """A fixed set of vectors searched by row number, exactly or through an HNSW graph.
 
@@ -120,7 +125,7 @@ class NeighbourIndex:
         self._sq_norms = ((self.vectors.astype(np.float64) ** 2).sum(axis=1)
                           if metric == "l2sq" else None)
         self.graph: Any = None
-        if kind == "hnsw" or (kind == "auto" and len(self.vectors) > EXACT_UP_TO):
+        if uses_graph(kind, len(self.vectors)):
             self.graph = new_graph(self.vectors.shape[1], metric=metric,
                                    expansion_add=self.EXPANSION_ADD,
                                    expansion_search=self.EXPANSION_SEARCH)
@@ -132,6 +137,10 @@ class NeighbourIndex:
     @property
     def approximate(self) -> bool:
         return self.graph is not None
+
+    def serves(self, kind: str) -> bool:
+        """Whether this index already searches the way ``kind`` asks (no rebuild needed)."""
+        return self.approximate == uses_graph(kind, len(self))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, valid) of each query's ``k`` nearest rows, nearest first: ``rows`` is an

@@ -71,7 +71,7 @@ class ClusterRouter(Router):
         """Index of the nearest cluster centre for each row."""
         self._check_fitted()
         index = getattr(self, "_index", None)
-        if index is None or index.kind != self.index:
+        if index is None or not index.serves(self.index):
             self._after_load()
         rows, _ = self._index.search(np.asarray(features, dtype=np.float32), 1)
         return rows[:, 0]

@@ -74,7 +74,7 @@ class KNNRouter(Router):
 
     def _search(self) -> NeighbourIndex:
         index = getattr(self, "_index", None)
-        if index is None or index.kind != self.index:  # ``index`` changed since fit
+        if index is None or not index.serves(self.index):  # ``index`` changed since fit
             index = self._index = NeighbourIndex(self.train_features_, kind=self.index)
         return index
 
