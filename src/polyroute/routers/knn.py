@@ -21,15 +21,17 @@ _K_GRID = (5, 10, 20, 40, 80, 160)
 
 
 def _neighbour_means(rows: np.ndarray, valid: np.ndarray, quality: np.ndarray,
-                     ks: list[int]) -> list[np.ndarray]:
+                     ks: list[int], fallback: np.ndarray | None = None) -> list[np.ndarray]:
     """For each k in ``ks``: the mean known quality of each query's first ``k`` neighbours
-    (``rows`` nearest first, ``valid`` marking real entries); the training mean where none of
-    them is known. One pass over the neighbours gives every k (cumulative sums)."""
+    (``rows`` nearest first, ``valid`` marking real entries); ``fallback`` (default: the
+    training mean, an O(rows) pass) where none of them is known. One pass over the neighbours
+    gives every k (cumulative sums)."""
     neigh = quality[np.where(valid, rows, 0)]  # (n, width, m)
     known = ~np.isnan(neigh) & valid[:, :, None]
     total = np.cumsum(np.where(known, neigh, 0.0), axis=1)
     count = np.cumsum(known, axis=1)
-    fallback = np.nanmean(quality, axis=0)
+    if fallback is None:
+        fallback = np.nanmean(quality, axis=0)
     out = []
     for k in ks:
         c = min(k, rows.shape[1]) - 1
@@ -64,6 +66,7 @@ class KNNRouter(Router):
     def _fit(self, outcomes: Outcomes, features: np.ndarray) -> None:
         self.train_features_ = unit_rows(features)
         self.train_quality_ = np.asarray(outcomes.quality, dtype=np.float64)
+        self._train_mean = None  # recomputed from this fit's outcomes
         self._index = NeighbourIndex(self.train_features_, kind=self.index)
         self.k_ = (int(self.k) if self.k is not None
                    else self._choose_k(self.train_features_, self.train_quality_))
@@ -71,6 +74,14 @@ class KNNRouter(Router):
     def _after_load(self) -> None:
         # The graph is derived from the saved vectors, never saved itself (see save()).
         self._index = NeighbourIndex(self.train_features_, kind=self.index)
+
+    def _fallback(self) -> np.ndarray:
+        """Per-model training mean, computed once: a decision must not pass over every row."""
+        mean = getattr(self, "_train_mean", None)
+        if mean is None:
+            with np.errstate(invalid="ignore"):
+                mean = self._train_mean = np.nanmean(self.train_quality_, axis=0)
+        return mean
 
     def _search(self) -> NeighbourIndex:
         index = getattr(self, "_index", None)
@@ -118,10 +129,13 @@ class KNNRouter(Router):
                 others = np.flatnonzero(fold_of != f)
                 local, _ = exact_top_k(x[others], x[held], widest)
                 rows, valid = others[local], np.ones(local.shape, dtype=bool)
-            for g, pred in enumerate(_neighbour_means(rows, valid, q, grid)):
+            with np.errstate(invalid="ignore"):
+                fold_mean = np.nanmean(q[fold_of != f], axis=0)  # the held-out rows excluded
+            for g, pred in enumerate(_neighbour_means(rows, valid, q, grid, fold_mean)):
                 errors[g] += np.nansum((pred - q[held]) ** 2)
         return int(grid[int(np.argmin(errors))])
 
     def _estimate(self, features: np.ndarray) -> tuple[np.ndarray, None]:
         rows, valid = self._search().search(unit_rows(features), self.k_)
-        return _neighbour_means(rows, valid, self.train_quality_, [self.k_])[0], None
+        return _neighbour_means(rows, valid, self.train_quality_, [self.k_],
+                                self._fallback())[0], None
