@@ -28,7 +28,8 @@ BATCH_ROWS = 65_536
 
 def parquet_batches(path: str | Path, *, batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
     """The record batches of a Parquet file (or a directory of them), ``batch_rows`` at a time,
-    through pyarrow's dataset reader (row groups are read as they are consumed)."""
+    through pyarrow's dataset reader. Read-ahead is one batch and one file: pyarrow's default
+    (16 batches, 4 files) would hold that many batches of long prompt texts decoded at once."""
     import pyarrow.dataset as ds
 
     path = Path(path)
@@ -36,7 +37,8 @@ def parquet_batches(path: str | Path, *, batch_rows: int = BATCH_ROWS) -> Iterat
         raise DataError(f"{path}: no such file")
     try:
         dataset = ds.dataset(path, format="parquet")
-        yield from dataset.to_batches(batch_size=batch_rows)
+        yield from dataset.to_batches(batch_size=batch_rows, batch_readahead=1,
+                                      fragment_readahead=1)
     except DataError:
         raise
     except Exception as exc:  # pyarrow raises many types for a corrupt file
