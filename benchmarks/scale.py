@@ -24,7 +24,7 @@ vectors. The test split is embedded by the same fitted TF-IDF.
 
 **Each size runs in its own subprocess** (so ``ru_maxrss`` is that run's peak): write the
 outcomes as long-format Parquet with rows shuffled, read them back with the chunked reader
-(``polyroute.data.chunked``, 65,536-row batches), join the vectors by prompt id, fit. Reported:
+(``polyroute.data.chunked``, 16,384-row batches), join the vectors by prompt id, fit. Reported:
 read seconds, fit seconds, peak RSS (and the RSS right after imports, the floor every run pays);
 decision time of one prompt (median over single-prompt ``estimate`` calls on test prompts) with
 exact search and with the HNSW graph; and AIQ on the bundled test split with each search, k
@@ -179,6 +179,18 @@ def run_size(work: Path, router_name: str, index: str) -> dict:
     return result
 
 
+def run_whole_file(work: Path) -> dict:
+    """The whole-file loader on the same Parquet file, for its time and peak memory."""
+    from polyroute.data import load_outcomes
+
+    after_imports = _rss_mb()
+    t = time.perf_counter()
+    outcomes = load_outcomes(work / "outcomes.parquet")
+    return {"loader": "load_outcomes", "prompts": outcomes.n_prompts,
+            "read_seconds": time.perf_counter() - t, "rss_after_imports_mb": after_imports,
+            "peak_rss_mb": _rss_mb()}
+
+
 def spawn(work: Path, router: str, index: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
     proc = subprocess.run([sys.executable, __file__, "--child", str(work), router, index],
@@ -207,6 +219,8 @@ def main() -> None:
     parser.add_argument("--routers", default="knn,cluster")
     parser.add_argument("--exact-fit-at-largest", action="store_true",
                         help="also fit kNN with index=exact at the largest size")
+    parser.add_argument("--whole-file-at", default="100000,1000000",
+                        help="sizes at which the whole-file loader is also measured")
     parser.add_argument("--markdown-only", action="store_true")
     args = parser.parse_args()
     if args.markdown_only:
@@ -220,7 +234,7 @@ def main() -> None:
     reference = {name: aiq_on_test(make_router(name).fit(train, x_train).estimate(x_test).quality,
                                    train, test) for name in ("best-single", "knn", "cluster")}
     print(f"reference AIQ (trained on the bundled train split): {reference}", file=sys.stderr)
-    runs = []
+    runs, loads = [], []
     with tempfile.TemporaryDirectory(prefix="polyroute-scale-") as tmp:
         for size in sizes:
             work = Path(tmp) / str(size)
@@ -234,12 +248,18 @@ def main() -> None:
             made = time.perf_counter() - t
             del outcomes, vectors
             plan = [(r, "auto") for r in args.routers.split(",")]
+            if str(size) in args.whole_file_at.split(","):
+                plan.insert(0, ("whole-file", "-"))
             if args.exact_fit_at_largest and size == max(sizes):
                 plan.append(("knn", "exact"))
             for router, index in plan:
                 print(f"size {size}: {router} index={index}", file=sys.stderr, flush=True)
                 res = spawn(work, router, index)
                 res.update(size=size, parquet_rows=rows, synthesise_seconds=made)
+                if router == "whole-file":
+                    loads.append(res)
+                    print(json.dumps(res), file=sys.stderr, flush=True)
+                    continue
                 for search in ("exact", "hnsw"):
                     f = work / f"est_{router}_{index}_{search}.npy"
                     if f.is_file():
@@ -251,7 +271,8 @@ def main() -> None:
     result = {"machine": info, "load_average_1min_at_end": os.getloadavg()[0],
               "featurizer": f"tfidf dim {DIM}, recombined prompts = mean of two parents",
               "train_prompts": train.n_prompts, "test_prompts": test.n_prompts,
-              "decisions_timed": DECISIONS, "reference_aiq": reference, "runs": runs}
+              "decisions_timed": DECISIONS, "reference_aiq": reference, "runs": runs,
+              "whole_file_loader": loads}
     write_json("scale.json", result)
     write_markdown(result)
 
@@ -273,8 +294,9 @@ def write_markdown(result: dict) -> None:
         f"({result['train_prompts']} prompts; see the script's docstring for exactly how): one "
         "outcome = one (prompt, model) cell, nine models per prompt. Features: "
         f"{result['featurizer']}. Evaluation: the bundled test split "
-        f"({result['test_prompts']} prompts). `auto` searches exactly up to {EXACT_UP_TO:,} "
-        "training prompts and through usearch's HNSW graph above.",
+        f"({result['test_prompts']} prompts). `auto` searches exactly while the training "
+        f"vectors hold at most {EXACT_UP_TO:,} floats (rows × dim; here {EXACT_UP_TO // 64:,} "
+        "prompts) and through usearch's HNSW graph above.",
         "",
         "AIQ of routers trained on the bundled train split itself (same TF-IDF features), for "
         "scale: " + ", ".join(f"{k} {v:.4f}" for k, v in result["reference_aiq"].items()) + ".",
@@ -298,7 +320,8 @@ def write_markdown(result: dict) -> None:
         "Columns: *read s* = the chunked Parquet reader (rows shuffled, joined by key); *fit s* = "
         "`router.fit` with the fit index (for kNN at `auto` this includes building the HNSW graph "
         "when the prompts pass the threshold, and choosing k by 5-fold CV on at most 5,000 "
-        "held-out prompts); *peak RSS* = `ru_maxrss` of the run's own subprocess; *ms/decision* = "
+        "held-out prompts); *peak RSS* = VmHWM (peak resident memory) of the run's own "
+        "subprocess; *ms/decision* = "
         f"median of {result['decisions_timed']} single-prompt `estimate` calls; *HNSW build s* = "
         "building the graph when the fit did not (also what loading a saved router costs, since "
         "the graph is rebuilt from the saved vectors); *Δ AIQ* = HNSW − exact on the test split "
@@ -306,12 +329,27 @@ def write_markdown(result: dict) -> None:
         "nothing to win).",
         "",
     ]
+    if result.get("whole_file_loader"):
+        chunked = {(r["size"]): r for r in result["runs"] if r["router"] == "knn"
+                   and r["index"] == "auto"}
+        lines += ["The same Parquet files through the whole-file loader (`load_outcomes`, one "
+                  "Python dict per row) against the chunked reader (its read time from the kNN "
+                  "run; its peak is that whole run's, fit included):", "",
+                  "| outcomes | whole-file read s | whole-file peak RSS MB | chunked read s "
+                  "| chunked run peak RSS MB |", "|---:|---:|---:|---:|---:|"]
+        for r in result["whole_file_loader"]:
+            c = chunked.get(r["size"], {})
+            lines.append(f"| {r['size']:,} | {r['read_seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
+                         f"{fmt(c.get('read_seconds'), '.1f')} | "
+                         f"{fmt(c.get('peak_rss_mb'), '.0f')} |")
+        lines.append("")
     (RESULTS / "scale.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        out = run_size(Path(sys.argv[2]), sys.argv[3], sys.argv[4])
+        out = (run_whole_file(Path(sys.argv[2])) if sys.argv[3] == "whole-file"
+               else run_size(Path(sys.argv[2]), sys.argv[3], sys.argv[4]))
         print(json.dumps(out))
     else:
         main()

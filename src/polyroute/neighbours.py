@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-#: How a neighbour-based router searches: ``auto`` = exact up to :data:`EXACT_UP_TO` rows, the
-#: HNSW graph above; ``exact`` and ``hnsw`` force one.
+#: How a neighbour-based router searches: ``auto`` = exact while the set holds at most
+#: :data:`EXACT_UP_TO` floats (rows × dim), the HNSW graph above; ``exact`` and ``hnsw`` force one.
 INDEX_KINDS = ("auto", "exact", "hnsw")
-#: Rows up to which ``auto`` searches exactly. One exact query touches ``rows × dim`` floats; at
-#: 20,000 rows of 384-dim MiniLM that is ~1 ms on an idle core (the cache's measurements in
-#: cache/index.py: 49 µs at 2,000 rows), and the graph's ~0.1-0.5 ms wins above it.
-EXACT_UP_TO = 20_000
+#: Floats (rows × dim) up to which ``auto`` searches exactly: one exact query reads them all.
+#: Measured by benchmarks/scale.py (one kNN decision, 2 shared cores): 0.32 ms at 11,112 × 64
+#: (0.7 M floats) and 1.9 ms at 111,112 × 64 (7.1 M), against 0.2-0.5 ms for the graph; 1 ms
+#: is ~4 M floats: 62,500 rows of 64-dim TF-IDF, 10,400 of 384-dim MiniLM.
+EXACT_UP_TO = 4_000_000
 #: Similarity blocks of at most this many floats (64 MB): exact search over 10⁵-10⁶ rows for a
 #: batch of queries never materialises the whole (queries × rows) matrix.
 _BLOCK_FLOATS = 16 * 1024 * 1024
@@ -98,16 +99,17 @@ def graph_top_k(graph: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np
     return keys, dist
 
 
-def uses_graph(kind: str, rows: int) -> bool:
-    """Whether an index of ``kind`` over ``rows`` vectors searches through the HNSW graph."""
-    return kind == "hnsw" or (kind == "auto" and rows > EXACT_UP_TO)
+def uses_graph(kind: str, rows: int, dim: int) -> bool:
+    """Whether an index of ``kind`` over ``rows`` vectors of ``dim`` floats searches through
+    the HNSW graph."""
+    return kind == "hnsw" or (kind == "auto" and rows * dim > EXACT_UP_TO)
 
 
 class NeighbourIndex:
     """A fixed set of vectors searched by row number, exactly or through an HNSW graph.
 
     ``kind`` is one of :data:`INDEX_KINDS`; ``auto`` builds the graph only above
-    :data:`EXACT_UP_TO` rows. The vectors are kept (the exact path and a rebuild need them);
+    :data:`EXACT_UP_TO` floats. The vectors are kept (the exact path and a rebuild need them);
     the graph is derived state and never saved, see the routers' ``_after_load``.
     """
 
@@ -125,7 +127,7 @@ class NeighbourIndex:
         self._sq_norms = ((self.vectors.astype(np.float64) ** 2).sum(axis=1)
                           if metric == "l2sq" else None)
         self.graph: Any = None
-        if uses_graph(kind, len(self.vectors)):
+        if uses_graph(kind, *self.vectors.shape):
             self.graph = new_graph(self.vectors.shape[1], metric=metric,
                                    expansion_add=self.EXPANSION_ADD,
                                    expansion_search=self.EXPANSION_SEARCH)
@@ -140,7 +142,7 @@ class NeighbourIndex:
 
     def serves(self, kind: str) -> bool:
         """Whether this index already searches the way ``kind`` asks (no rebuild needed)."""
-        return self.approximate == uses_graph(kind, len(self))
+        return self.approximate == uses_graph(kind, *self.vectors.shape)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, valid) of each query's ``k`` nearest rows, nearest first: ``rows`` is an

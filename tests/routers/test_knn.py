@@ -112,7 +112,7 @@ def test_knn_estimates_agree_between_exact_and_hnsw() -> None:
 def test_auto_switches_to_the_graph_above_the_threshold(monkeypatch) -> None:
     import polyroute.neighbours as neighbours
 
-    monkeypatch.setattr(neighbours, "EXACT_UP_TO", 100)
+    monkeypatch.setattr(neighbours, "EXACT_UP_TO", 100 * 16)  # 100 prompts of 16 floats
     x, q, _c, _g = _separated_groups(groups=16)  # 96 prompts: at the threshold, exact
     assert not make_router("knn", k=6).fit(table(q), x)._index.approximate
     x, q, _c, _g = _separated_groups(groups=17)  # 102 prompts: above it, the graph

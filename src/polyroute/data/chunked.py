@@ -22,8 +22,9 @@ from polyroute.data.loaders import _resolve_models, finish_outcomes, load_models
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo, Outcomes
 from polyroute.errors import DataError
 
-#: Rows per record batch read from Parquet: ~10 MB of Python objects at a time.
-BATCH_ROWS = 65_536
+#: Rows per record batch read from Parquet. Every row repeats its prompt's text, so a batch of
+#: long prompts is tens of MB as Arrow data and again as Python strings.
+BATCH_ROWS = 16_384
 
 
 def parquet_batches(path: str | Path, *, batch_rows: int = BATCH_ROWS) -> Iterator[Any]:

@@ -21,8 +21,8 @@ class ClusterRouter(Router):
 
     ``index`` says how a prompt finds its nearest centre, as for kNN (see
     :mod:`polyroute.neighbours`): the search set is the centres, so ``auto`` stays exact unless
-    ``n_clusters`` passes ``EXACT_UP_TO``. Above ``minibatch_above`` training prompts k-means
-    runs in mini-batches (scikit-learn's MiniBatchKMeans), whose cost does not grow with
+    ``n_clusters × dim`` passes ``EXACT_UP_TO``. Above ``minibatch_above`` training prompts
+    k-means runs in mini-batches (scikit-learn's MiniBatchKMeans), whose cost does not grow with
     ``n_init × n`` full passes.
     """
 

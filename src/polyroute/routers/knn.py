@@ -46,7 +46,8 @@ class KNNRouter(Router):
     """``k=None`` picks k from ``k_grid`` by ``cv``-fold cross-validation at fit time.
 
     ``index`` says how neighbours are found (see :mod:`polyroute.neighbours`): ``auto`` searches
-    exactly up to ``EXACT_UP_TO`` training prompts and through an HNSW graph above, ``exact``
+    exactly while the training vectors hold at most ``EXACT_UP_TO`` floats (rows × dim; ~10,000
+    MiniLM prompts) and through an HNSW graph above, ``exact``
     and ``hnsw`` force one. ``cv_sample`` caps the prompts whose held-out error chooses k.
     """
 
