@@ -54,6 +54,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 DIM = 64
 SEED = 0
 DECISIONS = 200
+BOOTSTRAP = 200
 
 
 def _rss_mb() -> float:
@@ -209,17 +210,22 @@ def spawn(work: Path, router: str, index: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def aiq_on_test(quality_est: np.ndarray, train, test, models=None) -> float:
-    """AIQ on ``test`` of estimates whose columns are ``models`` (matched by name)."""
-    from polyroute.evaluation.bootstrap import aiq_of
+def test_estimates(quality_est: np.ndarray, train, test, models=None):
+    """Estimates on ``test`` whose columns are ``models`` (matched by name), with predicted
+    costs as the evaluation runner gives them."""
     from polyroute.routers import Estimates
     from polyroute.routers.cost import CostModel
 
     cost_model = CostModel.fit(train)
     est = Estimates(models=tuple(models or test.model_names), quality=quality_est)
     est = est.select_models(test.model_names)
-    est = est.with_cost(cost_model.predict(test.prompts, est.models), cost_model.cost_scale)
-    return aiq_of(est, test.quality, test.cost)
+    return est.with_cost(cost_model.predict(test.prompts, est.models), cost_model.cost_scale)
+
+
+def aiq_on_test(quality_est: np.ndarray, train, test, models=None) -> float:
+    from polyroute.evaluation.bootstrap import aiq_of
+
+    return aiq_of(test_estimates(quality_est, train, test, models), test.quality, test.cost)
 
 
 def main() -> None:
@@ -274,7 +280,13 @@ def main() -> None:
                     if f.is_file():
                         res[f"{search}_aiq"] = aiq_on_test(np.load(f), train, test, res["models"])
                 if "hnsw_aiq" in res:
+                    from polyroute.evaluation import paired_bootstrap
+
                     res["aiq_hnsw_minus_exact"] = res["hnsw_aiq"] - res["exact_aiq"]
+                    pair = [test_estimates(np.load(work / f"est_{router}_{index}_{s}.npy"),
+                                           train, test, res["models"]) for s in ("hnsw", "exact")]
+                    res["aiq_difference_bootstrap"] = paired_bootstrap(
+                        *pair, test.quality, test.cost, n_resamples=BOOTSTRAP)
                 runs.append(res)
                 print(json.dumps(res), file=sys.stderr, flush=True)
     result = {"machine": info, "load_average_1min_at_end": os.getloadavg()[0],
@@ -312,7 +324,7 @@ def write_markdown(result: dict) -> None:
         "",
         "| outcomes | prompts | router | fit index | read s | fit s "
         "| peak RSS MB (after imports) | k | exact ms/decision | HNSW ms/decision "
-        "| HNSW build s | HNSW recall@k | AIQ exact | AIQ HNSW | Δ AIQ |",
+        "| HNSW build s | HNSW recall@k | AIQ exact | AIQ HNSW | Δ AIQ (bootstrap std) |",
         "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["runs"]:
@@ -324,7 +336,9 @@ def write_markdown(result: dict) -> None:
             f"{fmt(r.get('hnsw_decision_ms_median'), '.2f')} | "
             f"{fmt(r.get('hnsw_index_build_seconds'), '.1f')} | "
             f"{fmt(r.get('hnsw_recall_at_k'), '.3f')} | {fmt(r.get('exact_aiq'))} | "
-            f"{fmt(r.get('hnsw_aiq'))} | {fmt(r.get('aiq_hnsw_minus_exact'), '+.4f')} |")
+            f"{fmt(r.get('hnsw_aiq'))} | {fmt(r.get('aiq_hnsw_minus_exact'), '+.4f')}"
+            + (f" ({r['aiq_difference_bootstrap']['std']:.4f})"
+               if "aiq_difference_bootstrap" in r else "") + " |")
     lines += [
         "",
         "Columns: *read s* = the chunked Parquet reader (rows shuffled, joined by key); *fit s* = "
@@ -335,9 +349,10 @@ def write_markdown(result: dict) -> None:
         f"median of {result['decisions_timed']} single-prompt `estimate` calls; *HNSW build s* = "
         "building the graph when the fit did not (also what loading a saved router costs, since "
         "the graph is rebuilt from the saved vectors); *Δ AIQ* = HNSW − exact on the test split "
-        "with the same k; *recall@k* = share of the exact k nearest training prompts the graph "
-        "returns, over the test prompts. Cluster searches 20 centres: exact only (a graph over "
-        "20 points has nothing to win).",
+        "with the same k, and in brackets the std of that difference over 200 paired bootstrap "
+        "resamples of the test prompts; *recall@k* = share of the exact k nearest training "
+        "prompts the graph returns, over the test prompts. Cluster searches 20 centres: exact "
+        "only (a graph over 20 points has nothing to win).",
         "",
     ]
     if result.get("whole_file_loader"):
