@@ -308,8 +308,8 @@ def write_markdown(result: dict) -> None:
         f"Produced by `benchmarks/scale.py` (commit {m['commit']}, {m['date']}); machine: "
         f"{m['cpus']} CPUs shared with other jobs, load average "
         f"{m['load_average_1min_at_start']:.1f} "
-        f"at start and {result['load_average_1min_at_end']:.1f} at the end, so absolute times "
-        f"are several times what an idle machine gives; compare within a column.",
+        f"at start and {result['load_average_1min_at_end']:.1f} at the end (other helpers' jobs "
+        f"came and went), so absolute times are noisy; compare within a row.",
         "",
         "Synthetic outcomes recombined from the bundled train split "
         f"({result['train_prompts']} prompts; see the script's docstring for exactly how): one "
