@@ -7,8 +7,9 @@ is said in :mod:`polyroute.cache.index`; the routers make the same choice so tha
 one set of graph settings and one way of reading its answers serve both.
 
 Exact search is a matrix product and a partial sort: its cost grows with ``rows × dim``. The
-graph answers in a time that grows with ``log(rows)`` but costs a build (minutes at 10⁵ rows on a
-loaded 2-core machine, see ``benchmarks/results/scale.md``) and may miss a true neighbour.
+graph answers in a time that grows with ``log(rows)`` but costs a build (~10 s for 111,112 rows
+of 64 floats on 2 shared cores, see ``benchmarks/results/scale.md``) and may miss a true
+neighbour (recall of the 40 nearest: 0.994 there).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 #: :data:`EXACT_UP_TO` floats (rows × dim), the HNSW graph above; ``exact`` and ``hnsw`` force one.
 INDEX_KINDS = ("auto", "exact", "hnsw")
 #: Floats (rows × dim) up to which ``auto`` searches exactly: one exact query reads them all.
-#: Measured by benchmarks/scale.py (one kNN decision, 2 shared cores): 0.32 ms at 11,112 × 64
-#: (0.7 M floats) and 1.9 ms at 111,112 × 64 (7.1 M), against 0.2-0.5 ms for the graph; 1 ms
+#: Measured by benchmarks/scale.py (one kNN decision, 2 shared cores): 0.35 ms at 11,112 × 64
+#: (0.7 M floats) and 1.7 ms at 111,112 × 64 (7.1 M), against 0.26-0.54 ms for the graph; 1 ms
 #: is ~4 M floats: 62,500 rows of 64-dim TF-IDF, 10,400 of 384-dim MiniLM.
 EXACT_UP_TO = 4_000_000
 #: Similarity blocks of at most this many floats (64 MB): exact search over 10⁵-10⁶ rows for a
