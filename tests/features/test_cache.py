@@ -123,3 +123,18 @@ def test_the_featurizer_id_is_read_once_per_encode(tmp_path: Path) -> None:
     inner = CountingId()
     CachedFeaturizer(inner, tmp_path / "c.sqlite").encode([f"text {i}" for i in range(50)])
     assert CountingId.reads <= 2
+
+
+def test_encode_in_batches_equals_one_call_and_stores_each_batch(tmp_path: Path) -> None:
+    from polyroute.features import encode_in_batches
+
+    texts = [f"prompt {i} " + "e" * (i % 5) for i in range(23)] + ["prompt 0 "]  # one repeat
+    inner = CountingFeaturizer()
+    cached = CachedFeaturizer(inner, tmp_path / "c.sqlite")
+    out = encode_in_batches(cached, texts, batch_size=5)
+    np.testing.assert_array_equal(out, CountingFeaturizer().encode(texts))
+    assert [len(c) for c in inner.calls] == [5, 5, 5, 5, 3]  # the repeat was already cached
+    again = encode_in_batches(cached, texts, batch_size=7)
+    np.testing.assert_array_equal(again, out)
+    assert len(inner.calls) == 5  # everything came from the cache
+    cached.close()

@@ -21,6 +21,7 @@ from polyroute.store import (
     ShadowComparison,
     StoredResponse,
     export_feedback,
+    feedback_outcomes,
 )
 from polyroute.store.migrations import LATEST_VERSION, MIGRATIONS
 
@@ -348,3 +349,18 @@ def test_conversation_pins_round_trip_and_expire(store):
     store.expire_pins(now=150.0)
     store.flush()
     assert store.get_pin("key1", now=50.0) is None
+
+
+def test_feedback_is_read_in_pages_oldest_first(store, monkeypatch):
+    import polyroute.store.sql as sql
+
+    monkeypatch.setattr(sql, "FEEDBACK_PER_PAGE", 3)
+    now = time.time()
+    for i in range(8):  # several pages, two requests on one timestamp
+        store.finish_request(record(f"r{i}", ts=now + (i // 2), prompt=f"p{i}"))
+        store.add_feedback(FeedbackRecord(f"r{i}", i / 10, now, "k1")).result(10)
+    examples = list(store.feedback_examples())
+    assert [e.request_id for e in examples] == [f"r{i}" for i in range(8)]
+    assert [e.score for e in examples] == [i / 10 for i in range(8)]
+    outcomes = feedback_outcomes(store, batch_rows=2)  # streamed as several Arrow batches
+    assert outcomes.prompt_ids == tuple(f"r{i}" for i in range(8))

@@ -17,7 +17,9 @@ an IDMap over a flat index, i.e. no graph); hnswlib has no wheel for this Python
 build from source) and only marks deletions. usearch is imported only when a partition first
 grows past ``switch_at``.
 
-Similarity is cosine; vectors are normalised on the way in, so scores are in [-1, 1].
+Similarity is cosine; vectors are normalised on the way in, so scores are in [-1, 1]. The search
+itself (exact top-k, the graph and reading its answers) is shared with the neighbour-based
+routers in :mod:`polyroute.neighbours`; this class adds the keyed, mutable partition.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from polyroute.neighbours import exact_top_k, graph_top_k, new_graph
 
 #: Entries at which a partition moves from exact search to the HNSW graph.
 SWITCH_AT = 2048
@@ -89,23 +93,19 @@ class VectorIndex:
             return []
         q = _unit(vec)
         if self._graph is not None:
-            found = self._graph.search(q, min(k, len(self._vectors)))
+            keys, dist = graph_top_k(self._graph, q[None, :], min(k, len(self._vectors)))
             # usearch's cosine *distance* is 1 - cosine.
             return [(int(key), 1.0 - float(d)) for key, d in
-                    zip(found.keys.tolist(), found.distances.tolist(), strict=True)]
+                    zip(keys[0].tolist(), dist[0].tolist(), strict=True) if key >= 0]
         if self._matrix is None:
             self._order = list(self._vectors)
             self._matrix = np.stack([self._vectors[i] for i in self._order])
-        scores = self._matrix @ q
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._order[i], float(scores[i])) for i in top]
+        rows, scores = exact_top_k(self._matrix, q[None, :], k)
+        return [(self._order[i], float(s)) for i, s in
+                zip(rows[0].tolist(), scores[0].tolist(), strict=True)]
 
     def _build_graph(self) -> None:
-        from usearch.index import Index  # only large partitions need it
-
-        graph = Index(ndim=self.dim, metric="cos", dtype="f32")
+        graph = new_graph(self.dim)
         keys = np.fromiter(self._vectors, dtype=np.uint64, count=len(self._vectors))
         graph.add(keys, np.stack(list(self._vectors.values())))
         self._graph = graph

@@ -303,27 +303,31 @@ def _from_long(records: list[tuple[int, dict[str, Any]]], path: Path,
                prices: dict[str, ModelInfo], output_tokens: int, unit: str) -> Outcomes:
     if not records:
         raise DataError(f"{path}: the file holds no records")
-    cells = []
-    for lineno, rec in records:
-        where = f"{path}: {unit} {lineno}"
-        for key in _LONG_REQUIRED:
-            if key not in rec:
-                raise DataError(f"{where}: missing field {key!r}")
-        cost = rec.get("cost")
-        lat = rec.get("latency")
-        effort = rec.get("effort")
-        if effort is not None and effort != "" and effort not in LEVELS:
-            raise DataError(f"{where}: effort {effort!r} is not a reasoning effort level "
-                            f"({', '.join(LEVELS)}); leave it empty for none")
-        cells.append((
-            str(rec["prompt_id"]), str(rec["prompt"]), str(rec.get("task", "")),
-            candidate_name(str(rec["model"]), effort or None),
-            _number(rec["quality"], where, "quality", 0, 1),
-            None if cost is None else _number(cost, where, "cost", 0),
-            None if lat is None else _number(lat, where, "latency", 0),
-            lineno,
-        ))
+    cells = [long_cell(rec, f"{path}: {unit} {lineno}", lineno) for lineno, rec in records]
     return _assemble(cells, path, prices, output_tokens, unit=unit)
+
+
+def long_cell(rec: Mapping[str, Any], where: str, lineno: int) -> tuple:
+    """One validated long-format record as ``(prompt_id, prompt, task, candidate, quality,
+    cost or None, latency or None, lineno)``; ``where`` names it in errors. Absent fields are
+    missing keys (readers drop nulls first)."""
+    for key in _LONG_REQUIRED:
+        if key not in rec:
+            raise DataError(f"{where}: missing field {key!r}")
+    cost = rec.get("cost")
+    lat = rec.get("latency")
+    effort = rec.get("effort")
+    if effort is not None and effort != "" and effort not in LEVELS:
+        raise DataError(f"{where}: effort {effort!r} is not a reasoning effort level "
+                        f"({', '.join(LEVELS)}); leave it empty for none")
+    return (
+        str(rec["prompt_id"]), str(rec["prompt"]), str(rec.get("task", "")),
+        candidate_name(str(rec["model"]), effort or None),
+        _number(rec["quality"], where, "quality", 0, 1),
+        None if cost is None else _number(cost, where, "cost", 0),
+        None if lat is None else _number(lat, where, "latency", 0),
+        lineno,
+    )
 
 
 def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], output_tokens: int,
@@ -365,8 +369,20 @@ def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], outp
         if lat is not None:
             latency[i, j] = lat
 
+    return finish_outcomes(tuple(prompt_index), [t for t, _task, _l in prompt_meta],
+                           [task for _t, task, _l in prompt_meta], list(model_index), quality,
+                           cost, latency, seen_line, path, prices, output_tokens, unit)
+
+
+def finish_outcomes(prompt_ids: tuple[str, ...], texts: list[str], tasks: list[str],
+                    model_names: list[str], quality: np.ndarray, cost: np.ndarray,
+                    latency: np.ndarray, seen_line: np.ndarray, path: Path | str,
+                    prices: dict[str, ModelInfo], output_tokens: int, unit: str) -> Outcomes:
+    """Price the models and build the table from pivoted matrices (NaN = no value; ``seen_line``
+    the row or line each known cell came from, 0 for none): shared by the whole-file loader and
+    the chunked reader (:mod:`polyroute.data.chunked`) so both give the same table."""
     models: list[ModelInfo] = []
-    for name, j in model_index.items():
+    for j, name in enumerate(model_names):
         needs_rule = bool(np.any(~np.isnan(quality[:, j]) & np.isnan(cost[:, j])))
         base = split_candidate(name)[0]
         if name in prices:
@@ -380,14 +396,13 @@ def _assemble(cells: list[tuple], path: Path, prices: dict[str, ModelInfo], outp
                             f"price in the models file; add it to models.json")
         else:
             models.append(ModelInfo(name, 0.0, 0.0))
-    texts = [t for t, _task, _l in prompt_meta]
     # Every cell without a recorded cost (unknown-quality cells too, so that cost is defined
     # wherever a router might send a prompt) is charged by SOURCE.md's rule.
     cost = np.where(np.isnan(cost), rule_costs(texts, models, output_tokens), cost)
     return Outcomes(
-        prompt_ids=tuple(prompt_index),
+        prompt_ids=prompt_ids,
         prompts=tuple(texts),
-        tasks=tuple(task for _t, task, _l in prompt_meta),
+        tasks=tuple(tasks),
         models=tuple(models),
         quality=quality,
         cost=cost,

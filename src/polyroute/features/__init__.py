@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyroute.features.base import Featurizer, FittableFeaturizer
-from polyroute.features.cache import CachedFeaturizer, default_cache_path, with_cache
+from polyroute.features.cache import (
+    CachedFeaturizer,
+    default_cache_path,
+    encode_in_batches,
+    with_cache,
+)
 from polyroute.features.onnx import OnnxMiniLMFeaturizer
 from polyroute.features.sentence import DEFAULT_MODEL, SentenceTransformerFeaturizer
 from polyroute.features.static import StaticMiniLMFeaturizer
@@ -61,6 +66,7 @@ __all__ = [
     "TokenWindow",
     "chat_to_text",
     "default_cache_path",
+    "encode_in_batches",
     "focus_text",
     "load_saved_featurizer",
     "make_featurizer",

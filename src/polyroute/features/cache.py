@@ -21,6 +21,32 @@ from polyroute.features.base import Featurizer
 _CHUNK = 500
 
 
+#: Texts per call of :func:`encode_in_batches`.
+ENCODE_BATCH = 4096
+
+
+def encode_in_batches(featurizer: Featurizer, texts: Sequence[str], *,
+                      batch_size: int = ENCODE_BATCH) -> np.ndarray:
+    """``featurizer.encode(texts)`` a batch at a time into one preallocated float32 matrix.
+
+    For training on a large log: behind a :class:`CachedFeaturizer` each batch's new vectors
+    are stored as soon as they are computed (an interrupted run resumes where it stopped) and
+    the only memory beyond the result is one batch's worth.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not texts:
+        return np.asarray(featurizer.encode([]), dtype=np.float32)
+    out: np.ndarray | None = None
+    for start in range(0, len(texts), batch_size):
+        part = np.asarray(featurizer.encode(texts[start:start + batch_size]), dtype=np.float32)
+        if out is None:
+            out = np.empty((len(texts), part.shape[1]), dtype=np.float32)
+        out[start:start + len(part)] = part
+    assert out is not None
+    return out
+
+
 def default_cache_path() -> Path:
     """``$POLYROUTE_CACHE_DIR/embeddings.sqlite``, else ``~/.cache/polyroute/embeddings.sqlite``."""
     return cache_root() / "embeddings.sqlite"

@@ -232,7 +232,13 @@ class Router(ABC):
         for key, value in arrays.items():
             if "." not in key:
                 setattr(router, key, value)
+        router._after_load()
         return router
+
+    def _after_load(self) -> None:
+        """Rebuild derived state that is not saved (a search index built from saved vectors)
+        once the learned attributes are back. Nothing to do by default."""
+        return None
 
 
 def _restore_tuples(klass: type[Router], params: dict[str, Any]) -> dict[str, Any]:

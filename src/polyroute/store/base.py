@@ -147,7 +147,8 @@ class Store(ABC):
 
     @abstractmethod
     def feedback_examples(self) -> Iterable[FeedbackExample]:
-        """Finished requests that received feedback, oldest first (latest score per request)."""
+        """Finished requests that received feedback, oldest first (latest score per request),
+        read in pages: retraining from a large log streams them (see store.export)."""
 
     @abstractmethod
     def count_feedback(self) -> tuple[int, int]:

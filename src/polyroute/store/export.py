@@ -8,15 +8,17 @@ quality-imputation in ``routers.base`` are made for exactly that.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from polyroute.data import ModelInfo, Outcomes, save_outcomes
+from polyroute.data import Outcomes, save_outcomes
+from polyroute.data.chunked import outcomes_from_batches
 from polyroute.data.loaders import outcomes_format
-from polyroute.errors import StoreError
+from polyroute.errors import DataError, StoreError
 from polyroute.store.base import Store
+from polyroute.store.records import FeedbackExample
 
 
 @dataclass(frozen=True)
@@ -26,35 +28,50 @@ class ExportResult:
     models: tuple[str, ...]
 
 
-def feedback_outcomes(store: Store) -> Outcomes:
-    """The store's feedback as an :class:`Outcomes` table (unknown cells are NaN)."""
-    examples = list(store.feedback_examples())
-    if not examples:
-        raise StoreError("no logged request has feedback yet (POST /v1/feedback), or their "
-                         "prompts were not recorded (store.record_prompts)")
-    models = sorted({e.model for e in examples})
-    col = {m: j for j, m in enumerate(models)}
-    n, m = len(examples), len(models)
-    quality = np.full((n, m), np.nan)
-    cost = np.full((n, m), np.nan)
-    latency = np.full((n, m), np.nan)
-    for i, e in enumerate(examples):
-        j = col[e.model]
-        quality[i, j] = e.score
-        cost[i, j] = e.cost
-        if e.latency_s is not None:
-            latency[i, j] = e.latency_s
-    return Outcomes(
-        prompt_ids=tuple(e.request_id for e in examples),
-        prompts=tuple(e.prompt for e in examples),
-        tasks=tuple(e.profile or "gateway" for e in examples),
-        # Prices are not part of the long format (every cell carries its recorded cost).
-        models=tuple(ModelInfo(name, 0.0, 0.0) for name in models),
-        quality=quality,
-        cost=cost,
-        latency=None if np.all(np.isnan(latency)) else latency,
-        source="gateway feedback",
-    )
+#: Feedback rows per Arrow record batch when streaming from the store.
+BATCH_ROWS = 50_000
+_COLUMNS = ("prompt_id", "prompt", "task", "model", "quality", "cost", "latency")
+
+
+def feedback_batches(examples: Iterable[FeedbackExample], *,
+                     batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
+    """Feedback examples (a store's paged :meth:`~Store.feedback_examples`) as long-format
+    Arrow record batches of ``batch_rows`` rows, for :func:`polyroute.data.chunked.
+    outcomes_from_batches`: any store whose reads page can be trained on without holding its
+    log as Python objects."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+
+    def flush() -> Any:
+        batch = pa.RecordBatch.from_pydict(columns)
+        for values in columns.values():
+            values.clear()
+        return batch
+
+    for e in examples:
+        for name, value in zip(_COLUMNS, (e.request_id, e.prompt, e.profile or "gateway",
+                                          e.model, e.score, e.cost, e.latency_s), strict=True):
+            columns[name].append(value)
+        if len(columns["prompt_id"]) >= batch_rows:
+            yield flush()
+    if columns["prompt_id"]:
+        yield flush()
+
+
+def feedback_outcomes(store: Store, *, batch_rows: int = BATCH_ROWS) -> Outcomes:
+    """The store's feedback as an :class:`Outcomes` table (unknown cells are NaN), streamed
+    in batches. Prices are not part of the long format: every cell carries its recorded cost,
+    so the models are listed at price 0."""
+    try:
+        return outcomes_from_batches(feedback_batches(store.feedback_examples(),
+                                                      batch_rows=batch_rows),
+                                     source="gateway feedback")
+    except DataError as exc:
+        if "holds no rows" not in str(exc):
+            raise
+    raise StoreError("no logged request has feedback yet (POST /v1/feedback), or their "
+                     "prompts were not recorded (store.record_prompts)")
 
 
 def export_feedback(store: Store, path: str | Path) -> ExportResult:

@@ -334,18 +334,27 @@ class SQLStore(Store):
                                 "GROUP BY key_id", (day,)).fetchall()
         return {k: float(c) for k, c in rows if k}
 
-    def feedback_examples(self) -> list[FeedbackExample]:
-        with self._read() as conn:
-            rows = conn.execute("""
-                SELECT r.id, r.prompt, r.profile, r.chosen, f.score, r.cost, r.latency_ms
-                FROM requests r
-                JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE request_id = r.id)
-                WHERE r.chosen IS NOT NULL AND r.prompt IS NOT NULL AND r.status = 'ok'
-                ORDER BY r.ts, r.id
-            """).fetchall()
-        return [FeedbackExample(i, p, prof, m, float(s), float(c or 0.0),
-                                None if lat is None else lat / 1000.0)
-                for i, p, prof, m, s, c, lat in rows]
+    def feedback_examples(self) -> Iterator[FeedbackExample]:
+        last: tuple[float, str] | None = None
+        while True:  # keyset pages on (ts, id): a retraining read never holds the whole log
+            after = "" if last is None else " AND (r.ts > ? OR (r.ts = ? AND r.id > ?))"
+            args = () if last is None else (last[0], last[0], last[1])
+            with self._read() as conn:
+                rows = conn.execute(f"""
+                    SELECT r.id, r.prompt, r.profile, r.chosen, f.score, r.cost, r.latency_ms,
+                           r.ts
+                    FROM requests r
+                    JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback
+                                               WHERE request_id = r.id)
+                    WHERE r.chosen IS NOT NULL AND r.prompt IS NOT NULL AND r.status = 'ok'
+                    {after}
+                    ORDER BY r.ts, r.id LIMIT ?""", (*args, FEEDBACK_PER_PAGE)).fetchall()
+            yield from (FeedbackExample(i, p, prof, m, float(s), float(c or 0.0),
+                                        None if lat is None else lat / 1000.0)
+                        for i, p, prof, m, s, c, lat, _ts in rows)
+            if len(rows) < FEEDBACK_PER_PAGE:
+                return
+            last = (rows[-1][7], rows[-1][0])
 
     def count_feedback(self) -> tuple[int, int]:
         """(feedback rows, requests with feedback that cannot be exported)."""
@@ -420,6 +429,9 @@ def _summary(row: tuple) -> RequestSummary:
                           pinned=None if row[29] is None else bool(row[29]),
                           conversation=None if row[30] is None else json.loads(row[30]))
 
+
+#: Feedback examples per page of :meth:`SQLStore.feedback_examples`.
+FEEDBACK_PER_PAGE = 5000
 
 #: Ids per ``IN (...)`` query: well below SQLite's limit on bound parameters.
 _IDS_PER_QUERY = 500
