@@ -2,7 +2,7 @@
 
 Loopback only, bounded, stops by itself. A stand-in backend (tests/gateway/standin.py, a child
 process, answering at once), gateway replicas (``polyroute serve`` processes, each with its own
-SQLite store; a TF-IDF kNN router on the bundled llmrouter-bench outcomes) and this asyncio +
+SQLite store or all sharing one PostgreSQL schema; a TF-IDF kNN router on the bundled llmrouter-bench outcomes) and this asyncio +
 httpx load generator share the machine. Prompts are real ones from the bundled data; requests
 name a backend (no routing), so the numbers are the gateway's proxy path plus the state path.
 
@@ -347,8 +347,9 @@ def write_markdown(result: dict[str, Any]) -> None:
         f"{result['requests_per_setup']} requests per setup at concurrency "
         f"{result['concurrency']} (after a warm-up), real prompts from the bundled data, backend "
         f"`{result['pinned_backend']}` named (no routing), a key whose spend and rate limits "
-        f"are checked on every request but never reached. Each replica has its own SQLite "
-        f"store. Produced by `python benchmarks/shared_state.py`.", "",
+        f"are checked on every request but never reached. The store is a SQLite file per "
+        f"replica, or one PostgreSQL schema all replicas share, as the setup says. Produced by "
+        f"`python benchmarks/shared_state.py`.", "",
         "| setup | req/s | p50 | p99 | statuses |", "|---|---:|---:|---:|---|"]
     for r in result["runs"]:
         lines.append(f"| {r['setup']} | {r['throughput_rps']:.0f} | {r['p50_ms']:.1f} ms | "
@@ -365,8 +366,7 @@ def write_markdown(result: dict[str, Any]) -> None:
         "stays before routing so a spent key costs no routing work); on a loaded 2-CPU machine "
         "the whole-gateway numbers above are dominated by the gateway's own Python work "
         "(three replicas share the same two CPUs, so they cannot add throughput here; an "
-        "earlier run of the first three rows gave 62 / 73 / 68 req/s, a spread of about ±10 "
-        "req/s between runs).",
+        "earlier run of the first three rows, on a busier machine, gave 62 / 73 / 68 req/s).",
         "", "## The limit over three replicas", "",
         f"A key limited to ${lim['limit']:.5f} (about {TIGHT_REQUESTS} answers), "
         f"{lim['sent']} concurrent requests round-robin over three replicas sharing Redis:", "",
