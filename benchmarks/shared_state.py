@@ -2,9 +2,10 @@
 
 Loopback only, bounded, stops by itself. A stand-in backend (tests/gateway/standin.py, a child
 process, answering at once), gateway replicas (``polyroute serve`` processes, each with its own
-SQLite store or all sharing one PostgreSQL schema; a TF-IDF kNN router on the bundled llmrouter-bench outcomes) and this asyncio +
-httpx load generator share the machine. Prompts are real ones from the bundled data; requests
-name a backend (no routing), so the numbers are the gateway's proxy path plus the state path.
+SQLite store or all sharing one PostgreSQL schema; a TF-IDF kNN router on the bundled
+llmrouter-bench outcomes) and this asyncio + httpx load generator share the machine. Prompts
+are real ones from the bundled data; requests name a backend (no routing), so the numbers are
+the gateway's proxy path plus the state path.
 
 In one run, side by side, with a key that has a spend limit and rpm/tpm limits too large to be
 reached (every request runs the spend check, the reservation, the rate-limit admission and the
