@@ -13,7 +13,7 @@ import json
 
 import openai
 import pytest
-from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT
+from gateway_world import KEY, MATH_PROMPT, POETRY_PROMPT, wait_for
 
 from polyroute.cli import main
 
@@ -206,6 +206,12 @@ def test_a_completed_stream_keeps_the_pin(pinned_gateway, client):
                                             stream=True)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text.startswith("alpha answers")
+    # The pin is written when the stream's record is (once it has completed): the client has
+    # read the last byte a moment before, so wait for that before the next turn.
+    store = pinned_gateway.gateway.store
+    wait_for(lambda: store.flush() or all(r.status != "in_progress"
+                                          for r in store.recent_requests(5)),
+             "the stream's record")
     messages += [{"role": "assistant", "content": text},
                  {"role": "user", "content": POETRY_PROMPT}]
     raw = _turn(client, messages)

@@ -57,7 +57,9 @@ def test_onboard_then_serve_routes_each_task_to_its_strong_backend(tmp_path, rep
     assert "onboarding plan" in printed and "collected answers" in printed
     assert (tmp_path / "router" / "polyroute.json").is_file()
     sent = {name: app.requests for name, app in apps.items()}
-    assert all(n == 150 for n in sent.values()), sent
+    # Each backend is asked each of its 150 prompts; a call whose answer is lost in transit (a
+    # loaded machine) is asked again, so a stand-in may see a few more requests, never fewer.
+    assert all(150 <= n <= 155 for n in sent.values()), sent
     rows = [json.loads(line) for line in
             (tmp_path / "onboarding-outcomes.jsonl").read_text().splitlines()]
     assert {r["model"] for r in rows} == set(STANDINS) and all("answer" in r for r in rows)
@@ -74,6 +76,7 @@ def test_onboard_then_serve_routes_each_task_to_its_strong_backend(tmp_path, rep
     finally:
         store.close()
     assert len(kept) == 450 and all(a.cost > 0 for a in kept)
+    assert Counter(a.backend for a in kept) == {name: 150 for name in STANDINS}
 
     # Serve: prompts of each stand-in's strong task (not asked during onboarding) go to it.
     outcomes, _, _ = bundled()
