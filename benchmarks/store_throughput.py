@@ -13,9 +13,9 @@ both. Reported per cell: throughput and client-side p50/p99 (the median over the
 the throughput's range; every round is in the JSON), and the rows the store holds afterwards
 (it must equal the requests sent).
 
-Where later rows go: ``SETUPS`` names the setups measured; "PostgreSQL + Redis" and "three
-replicas" (issue 15) are listed in the results as *not measured yet* until their parts exist —
-add a setup entry (its store and shared-state settings, its replica count) and they fill in.
+Where the other rows are: "PostgreSQL + Redis" for one and for three replicas are measured by
+``benchmarks/shared_state.py`` (``benchmarks/results/shared_state.md``), beside SQLite with and
+without Redis, in one run; the results here point there.
 
 Usage::
 
@@ -254,7 +254,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                      f"{r['throughput_rps']:.1f} | {lo:.0f}–{hi:.0f} | {r['p50_ms']:.2f} | "
                      f"{r['p99_ms']:.2f} | {r['drain_s']:.2f} |")
     for name in result["not_measured_yet"]:
-        lines.append(f"| {name} | | | not measured yet | | | | |")
+        lines.append(f"| {name} | | | see shared_state.md | | | | |")
     lines += ["", "*Queue drain*: seconds after a cell's last answer until the store's writer "
               "had committed every record (`polyroute_store_queued_writes` back to 0): the "
               "answers never wait for the store, so a writer slower than the traffic shows "

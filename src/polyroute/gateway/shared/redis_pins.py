@@ -1,6 +1,6 @@
 """Conversation pins shared by replicas: one Redis key per pin, expiring on its own.
 
-Implements the ``PinStore`` protocol of ``polyroute.conversations.pins`` (branch h-convo): a
+Implements the ``PinStore`` protocol of ``polyroute.conversations.pins``: a
 conversation pinned on one replica is found pinned on every other, because the next turn may
 reach any of them. ``<prefix>:pin:<key>`` holds the pin as JSON and expires at the pin's
 ``expires_ts`` (``PXAT``), so ``expire`` has nothing to do and the keyspace stays the size of the
