@@ -23,6 +23,7 @@ Chat Completions chunks and forwards them as they are, an upstream dialect's rel
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Any
 
 from polyroute.gateway import fastjson
@@ -45,7 +46,7 @@ def data_lines(event: bytes) -> list[bytes]:
             if line.startswith(b"data:")]
 
 
-class SSECutter:
+class SSECutter(ABC):
     """Cuts a byte stream at SSE event boundaries; :meth:`_event` says what each becomes.
 
     ``feed`` returns the bytes to forward now; once ``error`` is set (by :meth:`_event`, or for
@@ -59,10 +60,10 @@ class SSECutter:
         self._pending = bytearray()
         self._scan = 0
 
+    @abstractmethod
     def _event(self, event: bytes, end: bytes) -> bytes:
         """The bytes to forward for one ``event`` (without its terminator ``end``, which is
         empty for the unterminated rest at :meth:`finish`); set ``error`` to stop."""
-        raise NotImplementedError
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to forward now: every complete valid event so far, none of a partial one."""

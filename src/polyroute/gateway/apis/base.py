@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -168,7 +169,7 @@ def one_of(*values: str) -> Check:
     return check
 
 
-class ChunkStream:
+class ChunkStream(ABC):
     """What every stream shaper shares: reading the internal chunks of a batch in order —
     ``[DONE]`` finishes, usage is kept, the first choice's deltas go to :meth:`_choice` —
     after :meth:`_start` has opened the client's stream on the first chunk."""
@@ -190,11 +191,14 @@ class ChunkStream:
                     out.extend(self._choice(choice))
         return b"".join(out)
 
+    @abstractmethod
     def _start(self) -> bytes:
-        raise NotImplementedError
+        """The client API's opening events (once; later calls return nothing)."""
 
+    @abstractmethod
     def _choice(self, choice: dict[str, Any]) -> list[bytes]:
-        raise NotImplementedError
+        """The client API's events for one chunk's first choice."""
 
+    @abstractmethod
     def finish(self) -> bytes:
-        raise NotImplementedError
+        """The closing events, once the internal stream completed."""
