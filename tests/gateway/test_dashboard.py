@@ -56,8 +56,10 @@ def test_stats_match_the_store(busy):
     assert {b["name"] for b in body["backends"]} == {"alpha", "beta", "gamma"}
     keys = {k["id"]: k for k in body["keys"]}
     assert keys["one"]["limit"] == 5.0
-    assert keys["one"]["spent"] == pytest.approx(
-        sum(r.cost for r in stored if r.key_id == "one"))
+    for key_id in ("one", "two"):  # a key without a limit too (no in-process tally for it)
+        assert keys[key_id]["spent"] == pytest.approx(
+            sum(r.cost for r in stored if r.key_id == key_id))
+    assert keys["two"]["spent"] > 0 and keys["two"]["limit"] is None
     assert body["router_identity"] == busy.gateway.pipeline.identity
 
 
