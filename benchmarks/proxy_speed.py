@@ -8,6 +8,8 @@ every target:
 * ``litellm``         — the LiteLLM proxy (installed here into its own venv, never a project
   dependency; skipped with a message when it cannot be installed);
 * ``pinned``          — polyroute naming a backend (no routing: the proxy's own cost);
+* ``pinned-httpx``    — the same with httpx as the client of its upstream calls (the one before
+  aiohttp became the default, ``server.upstream_client``);
 * ``routed-minilm``   — polyroute ``polyroute-auto`` with today's default featurizer (MiniLM + kNN);
 * ``routed-<name>``   — the same with each featurizer of ``--featurizers`` (e.g. tfidf).
 
@@ -153,10 +155,14 @@ def start_litellm(exe: Path, backend_url: str, model: str, port: int, tmp: Path,
 
 
 def start_gateway(router: Path, backend_url: str, models: list[str], port: int, tmp: Path,
-                  env: dict[str, str]) -> subprocess.Popen:
+                  env: dict[str, str], upstream_client: str | None = None) -> subprocess.Popen:
+    """``polyroute serve`` on the proxy's CPU; ``upstream_client`` overrides the config's
+    default HTTP client of upstream calls (aiohttp)."""
     import yaml
 
     cfg = gateway_config(router, backend_url, models, tmp / f"state-{port}.sqlite", port)
+    if upstream_client is not None:
+        cfg["server"]["upstream_client"] = upstream_client
     path = tmp / f"gateway-{port}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return subprocess.Popen(pinned(PROXY_CPU, [sys.executable, "-m", "polyroute", "serve",
@@ -307,6 +313,13 @@ def main() -> int:
             wait_http(f"{url}/healthz", proc, f"the gateway ({f})")
             if f == "minilm":
                 targets.append(Target("pinned", url, models[0], proc))
+                # The same gateway with httpx for its upstream calls (the client before aiohttp).
+                port = free_port()
+                proc = start_gateway(routers[f], backend_url, models, port, tmp, env, "httpx")
+                procs.append(proc)
+                wait_http(f"http://127.0.0.1:{port}/healthz", proc, "the gateway (httpx)")
+                targets.append(Target("pinned-httpx", f"http://127.0.0.1:{port}", models[0],
+                                      proc))
             targets.append(Target(f"routed-{f}", url, "polyroute-auto", proc))
         if args.targets:
             targets = [t for t in targets if t.name in args.targets.split(",")]

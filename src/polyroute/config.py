@@ -609,6 +609,10 @@ class ServerConfig(_Section):
     body_timeout: float = Field(30.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
+    #: The HTTP client library of upstream calls. aiohttp spends a fraction of httpx's CPU per
+    #: call (``benchmarks/results/upstream_clients.md``); httpx behaves the same and is kept
+    #: selectable.
+    upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
 
 
 class BreakerConfig(_Section):

@@ -47,7 +47,7 @@ def _standin_servers() -> Iterator[dict[str, tuple[StandIn, ServerThread]]]:
 def standins(_standin_servers) -> dict[str, StandIn]:
     """The three stand-in backends, reset to answering normally."""
     for app, _ in _standin_servers.values():
-        app.mode, app.chunks, app.reply = "ok", 5, None
+        app.mode, app.chunks, app.reply, app.chunk_gap = "ok", 5, None, 0.0
         app.gate.clear()
         app.script.clear()
         app.requests.clear()

@@ -48,6 +48,9 @@ class StandIn:
     #: ``max_tokens`` / ``max_completion_tokens`` is smaller, as a real backend stops there
     #: (``finish_reason: "length"``). None: 20 tokens (a stream: ``chunks``).
     completion_tokens: int | None = None
+    #: Seconds between a stream's content events, as between a real model's tokens (0: all at
+    #: once, which a client may read as one chunk).
+    chunk_gap: float = 0.0
     script: deque = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -198,6 +201,8 @@ class StandIn:
             await send(event({**base, "choices": [{"index": 0,
                                                    "delta": {"content": f"{text} {i}|"},
                                                    "finish_reason": None}]}))
+            if self.chunk_gap:
+                await asyncio.sleep(self.chunk_gap)
         tokens, finish = self._length(request, self.chunks)
         await send(event({**base, "choices": [{"index": 0, "delta": {},
                                                 "finish_reason": finish}]}))
@@ -227,6 +232,10 @@ class StandIn:
         elif behaviour == "garbage_mid":
             await send(content(0))
             await send(content(1))
+            # A pause, as between a real model's tokens: the gateway has committed to the good
+            # events before the garbage arrives (a client that reads them together in one
+            # chunk would see the garbage before committing, and fall back instead).
+            await asyncio.sleep(0.05)
             await send(raw(b"data: {\"choices\": [{\"delta\"\n\n"))
         elif behaviour == "nochoices" or behaviour.startswith("choices:"):
             obj = {**base}

@@ -58,7 +58,7 @@ def test_stream_arrives_in_order_and_complete(gateway, standins):
 
 def test_stream_is_relayed_event_by_event(gateway, standins):
     """Each upstream event is forwarded as it comes, not gathered into one body."""
-    standins["alpha"].chunks = 6
+    standins["alpha"].chunks, standins["alpha"].chunk_gap = 6, 0.02
     _, chunks = _stream(gateway, MATH_PROMPT)
     assert len(chunks) >= 6
 

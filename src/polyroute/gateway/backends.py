@@ -1,8 +1,9 @@
-"""One upstream: pooled ``httpx.AsyncClient``s, a concurrency limit, a breaker.
+"""One upstream: a pooled HTTP client, a concurrency limit, a breaker.
 
-Why pools per backend: each backend keeps its own keep-alive connections sized to its
+Why a pool per backend: each backend keeps its own keep-alive connections sized to its
 ``max_concurrency``, so a slow backend cannot starve the others of connections, and the gateway's
-semaphore (not httpx's pool timeout) decides what happens when a backend is full. The API it
+semaphore (not the client's pool timeout) decides what happens when a backend is full. The client
+library (aiohttp or httpx) is :mod:`~polyroute.gateway.upstream_http`'s choice. The API it
 speaks (its URL, auth headers and bodies) is its :mod:`~polyroute.gateway.upstream` dialect.
 """
 
@@ -18,6 +19,7 @@ import httpx
 from polyroute.config import BackendConfig, BreakerConfig
 from polyroute.gateway.breaker import CLOSED, CircuitBreaker
 from polyroute.gateway.upstream import UpstreamDialect, dialect_for
+from polyroute.gateway.upstream_http import ClientKind, UpstreamClient, open_client
 
 #: Upstream statuses that mean "this backend cannot serve now": try the next candidate.
 #: 401/403/404 are included because they are the gateway's misconfiguration (key, model id),
@@ -31,28 +33,22 @@ def is_retryable(status: int) -> bool:
     return status >= 500 or 300 <= status < 400 or status in RETRYABLE_STATUS
 
 
-#: Connections per pooled client. httpcore's pool walks every connection (and polls each idle
-#: one's socket) each time a request starts or ends, so one pool of 64 connections costs ~8x a
-#: pool of 8 per request; a backend therefore holds several small pools.
-POOL_SIZE = 8
-
-
 class Lease:
-    """One request's slot on a backend: the pooled client to use, returned with :meth:`release`."""
+    """One request's slot on a backend: the client to use, returned with :meth:`release`."""
 
-    __slots__ = ("_backend", "_index", "client", "url", "_released")
+    __slots__ = ("_backend", "client", "url", "_released")
 
-    def __init__(self, backend: Backend, index: int) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._index = index
-        self.client = backend._clients[index]
+        assert backend.client is not None, "Backend.open() was not called"
+        self.client: UpstreamClient = backend.client
         self.url = backend.completions_url
         self._released = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._backend._release(self._index)
+            self._backend._release()
 
 
 class Backend:
@@ -64,12 +60,11 @@ class Backend:
         self.api_key = api_key
         self.breaker = CircuitBreaker(breaker.failure_threshold, breaker.cooldown,
                                       breaker.max_cooldown)
-        self._clients: list[httpx.AsyncClient] = []
+        self.client: UpstreamClient | None = None
         #: The API this backend speaks: URL, headers, and translation of bodies and streams.
         self.dialect: UpstreamDialect = dialect_for(config)
-        #: Parsed once: httpx would otherwise parse and merge the URL on every request.
-        self.completions_url = self.dialect.endpoint(httpx.URL(config.base_url))
-        self._busy: list[int] = []
+        #: Built once, not per request.
+        self.completions_url = str(self.dialect.endpoint(httpx.URL(config.base_url)))
         self._slots: asyncio.Semaphore | None = None
         self.in_flight = 0
         #: Requests waiting for a free slot (part of the load a balancer sees).
@@ -90,38 +85,29 @@ class Backend:
             return "no free slot"
         return None
 
-    def open(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        """Create the pooled clients; pass one ``ssl_context`` for all backends (building one
-        per client loads the CA bundle each time, ~15 ms apiece)."""
+    def open(self, ssl_context: ssl.SSLContext | None = None,
+             client: ClientKind = "aiohttp") -> None:
+        """Create the pooled client (of the library ``client``); pass one ``ssl_context`` for
+        all backends (building one per client loads the CA bundle each time, ~15 ms apiece)."""
         cfg = self.config
         headers = {"accept-encoding": "identity", "content-type": "application/json",
                    **self.dialect.auth_headers(self.api_key)}
-        size = min(POOL_SIZE, cfg.max_concurrency)
-        n_pools = -(-cfg.max_concurrency // size)
-        self._clients = [httpx.AsyncClient(
-            base_url=cfg.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout),
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size,
-                                keepalive_expiry=30.0),
-            follow_redirects=False,
-            trust_env=False,
-            verify=ssl_context if ssl_context is not None else True,
-        ) for _ in range(n_pools)]
-        self._busy = [0] * n_pools
+        self.client = open_client(client, base_headers=headers,
+                                  max_connections=cfg.max_concurrency, timeout=cfg.timeout,
+                                  connect_timeout=cfg.connect_timeout, ssl_context=ssl_context)
         self._slots = asyncio.Semaphore(cfg.max_concurrency)
 
     async def aclose(self) -> None:
-        for client in self._clients:
+        if self.client is not None:
+            client, self.client = self.client, None
             await client.aclose()
-        self._clients = []
 
     # -- concurrency -----------------------------------------------------------------------------
     async def acquire(self) -> Lease | None:
         """A request slot, waiting at most ``queue_timeout``; None if none came free.
 
-        The slot's client is the least busy pool, which always has a free connection because
-        at most ``max_concurrency`` slots (= the pools' total size) are out.
+        The client always has a free connection because at most ``max_concurrency`` slots
+        (= its pool's size) are out.
         """
         assert self._slots is not None, "Backend.open() was not called"
         if self._slots.locked():
@@ -137,14 +123,11 @@ class Backend:
         return self._lease()
 
     def _lease(self) -> Lease:
-        index = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[index] += 1
         self.in_flight += 1
-        return Lease(self, index)
+        return Lease(self)
 
-    def _release(self, index: int) -> None:
+    def _release(self) -> None:
         assert self._slots is not None
-        self._busy[index] -= 1
         self.in_flight -= 1
         self._slots.release()
 

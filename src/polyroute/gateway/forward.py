@@ -28,13 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import httpx
 
 from polyroute.gateway import fastjson
 from polyroute.gateway.backends import Backend, Lease, is_retryable
 from polyroute.gateway.metrics import Metrics
 from polyroute.gateway.redact import redact, scrub_keys
 from polyroute.gateway.upstream import StreamRelay, UpstreamFormatError, UpstreamUnsupported
+from polyroute.gateway.upstream_http import (
+    UpstreamConnectError,
+    UpstreamHTTPError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from polyroute.store import Attempt
 
 _MAX_ERROR_TEXT = 300
@@ -62,7 +67,7 @@ class OpenStream:
     """
 
     backend: Backend
-    response: httpx.Response
+    response: UpstreamResponse
     first: bytes
     chunks: AsyncIterator[bytes]
     content_type: str
@@ -219,19 +224,18 @@ def all_failed(candidates: Sequence[Backend], attempts: list[Attempt]) -> AllFai
 
 
 def _classify(exc: BaseException, backend: Backend) -> _Failure:
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+    if isinstance(exc, (UpstreamTimeout, TimeoutError)):
         return _Failure("timeout", f"no answer within {backend.config.timeout:g} s")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, UpstreamConnectError):
         return _Failure("connect_error", _short(str(exc) or type(exc).__name__))
-    return _Failure("transport_error", _short(f"{type(exc).__name__}: {exc}"))
+    return _Failure("transport_error", _short(str(exc) or type(exc).__name__))
 
 
-def _request(lease: Lease, content: bytes, request_id: str) -> httpx.Request:
-    return lease.client.build_request("POST", lease.url, content=content,
-                                      headers={"x-request-id": request_id})
+async def _send(lease: Lease, content: bytes, request_id: str) -> UpstreamResponse:
+    return await lease.client.post(lease.url, content, {"x-request-id": request_id})
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+async def _read_capped(response: UpstreamResponse, cap: int) -> bytes:
     """The whole (decoded) body, or a ``too_large`` failure as soon as it passes ``cap``."""
     parts, size = [], 0
     async for part in response.aiter_bytes():
@@ -253,13 +257,12 @@ def _refused(status: int, body: bytes) -> _Failure:
 
 async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: str,
                     started: float) -> Answer:
-    request = _request(lease, content, request_id)
-    response: httpx.Response | None = None
+    response: UpstreamResponse | None = None
     try:
         with anyio.fail_after(backend.config.timeout):
-            response = await lease.client.send(request, stream=True)
+            response = await _send(lease, content, request_id)
             body = await _read_capped(response, backend.config.max_answer_bytes)
-    except (httpx.TransportError, TimeoutError) as exc:
+    except (UpstreamHTTPError, TimeoutError) as exc:
         raise _classify(exc, backend) from None
     finally:
         if response is not None:
@@ -290,12 +293,11 @@ async def _complete(backend: Backend, lease: Lease, content: bytes, request_id: 
 async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_id: str,
                        strip_usage: bool, client_wants_usage: bool,
                        started: float) -> Answer | OpenStream:
-    request = _request(lease, content, request_id)
-    response: httpx.Response | None = None
+    response: UpstreamResponse | None = None
     committed = False
     try:
         with anyio.fail_after(backend.config.timeout):
-            response = await lease.client.send(request, stream=True)
+            response = await _send(lease, content, request_id)
             status = response.status_code
             if status != 200:
                 body = await _read_capped(response, backend.config.max_answer_bytes)
@@ -307,13 +309,13 @@ async def _open_stream(backend: Backend, lease: Lease, content: bytes, request_i
             relay = backend.dialect.relay(strip_usage=strip_usage,
                                           include_usage=client_wants_usage,
                                           max_event_bytes=backend.config.max_event_bytes)
-            chunks = response.aiter_raw()
+            chunks = response.aiter_bytes()
             first = await _first_event(relay, chunks, status)
         committed = True
         return OpenStream(backend, response, first, chunks,
                           response.headers.get("content-type", "text/event-stream"),
                           relay, (time.perf_counter() - started) * 1000, lease)
-    except (httpx.TransportError, TimeoutError) as exc:
+    except (UpstreamHTTPError, TimeoutError) as exc:
         raise _classify(exc, backend) from None
     finally:
         if response is not None and not committed:

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import anyio
-import httpx
 
 from polyroute.cache import SemanticCache
 from polyroute.config import GatewayConfig, ProfileConfig, backend_api_keys
@@ -42,6 +41,7 @@ from polyroute.gateway.shared import open_shared
 from polyroute.gateway.stages import guards_enabled, pipeline_for
 from polyroute.gateway.stages.conversation import Pinning
 from polyroute.gateway.tracing import RequestTracer
+from polyroute.gateway.upstream_http import default_ssl_context
 from polyroute.guards.stage import RequestGuards
 from polyroute.pipeline import Pipeline
 from polyroute.policies import Policy
@@ -301,9 +301,9 @@ class Gateway:
             if self.conversations.pins is None:  # replicas share pins in Redis when they can
                 self.conversations.pins = self.shared.pins() or StorePins(self._store)
             await self.conversations.pins.expire(time.time())
-        ssl_context = httpx.create_ssl_context()  # one for all pooled clients
+        ssl_context = default_ssl_context()  # one for all pooled clients
         for backend in self.backends.values():
-            backend.open(ssl_context)
+            backend.open(ssl_context, self.config.server.upstream_client)
         self.decider.start()
         if threading.current_thread() is threading.main_thread():  # signals reach only it
             asyncio.get_running_loop().add_signal_handler(

@@ -6,7 +6,7 @@ event as it cuts it (see :mod:`polyroute.gateway.sse`): usage is captured to cha
 the usage-only chunk the gateway asked for itself is dropped, and a stream is a success only if
 it completed with well-formed events. One that breaks — malformed or oversized event, cut short,
 transport error, or no data event within the backend's ``timeout`` (comment lines do not count:
-they would keep httpx's read timeout from ever firing) — ends with an OpenAI-shaped error event
+they would keep the client's read timeout from ever firing) — ends with an OpenAI-shaped error event
 and counts as a failure of the backend.
 
 The exception is a multi-call profile (cascade, top-k): its answer is only known once every call
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import httpx
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -32,6 +31,7 @@ from polyroute.gateway.errors import error_body
 from polyroute.gateway.forward import OpenStream
 from polyroute.gateway.sse import SSERelay
 from polyroute.gateway.upstream import StreamRelay
+from polyroute.gateway.upstream_http import UpstreamHTTPError, UpstreamTimeout
 
 __all__ = ["RelayResponse", "SSERelay", "StreamResult", "completion_to_sse"]
 
@@ -243,8 +243,8 @@ class RelayResponse(Response):
                     return f"bad_response: {relay.error}"
                 if relay.events != seen:
                     seen, waited = relay.events, 0.0
-        except httpx.HTTPError as exc:
-            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
+        except UpstreamHTTPError as exc:
+            kind = "timeout" if isinstance(exc, UpstreamTimeout) else "transport_error"
             return f"{kind}: {type(exc).__name__}"
         tail = relay.finish()
         if relay.error is not None:
