@@ -17,6 +17,7 @@ import numpy as np
 from polyroute.data.outcomes import ModelInfo, Outcomes
 from polyroute.errors import RouterError
 from polyroute.features import (
+    DEFAULT_FEATURIZER,
     CachedFeaturizer,
     Featurizer,
     load_saved_featurizer,
@@ -36,7 +37,7 @@ class Pipeline:
     ``cache`` is the embedding cache path (``None`` = default location, ``False`` = no cache).
     """
 
-    def __init__(self, router: Router | str, featurizer: str = "minilm",
+    def __init__(self, router: Router | str, featurizer: str = DEFAULT_FEATURIZER,
                  cache: str | Path | None | bool = None,
                  router_params: dict[str, Any] | None = None) -> None:
         self.router = make_router(router, **(router_params or {})) if isinstance(router, str) \

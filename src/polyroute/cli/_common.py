@@ -15,6 +15,7 @@ from rich.console import Console
 from polyroute.data import DEFAULT_OUTPUT_TOKENS, Outcomes, load_bundled, load_outcomes
 from polyroute.data.loaders import DEFAULT_ENCODING
 from polyroute.errors import DataError
+from polyroute.features import DEFAULT_FEATURIZER
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -122,7 +123,7 @@ def warnings_as_notes() -> Iterator[None]:
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--featurizer", default="minilm", metavar="NAME",
+    parser.add_argument("--featurizer", default=DEFAULT_FEATURIZER, metavar="NAME",
                         help="minilm (default; all-MiniLM-L6-v2 on torch), minilm-layers (its six "
                              "layers pooled: better in-distribution), minilm-onnx-int8 (the same "
                              "model on ONNX Runtime, int8; minilm-onnx-int8:tail64 etc. keep a "

@@ -28,7 +28,7 @@ from polyroute.evaluation.sweep import (
     single_model_points,
     sweep_points,
 )
-from polyroute.features import make_featurizer, with_cache
+from polyroute.features import DEFAULT_FEATURIZER, make_featurizer, with_cache
 from polyroute.pipeline import Pipeline
 from polyroute.routers import Estimates, available_routers, get_router_class
 from polyroute.routers.cost import CostModel
@@ -120,7 +120,7 @@ def score_estimates(estimates: dict[str, Estimates], test: Outcomes,
 
 
 def fit_and_estimate(train: Outcomes, test: Outcomes, routers: Sequence[str],
-                     featurizer: str = "minilm", *, cache: Any = None,
+                     featurizer: str = DEFAULT_FEATURIZER, *, cache: Any = None,
                      router_params: dict[str, dict[str, Any]] | None = None,
                      features: tuple[np.ndarray, np.ndarray] | None = None,
                      step: Step = _noop) -> tuple[dict[str, Estimates], dict[str, dict]]:
@@ -155,7 +155,7 @@ def fit_and_estimate(train: Outcomes, test: Outcomes, routers: Sequence[str],
 
 
 def evaluate_split(train: Outcomes, test: Outcomes, routers: Sequence[str],
-                   featurizer: str = "minilm", *, cache: Any = None,
+                   featurizer: str = DEFAULT_FEATURIZER, *, cache: Any = None,
                    router_params: dict[str, dict[str, Any]] | None = None,
                    features: tuple[np.ndarray, np.ndarray] | None = None,
                    per_task: bool = True, policy: str = "tradeoff",
@@ -230,8 +230,9 @@ def combine(results: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
     return combined
 
 
-def cross_validate(outcomes: Outcomes, routers: Sequence[str], featurizer: str = "minilm", *,
-                   n_splits: int = 5, random_state: int = 0, cache: Any = None,
+def cross_validate(outcomes: Outcomes, routers: Sequence[str],
+                   featurizer: str = DEFAULT_FEATURIZER, *, n_splits: int = 5,
+                   random_state: int = 0, cache: Any = None,
                    router_params: dict[str, dict[str, Any]] | None = None,
                    policy: str = "tradeoff", step: Step = _noop) -> dict[str, Any]:
     """k-fold cross-validation; each fold's AIQ uses that fold's own budget range."""
@@ -251,7 +252,7 @@ def cross_validate(outcomes: Outcomes, routers: Sequence[str], featurizer: str =
 
 
 def leave_task_out_evaluation(outcomes: Outcomes, routers: Sequence[str],
-                              featurizer: str = "minilm", *, cache: Any = None,
+                              featurizer: str = DEFAULT_FEATURIZER, *, cache: Any = None,
                               router_params: dict[str, dict[str, Any]] | None = None,
                               tasks: list[str] | None = None, policy: str = "tradeoff",
                               keep_estimates: bool = False,

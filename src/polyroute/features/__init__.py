@@ -18,6 +18,9 @@ from polyroute.features.text import chat_to_text, focus_text
 from polyroute.features.tfidf import TfidfFeaturizer
 from polyroute.features.tokens import TokenWindow
 
+#: The featurizer used wherever none is named (training, evaluation, the CLI, the gateway's
+#: ``router.train``): the one place to change it.
+DEFAULT_FEATURIZER = "minilm"
 #: Names accepted wherever a featurizer is chosen; anything else is a sentence-transformers model.
 FEATURIZER_ALIASES = {"minilm": DEFAULT_MODEL, "default": DEFAULT_MODEL}
 #: Layers pooled by ``minilm-layers``: all six of MiniLM's transformer layers (not the word
@@ -28,7 +31,7 @@ MINILM_LAYERS = (1, 2, 3, 4, 5, 6)
 ONNX_FEATURIZERS = {"minilm-onnx": False, "minilm-onnx-int8": True}
 
 
-def make_featurizer(spec: str = "minilm") -> Featurizer:
+def make_featurizer(spec: str = DEFAULT_FEATURIZER) -> Featurizer:
     """Build a featurizer by name: ``minilm`` (default; the exact torch path), ``minilm-layers``
     (MiniLM's six layers pooled; see :class:`SentenceTransformerFeaturizer`), ``minilm-onnx`` /
     ``minilm-onnx-int8`` (the same model on ONNX Runtime, optionally with a token window:

@@ -29,6 +29,7 @@ from polyroute.config import BackendConfig, GatewayConfig, RouterConfig
 from polyroute.data import load_outcomes
 from polyroute.data.outcomes import DEFAULT_OUTPUT_TOKENS, ModelInfo
 from polyroute.errors import ConfigError
+from polyroute.features import DEFAULT_FEATURIZER
 from polyroute.pipeline import Pipeline
 from polyroute.policies import (
     CascadeDecision,
@@ -57,8 +58,8 @@ def load_pipeline(config: RouterConfig) -> Pipeline:
         assert config.train is not None
         t = config.train
         outcomes = load_outcomes(t.data, t.models)
-        pipe = Pipeline(t.router, featurizer=config.featurizer or "minilm", cache=cache_arg,
-                        router_params=t.params).fit(outcomes)
+        pipe = Pipeline(t.router, featurizer=config.featurizer or DEFAULT_FEATURIZER,
+                        cache=cache_arg, router_params=t.params).fit(outcomes)
         if t.save_to is not None:
             pipe.save(t.save_to)
     if type(pipe.router).evaluation_only:

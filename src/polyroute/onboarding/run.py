@@ -37,6 +37,7 @@ from polyroute.data.loaders import read_jsonl
 from polyroute.data.outcomes import ModelInfo, rule_costs
 from polyroute.data.references import Reference, load_references
 from polyroute.errors import ConfigError, DataError
+from polyroute.features import DEFAULT_FEATURIZER
 from polyroute.grading import available_metrics
 from polyroute.grading.prompts import task_prompt
 from polyroute.onboarding.calibrate import add_answers, choose_prompts
@@ -100,7 +101,7 @@ def make_plan(config: GatewayConfig, store: Store, *, per_model: int = DEFAULT_P
     pipe = current_router(config)
     known = set(pipe.models) if pipe is not None else set()
     featurizer = pipe.featurizer_spec if pipe is not None else (config.router.featurizer
-                                                                or "minilm")
+                                                                or DEFAULT_FEATURIZER)
     router = router or (pipe.router.name if pipe is not None else "knn")
     if prompts is not None:
         items = read_prompts(prompts)[:per_model]
