@@ -99,3 +99,18 @@ def test_request_is_recorded_with_candidates_and_cost(gateway):
     assert rec.prompt_tokens == 10 and rec.completion_tokens == 20
     assert abs(rec.cost - (10 * 1.0 + 20 * 4.0) / 1e6) < 1e-12
     assert KEY not in repr(rec)
+
+
+def test_decision_threads_follow_the_cores_this_process_may_use(monkeypatch):
+    """A gateway pinned to fewer cores than the machine has (taskset, a container's cpuset)
+    sizes its decision workers and encoder threads by the cores it may use."""
+    import os
+
+    from polyroute.gateway import routing
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert routing.usable_cores() == 1
+    assert routing.default_workers() == 1 and routing.default_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(9)), raising=False)
+    assert routing.default_workers() == 4 and routing.default_threads(4) == 2

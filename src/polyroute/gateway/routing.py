@@ -234,15 +234,26 @@ def limit_cpu_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def default_workers() -> int:
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (``taskset``, a container's cpuset),
+    not the machine's count, which would oversubscribe a gateway pinned to fewer cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 2
+
+
+def default_workers(cores: int | None = None) -> int:
     """Decision workers when unset: one per two cores beyond the event loop's, at most 4."""
-    return max(1, min(4, ((os.cpu_count() or 2) - 1) // 2))
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(4, (cores - 1) // 2))
 
 
-def default_threads(workers: int = 1) -> int:
+def default_threads(workers: int = 1, cores: int | None = None) -> int:
     """Encoder threads per worker when unset: the cores but one (left to the event loop) shared
     among ``workers``, at most 4."""
-    return max(1, min(4, ((os.cpu_count() or 2) - 1) // max(1, workers)))
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(4, (cores - 1) // max(1, workers)))
 
 
 def _resolve(future: asyncio.Future, result: object, exc: BaseException | None) -> None:
