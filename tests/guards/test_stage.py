@@ -56,12 +56,19 @@ def test_jailbreak_restricts_to_safe_models_with_the_routers_embedding() -> None
     assert calm.action == "allow" and calm.safe_models == ()
 
 
-def test_require_featurizer() -> None:
+def test_the_classifier_gets_its_own_encoder_only_when_the_routers_differs() -> None:
+    import dataclasses
+
     guards = RequestGuards(GuardsConfig(jailbreak=JailbreakConfig()))
-    guards.require_featurizer(guards.featurizer_id)
+    assert guards.own_featurizer(guards.featurizer_id) is None  # one embedding, shared
+    own = guards.own_featurizer("tfidf:v1:abc")
+    assert own is not None and own.id == guards.featurizer_id
+    assert RequestGuards(PII_ONLY).own_featurizer("tfidf:v1:abc") is None
+    custom = dataclasses.replace(guards.jailbreak.model, featurizer_id="st:my-own-model")
+    odd = RequestGuards(GuardsConfig(jailbreak=JailbreakConfig()), jailbreak_model=custom)
     with pytest.raises(ConfigError, match="train_jailbreak"):
-        guards.require_featurizer("st:all-MiniLM-L6-v2:layers1-2-3-4-5-6:focus1000")
-    RequestGuards(PII_ONLY).require_featurizer(None)
+        odd.require_featurizer("tfidf:v1:abc")
+    odd.require_featurizer("st:my-own-model")
 
 
 @pytest.mark.parametrize(("chunks", "expected"), [

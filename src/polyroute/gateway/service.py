@@ -113,8 +113,15 @@ class Gateway:
         #: classifier reads the router's own embeddings, so a mismatch fails here.
         self.guards = RequestGuards.from_config(config.guards) if guards_enabled(config) \
             else None
-        if self.guards is not None:
-            self.guards.require_featurizer(self.pipeline.featurizer.id)
+        #: The classifier's own encoder, when the router's embeddings are in another space:
+        #: each guarded request is then embedded twice (see ``RequestGuards.own_featurizer``).
+        self.guard_featurizer = None if self.guards is None else \
+            self.guards.own_featurizer(self.pipeline.featurizer.id)
+        if self.guard_featurizer is not None:
+            logger.warning("guards.jailbreak: the classifier reads %s embeddings and the router "
+                           "%s, so each request is embedded a second time for it; a router "
+                           "trained with --featurizer minilm shares one embedding",
+                           self.guard_featurizer.id, self.pipeline.featurizer.id)
         #: Session pinning (None unless ``conversations.enabled``); its pin store is the
         #: gateway's store unless one is set before ``startup`` (a shared one, for replicas).
         self.conversations = Pinning(config.conversations, config.backends) \
@@ -305,6 +312,9 @@ class Gateway:
         for backend in self.backends.values():
             backend.open(ssl_context, self.config.server.upstream_client)
         self.decider.start()
+        if self.guard_featurizer is not None:  # load its model now, not on the first request
+            featurizer = self.guard_featurizer
+            await asyncio.to_thread(featurizer.encode, ["warm-up"])
         if threading.current_thread() is threading.main_thread():  # signals reach only it
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_on_signal()))

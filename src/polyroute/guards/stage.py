@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polyroute.errors import ConfigError
+from polyroute.features.base import Featurizer
 from polyroute.guards.base import Guard, Verdict, combine
 from polyroute.guards.config import GuardsConfig
 from polyroute.guards.jailbreak import JailbreakGuard, JailbreakModel
@@ -32,6 +33,9 @@ from polyroute.plugins import GUARDS_GROUP, instantiate
 
 #: Longest placeholder a stream restorer holds back while waiting for its closing ``>``.
 _MAX_PLACEHOLDER = 40
+#: Featurizers a jailbreak classifier may have been trained on that the gateway can build
+#: itself when the router uses another (by name; matched on the built featurizer's id).
+_CLASSIFIER_FEATURIZERS = ("minilm", "minilm-onnx-int8", "minilm-layers")
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,31 @@ class RequestGuards:
         return self.jailbreak.model.featurizer_id if self.jailbreak is not None else None
 
     def require_featurizer(self, featurizer_id: str | None) -> None:
-        """Refuse at start-up a router whose embeddings the classifier cannot read (the
-        alternative, embedding every request a second time, is what this design avoids)."""
+        """Refuse at start-up a router whose embeddings the classifier cannot read and whose
+        own encoder cannot be built here (see :meth:`own_featurizer`)."""
+        self.own_featurizer(featurizer_id)
+
+    def own_featurizer(self, router_featurizer_id: str | None) -> Featurizer | None:
+        """The encoder the classifier needs when the router's embeddings are in another space
+        (None when they can be shared, or no classifier is enabled).
+
+        Sharing the router's embedding costs nothing; a router on another featurizer (TF-IDF,
+        static embeddings: the fast ones) makes the gateway embed each request a second time
+        for the classifier, which is slower but keeps the guard working. A classifier whose
+        featurizer no name here builds is refused at start-up, with how to train one."""
         needed = self.featurizer_id
-        if needed is not None and featurizer_id != needed:
-            raise ConfigError(f"guards.jailbreak: the classifier reads {needed} embeddings but "
-                              f"the router produces {featurizer_id or 'none'}; train one on "
-                              f"the router's (python -m polyroute.guards.train_jailbreak "
-                              f"--featurizer NAME --out DIR) and set guards.jailbreak.model")
+        if needed is None or router_featurizer_id == needed:
+            return None
+        from polyroute.features import make_featurizer
+
+        for spec in _CLASSIFIER_FEATURIZERS:
+            featurizer = make_featurizer(spec)
+            if featurizer.id == needed:
+                return featurizer
+        raise ConfigError(f"guards.jailbreak: the classifier reads {needed} embeddings but "
+                          f"the router produces {router_featurizer_id or 'none'}; train one on "
+                          f"the router's (python -m polyroute.guards.train_jailbreak "
+                          f"--featurizer NAME --out DIR) and set guards.jailbreak.model")
 
     def check_request(self, texts: Sequence[str], routing_text: str,
                       embedding: np.ndarray | None) -> RequestOutcome:

@@ -20,6 +20,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.responses import Response
 
 from polyroute.features import chat_to_text
@@ -66,7 +67,13 @@ async def check_input(ctx: RequestContext) -> None:
     assert guards is not None and chat is not None
     where = _texts(chat.body)
     embedding = None
-    if guards.jailbreak is not None:
+    if guards.jailbreak is not None and gw.guard_featurizer is not None:
+        # The router's embedding is in another space: the classifier's own encoder, off the
+        # event loop.
+        text = chat.text
+        embedding = (await anyio.to_thread.run_sync(
+            lambda: gw.guard_featurizer.encode([text])))[0]
+    elif guards.jailbreak is not None:
         if ctx.analysis is None:
             ctx.analysis = await gw.decider.analyse(chat.text)
         embedding = ctx.analysis.embedding
