@@ -1,0 +1,364 @@
+"""Cheap featurizers (no transformer at request time) against ``minilm``: can one route as well?
+
+The rule is ``featurizer_speed_quality.py``'s: with the default kNN router on the bundled data,
+|Δ AIQ| to ``minilm`` within one paired-bootstrap std both in 5-fold CV and in pooled
+leave-task-out (LTO). Every candidate is scored on exactly that script's splits, estimates and
+bootstrap (``cv_paired``, ``paired_bootstrap``), so the numbers line up with
+``results/featurizers.md``.
+
+A *fitted* candidate (TF-IDF, a table trained towards MiniLM) is fitted per split on that
+split's training prompts only: in CV on the other four folds, in LTO on the other tasks. The
+MiniLM embeddings it learns from are of those training prompts only (the teacher is cached
+offline; no test prompt's embedding is ever read by a fit).
+
+Candidates:
+
+* ``static``: today's ``minilm-static`` (model2vec's 256-d PCA + SIF table of MiniLM);
+* ``tfidf``: the project's TF-IDF + SVD (LSA) featurizer, fitted per split;
+* ``static+tfidf@w``: both, each L2-normalised, TF-IDF weighted by ``w``, concatenated;
+* ``static-linear``: the static mean mapped to 384-d by ridge regression onto MiniLM;
+* ``tuned[...]``: tokenlearn-style: a per-word-piece 384-d table, initialised by the linear map
+  and trained so that the mean of a prompt's pieces has the highest cosine to its MiniLM
+  embedding (training prompts only); ``+tfidf@w`` adds TF-IDF as above.
+
+Encode cost is the CPU time (``time.thread_time``) of one short prompt, in-process, p50 of the
+best of three rounds. Writes ``benchmarks/results/cheap_featurizers.{json,md}``; each run merges
+its candidates into the saved .json.
+
+    python benchmarks/cheap_featurizers.py --candidates static,tfidf,static+tfidf@1
+    python benchmarks/cheap_featurizers.py --markdown-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    best_round_percentiles,
+    fmt,
+    load_benchmark_data,
+    machine,
+    write_json,
+)
+from featurizer_speed_quality import ROUTER, cv_paired  # noqa: E402
+from gateway_latency import SHORT_PROMPT  # noqa: E402
+
+from polyroute.data import kfold, leave_task_out  # noqa: E402
+from polyroute.evaluation import aiq_of, paired_bootstrap  # noqa: E402
+from polyroute.evaluation.runner import _stack, fit_and_estimate  # noqa: E402
+from polyroute.features import TfidfFeaturizer, make_featurizer, with_cache  # noqa: E402
+from polyroute.features.text import focus_text  # noqa: E402
+
+NAME = "cheap_featurizers"
+
+
+# -- splits -----------------------------------------------------------------------------------
+class Split:
+    """One training/test split of the benchmark, with row indices into the full prompt list."""
+
+    def __init__(self, label: str, outcomes, train, test) -> None:
+        index = {p: i for i, p in enumerate(outcomes.prompt_ids)}
+        self.label, self.train, self.test = label, train, test
+        self.train_rows = np.array([index[p] for p in train.prompt_ids])
+        self.test_rows = np.array([index[p] for p in test.prompt_ids])
+
+
+def make_splits(outcomes) -> tuple[list[Split], list[Split]]:
+    """The 5 seeded CV folds and the leave-task-out splits, as the speed/quality benchmark."""
+    cv = [Split(f"fold{k + 1}", outcomes, tr, te)
+          for k, (tr, te) in enumerate(kfold(outcomes, 5, 0))]
+    lto = [Split(task, outcomes, tr, te) for task, tr, te in leave_task_out(outcomes)]
+    return cv, lto
+
+
+# -- evaluation -------------------------------------------------------------------------------
+Features = Callable[[Split], tuple[np.ndarray, np.ndarray]]
+
+
+def run(outcomes, cv: list[Split], lto: list[Split], features: Features, label: str):
+    """kNN estimates per CV fold and pooled over LTO splits, and the seconds each split's
+    features took (a fit, for a fitted candidate)."""
+    folds, parts, seconds = [], [], []
+    for protocol, splits in (("cv", cv), ("lto", lto)):
+        for s in splits:
+            t0 = time.process_time()
+            feats = features(s)
+            seconds.append(time.process_time() - t0)
+            est, _ = fit_and_estimate(s.train, s.test, [ROUTER], "minilm", cache=False,
+                                      features=feats)
+            (folds if protocol == "cv" else parts).append((est[ROUTER], s))
+            print(f"  [{label}] {protocol} {s.label}: {seconds[-1]:.1f} s", flush=True)
+    cv_folds = [(e, s.test) for e, s in folds]
+    pooled = _stack([e for e, _ in parts])
+    held = outcomes.subset(np.concatenate([s.test_rows for _, s in parts]))
+    return cv_folds, pooled, held, seconds
+
+
+def score(outcomes, cv, lto, base, features: Features, label: str,
+          resamples: int) -> dict[str, Any]:
+    folds, pooled, held, seconds = run(outcomes, cv, lto, features, label)
+    base_folds, base_pooled, _ = base
+    cvd = cv_paired(folds, base_folds, resamples)
+    ltod = paired_bootstrap(pooled, base_pooled, held.quality, held.cost, n_resamples=resamples)
+    return {
+        "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in folds])),
+        "lto_pooled_aiq": aiq_of(pooled, held.quality, held.cost),
+        "vs_minilm": {"cv5": cvd, "lto_pooled": ltod,
+                      "within_spread": bool(abs(cvd["difference"]) <= cvd["std"]
+                                            and abs(ltod["difference"]) <= ltod["std"])},
+        "features_cpu_seconds_per_split": {"mean": float(np.mean(seconds)),
+                                           "max": float(np.max(seconds))},
+    }
+
+
+# -- building blocks --------------------------------------------------------------------------
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class Static:
+    """The distilled model2vec table and every prompt's word-piece ids (focus text, ≤512)."""
+
+    def __init__(self, prompts: Sequence[str]) -> None:
+        f = make_featurizer("minilm-static")
+        self.model = f._load()
+        self.table = np.asarray(self.model.embedding, dtype=np.float32)
+        self.ids = self.tokenize(prompts)
+
+    def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
+        out = self.model.tokenize([focus_text(t) for t in texts])
+        return [np.asarray(i[:512], dtype=np.int64) for i in out]
+
+    @staticmethod
+    def mean(table: np.ndarray, ids: list[np.ndarray]) -> np.ndarray:
+        return np.stack([table[i].mean(axis=0) if len(i) else np.zeros(table.shape[1],
+                                                                       np.float32)
+                         for i in ids]).astype(np.float32)
+
+
+def ridge_map(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """W minimising |xW − y|² + alpha |W|² (with a bias column appended to x)."""
+    x1 = np.hstack([x, np.ones((len(x), 1), np.float32)]).astype(np.float64)
+    a = x1.T @ x1 + alpha * np.eye(x1.shape[1])
+    return np.linalg.solve(a, x1.T @ y.astype(np.float64)).astype(np.float32)
+
+
+def train_table(init: np.ndarray, ids: list[np.ndarray], target: np.ndarray, *, epochs: int,
+                lr: float, decay: float, batch: int = 128, seed: int = 0) -> np.ndarray:
+    """Tokenlearn-style: fit the rows of ``init`` so that each prompt's mean row has the highest
+    cosine to its ``target`` (prompts given here only), pulled back to ``init`` by ``decay``
+    (per touched row, squared distance), with Adam."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    e0 = torch.from_numpy(init.copy())
+    bag = torch.nn.EmbeddingBag.from_pretrained(e0.clone(), freeze=False, mode="mean")
+    y = torch.nn.functional.normalize(torch.from_numpy(target.astype(np.float32)), dim=1)
+    opt = torch.optim.Adam(bag.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    keep = [i for i in range(len(ids)) if len(ids[i])]
+    for _ in range(epochs):
+        order = rng.permutation(keep)
+        for start in range(0, len(order), batch):
+            rows = order[start:start + batch]
+            flat = torch.from_numpy(np.concatenate([ids[r] for r in rows]))
+            offsets = torch.from_numpy(np.cumsum([0] + [len(ids[r]) for r in rows[:-1]]))
+            out = torch.nn.functional.normalize(bag(flat, offsets), dim=1)
+            loss = (1 - (out * y[rows]).sum(dim=1)).mean()
+            if decay:
+                touched = torch.unique(flat)
+                loss = loss + decay * ((bag.weight[touched] - e0[touched]) ** 2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return bag.weight.detach().numpy().astype(np.float32)
+
+
+# -- candidates -------------------------------------------------------------------------------
+class Candidates:
+    """Builds each candidate's per-split feature function and its single-prompt encoder."""
+
+    def __init__(self, outcomes) -> None:
+        self.prompts = list(outcomes.prompts)
+        self.teacher = with_cache(make_featurizer("minilm"), None).encode(self.prompts)
+        self.static = Static(self.prompts)
+        self.static_x = unit(Static.mean(self.static.table, self.static.ids))
+        self._tfidf: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def texts(self, rows: np.ndarray) -> list[str]:
+        return [self.prompts[i] for i in rows]
+
+    def tfidf(self, s: Split) -> tuple[np.ndarray, np.ndarray]:
+        if s.label not in self._tfidf:
+            f = TfidfFeaturizer().fit(self.texts(s.train_rows))
+            self._tfidf[s.label] = (f.encode(self.texts(s.train_rows)),
+                                    f.encode(self.texts(s.test_rows)))
+        return self._tfidf[s.label]
+
+    def linear_table(self, rows: np.ndarray, alpha: float) -> np.ndarray:
+        """The static table mapped to 384-d by the ridge map fitted on ``rows``' prompts."""
+        raw = Static.mean(self.static.table, [self.static.ids[i] for i in rows])
+        w = ridge_map(raw, self.teacher[rows], alpha)
+        return self.static.table @ w[:-1] + w[-1]
+
+    def tuned_table(self, rows: np.ndarray, opts: dict[str, float]) -> np.ndarray:
+        init = self.linear_table(rows, opts.get("alpha", 1.0))
+        return train_table(init, [self.static.ids[i] for i in rows], self.teacher[rows],
+                           epochs=int(opts.get("epochs", 10)), lr=opts.get("lr", 3e-3),
+                           decay=opts.get("decay", 0.0))
+
+    def table_features(self, table: np.ndarray, s: Split) -> tuple[np.ndarray, np.ndarray]:
+        ids = self.static.ids
+        return (unit(Static.mean(table, [ids[i] for i in s.train_rows])),
+                unit(Static.mean(table, [ids[i] for i in s.test_rows])))
+
+    def features(self, spec: str) -> Features:
+        base, _, w = spec.partition("+tfidf@")
+        weight = float(w) if w else 0.0
+        name, _, arg = base.partition("[")
+        opts = {k: float(v) for k, v in (p.split("=") for p in arg.rstrip("]").split(",") if p)}
+
+        def own(s: Split) -> tuple[np.ndarray, np.ndarray] | None:
+            if name == "static":
+                return self.static_x[s.train_rows], self.static_x[s.test_rows]
+            if name == "tfidf":
+                return self.tfidf(s)
+            if name == "static-linear":
+                return self.table_features(self.linear_table(s.train_rows,
+                                                             opts.get("alpha", 1.0)), s)
+            if name == "tuned":
+                return self.table_features(self.tuned_table(s.train_rows, opts), s)
+            raise SystemExit(f"unknown candidate {spec!r}")
+
+        def features(s: Split) -> tuple[np.ndarray, np.ndarray]:
+            a_train, a_test = own(s)
+            if not weight:
+                return a_train, a_test
+            t_train, t_test = self.tfidf(s)
+            return (np.hstack([unit(a_train), weight * t_train]),
+                    np.hstack([unit(a_test), weight * t_test]))
+
+        return features
+
+    def encoder(self, spec: str) -> Callable[[list[str]], np.ndarray]:
+        """What a decision would run for one prompt, fitted on all prompts (its cost does not
+        depend on the fitted values): tokenize, look up, mean, normalise (+ TF-IDF)."""
+        base, _, w = spec.partition("+tfidf@")
+        weight = float(w) if w else 0.0
+        name = base.partition("[")[0]
+        tf = TfidfFeaturizer().fit(self.prompts) if (weight or name == "tfidf") else None
+        if name == "tfidf":
+            return tf.encode
+        table = (self.static.table if name == "static"
+                 else np.zeros((len(self.static.table), 384), np.float32))
+
+        def encode(texts: list[str]) -> np.ndarray:
+            x = unit(Static.mean(table, self.static.tokenize(texts)))
+            return np.hstack([x, weight * tf.encode(texts)]) if tf is not None else x
+
+        return encode
+
+
+def encode_cost(encode: Callable[[list[str]], np.ndarray], n: int = 300) -> dict[str, Any]:
+    return best_round_percentiles(lambda: encode([SHORT_PROMPT]), n, rounds=3, warm=5,
+                                  clock=time.thread_time)
+
+
+# -- report -----------------------------------------------------------------------------------
+def markdown(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [
+        "# Cheap featurizers against MiniLM (torch): routing quality and cost", "",
+        f"Data: {res['data']}; router: kNN (the default). Machine: {m['cpus']} CPUs shared with "
+        f"other jobs, commit {m['commit']}, {m['date']}. Script: "
+        "`benchmarks/cheap_featurizers.py`.", "",
+        "Δ = AIQ(candidate) − AIQ(minilm) on the same prompts, with the splits, estimates and "
+        "paired bootstrap of `featurizer_speed_quality.py` (CV: mean over the 5 seeded folds, "
+        "spread = std of that mean when every fold's prompts are resampled; LTO: all held-out "
+        f"estimates pooled, paired bootstrap over them); {res['resamples']} resamples. "
+        "**Within spread = |Δ| ≤ 1 std in both protocols.** A fitted candidate is fitted per "
+        "split on that split's training prompts only (and, for the tuned tables, on the MiniLM "
+        "embeddings of those prompts only). Encode = CPU time of one short prompt "
+        f"({len(SHORT_PROMPT)} characters), in-process, p50 of the best of 3 rounds; fit = CPU "
+        "seconds of one split's features (fit + encode of its ~4,400 training and ~1,100 test "
+        "prompts), mean over the 19 splits.", "",
+        f"minilm itself: CV AIQ {fmt(res['baseline']['cv5_aiq'])}, LTO pooled AIQ "
+        f"{fmt(res['baseline']['lto_pooled_aiq'])}.", "",
+        "| candidate | CV AIQ | Δ CV | ± std | folds won | LTO AIQ | Δ LTO | ± std | within "
+        "spread | encode p50 | fit (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|",
+    ]
+    for name, r in res["candidates"].items():
+        cv, lto = r["vs_minilm"]["cv5"], r["vs_minilm"]["lto_pooled"]
+        enc = r.get("encode_short_cpu")
+        lines.append(
+            f"| `{name}` | {fmt(r['cv5_aiq'])} | {cv['difference']:+.4f} | {fmt(cv['std'])} | "
+            f"{cv['wins']}/5 | {fmt(r['lto_pooled_aiq'])} | {lto['difference']:+.4f} | "
+            f"{fmt(lto['std'])} | {'**yes**' if r['vs_minilm']['within_spread'] else 'no'} | "
+            f"{enc['p50_ms']:.3f} ms | {r['features_cpu_seconds_per_split']['mean']:.1f} |")
+    if res.get("conclusion"):
+        lines += ["", "## Conclusion", "", res["conclusion"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidates", default="static,tfidf,static+tfidf@1")
+    parser.add_argument("--resamples", type=int, default=200)
+    parser.add_argument("--markdown-only", action="store_true")
+    parser.add_argument("--conclusion")
+    args = parser.parse_args()
+    path = RESULTS / f"{NAME}.json"
+    res: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    if args.conclusion:
+        res["conclusion"] = args.conclusion
+    if args.markdown_only:
+        write_json(f"{NAME}.json", res)
+        (RESULTS / f"{NAME}.md").write_text(markdown(res))
+        return
+    outcomes = load_benchmark_data()
+    if res.get("resamples", args.resamples) != args.resamples:
+        raise SystemExit(f"saved results used {res['resamples']} resamples")
+    res.update({"data": repr(outcomes), "router": ROUTER, "resamples": args.resamples,
+                "machine": machine()})
+    res.setdefault("candidates", {})
+    cv, lto = make_splits(outcomes)
+    cands = Candidates(outcomes)
+    print("[minilm] baseline", flush=True)
+    base_folds, base_pooled, held, _ = run(outcomes, cv, lto, lambda s: (
+        cands.teacher[s.train_rows], cands.teacher[s.test_rows]), "minilm")
+    res["baseline"] = {
+        "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in base_folds])),
+        "lto_pooled_aiq": aiq_of(base_pooled, held.quality, held.cost)}
+    for spec in [c for c in args.candidates.split(",") if c]:
+        print(f"[{spec}]", flush=True)
+        t0 = time.time()
+        row = score(outcomes, cv, lto, (base_folds, base_pooled, held), cands.features(spec),
+                    spec, args.resamples)
+        row["encode_short_cpu"] = encode_cost(cands.encoder(spec))
+        row["wall_seconds"] = round(time.time() - t0, 1)
+        res["candidates"][spec] = row
+        vs = row["vs_minilm"]
+        print(f"[{spec}] CV {vs['cv5']['difference']:+.4f} ± {vs['cv5']['std']:.4f}  LTO "
+              f"{vs['lto_pooled']['difference']:+.4f} ± {vs['lto_pooled']['std']:.4f}  "
+              f"encode {row['encode_short_cpu']['p50_ms']:.3f} ms", flush=True)
+        write_json(f"{NAME}.json", res)
+        (RESULTS / f"{NAME}.md").write_text(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
