@@ -76,10 +76,12 @@ class Split:
         self.test_rows = np.array([index[p] for p in test.prompt_ids])
 
 
-def make_splits(outcomes) -> tuple[list[Split], list[Split]]:
-    """The 5 seeded CV folds and the leave-task-out splits, as the speed/quality benchmark."""
-    cv = [Split(f"fold{k + 1}", outcomes, tr, te)
-          for k, (tr, te) in enumerate(kfold(outcomes, 5, 0))]
+def make_splits(outcomes, seed: int = 0) -> tuple[list[Split], list[Split]]:
+    """The 5 CV folds of ``seed`` (0: the speed/quality benchmark's) and the leave-task-out
+    splits."""
+    prefix = f"seed{seed}-" if seed else ""
+    cv = [Split(f"{prefix}fold{k + 1}", outcomes, tr, te)
+          for k, (tr, te) in enumerate(kfold(outcomes, 5, seed))]
     lto = [Split(task, outcomes, tr, te) for task, tr, te in leave_task_out(outcomes)]
     return cv, lto
 
@@ -104,6 +106,8 @@ def run(outcomes, cv: list[Split], lto: list[Split], features: Features, label: 
             (folds if protocol == "cv" else parts).append((est[ROUTER], s))
             print(f"  [{label}] {protocol} {s.label}: {seconds[-1]:.1f} s", flush=True)
     cv_folds = [(e, s.test) for e, s in folds]
+    if not parts:
+        return cv_folds, None, None, seconds
     pooled = _stack([e for e, _ in parts])
     held = outcomes.subset(np.concatenate([s.test_rows for _, s in parts]))
     return cv_folds, pooled, held, seconds
@@ -221,7 +225,8 @@ class Candidates:
     def tuned_table(self, rows: np.ndarray, opts: dict[str, float]) -> np.ndarray:
         init = self.linear_table(rows, opts.get("alpha", 1.0))
         return train_table(init, [self.static.ids[i] for i in rows], self.teacher[rows],
-                           epochs=int(opts.get("epochs", 3)), lr=opts.get("lr", 3e-3))
+                           epochs=int(opts.get("epochs", 3)), lr=opts.get("lr", 3e-3),
+                           seed=int(opts.get("seed", 0)))
 
     def table_features(self, table: np.ndarray, s: Split) -> tuple[np.ndarray, np.ndarray]:
         ids = self.static.ids
@@ -312,15 +317,54 @@ def markdown(res: dict[str, Any]) -> str:
             f"{cv['wins']}/5 | {fmt(r['lto_pooled_aiq'])} | {lto['difference']:+.4f} | "
             f"{fmt(lto['std'])} | {'**yes**' if r['vs_minilm']['within_spread'] else 'no'} | "
             f"{enc['p50_ms']:.3f} ms | {r['features_cpu_seconds_per_split']['mean']:.1f} |")
+    other = res.get("cv_other_seeds")
+    if other:
+        seeds = sorted({k for row in other.values() for k in row}, key=int)
+        lines += ["", "## CV on the folds of other seeds (robustness; same rule and bootstrap)",
+                  "", "Seed 0 is the table above (the speed/quality benchmark's folds). Each "
+                  "cell: Δ CV ± std (folds won), **bold** when within one std.", "",
+                  "| candidate | " + " | ".join(f"seed {k}" for k in seeds) + " |",
+                  "|---|" + "---:|" * len(seeds)]
+        for name, row in other.items():
+            cells = []
+            for k in seeds:
+                c = row.get(k)
+                text = "—" if c is None else (f"{c['difference']:+.4f} ± {c['std']:.4f} "
+                                              f"({c['wins']}/5)")
+                cells.append(f"**{text}**" if c and c["within"] else text)
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     if res.get("conclusion"):
         lines += ["", "## Conclusion", "", res["conclusion"]]
     return "\n".join(lines) + "\n"
+
+
+def robustness(outcomes, cands: Candidates, specs: list[str], seeds: list[int],
+               res: dict[str, Any], resamples: int) -> None:
+    """Δ CV of each candidate on the folds of other seeds (same rule, same bootstrap): is a
+    pass on seed 0's folds a property of the featurizer or of those folds?"""
+    table = res.setdefault("cv_other_seeds", {})
+    for seed in seeds:
+        cv, _ = make_splits(outcomes, seed)
+        base, _, _, _ = run(outcomes, cv, [], lambda s: (
+            cands.teacher[s.train_rows], cands.teacher[s.test_rows], 0.0), "minilm")
+        for spec in specs:
+            folds, _, _, _ = run(outcomes, cv, [], cands.features(spec), spec)
+            d = cv_paired(folds, base, resamples)
+            table.setdefault(spec, {})[str(seed)] = {
+                "difference": d["difference"], "std": d["std"], "wins": d["wins"],
+                "within": bool(abs(d["difference"]) <= d["std"])}
+            print(f"[{spec}] seed {seed}: CV {d['difference']:+.4f} ± {d['std']:.4f}",
+                  flush=True)
+            write_json(f"{NAME}.json", res)
+            (RESULTS / f"{NAME}.md").write_text(markdown(res))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", default="static,tfidf,static+tfidf@1")
     parser.add_argument("--resamples", type=int, default=200)
+    parser.add_argument("--cv-seeds", default="",
+                        help="instead: CV only, on the folds of these seeds (robustness)")
     parser.add_argument("--markdown-only", action="store_true")
     parser.add_argument("--conclusion")
     args = parser.parse_args()
@@ -335,18 +379,23 @@ def main() -> None:
     outcomes = load_benchmark_data()
     if res.get("resamples", args.resamples) != args.resamples:
         raise SystemExit(f"saved results used {res['resamples']} resamples")
-    res.update({"data": repr(outcomes), "router": ROUTER, "resamples": args.resamples,
-                "machine": machine()})
+    res.update({"data": repr(outcomes), "router": ROUTER, "resamples": args.resamples})
     res.setdefault("candidates", {})
-    cv, lto = make_splits(outcomes)
     cands = Candidates(outcomes)
+    specs = [c for c in args.candidates.split(",") if c]
+    if args.cv_seeds:
+        robustness(outcomes, cands, specs, [int(x) for x in args.cv_seeds.split(",")], res,
+                   args.resamples)
+        return
+    res["machine"] = machine()
+    cv, lto = make_splits(outcomes)
     print("[minilm] baseline", flush=True)
     base_folds, base_pooled, held, _ = run(outcomes, cv, lto, lambda s: (
         cands.teacher[s.train_rows], cands.teacher[s.test_rows], 0.0), "minilm")
     res["baseline"] = {
         "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in base_folds])),
         "lto_pooled_aiq": aiq_of(base_pooled, held.quality, held.cost)}
-    for spec in [c for c in args.candidates.split(",") if c]:
+    for spec in specs:
         print(f"[{spec}]", flush=True)
         t0 = time.time()
         row = score(outcomes, cv, lto, (base_folds, base_pooled, held), cands.features(spec),
