@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -382,7 +383,7 @@ def main() -> None:
     res.update({"data": repr(outcomes), "router": ROUTER, "resamples": args.resamples})
     res.setdefault("candidates", {})
     cands = Candidates(outcomes)
-    specs = [c for c in args.candidates.split(",") if c]
+    specs = [c for c in re.split(r",(?![^\[]*\])", args.candidates) if c]  # not in [...]
     if args.cv_seeds:
         robustness(outcomes, cands, specs, [int(x) for x in args.cv_seeds.split(",")], res,
                    args.resamples)
