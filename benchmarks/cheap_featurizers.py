@@ -19,7 +19,10 @@ Candidates:
 * ``static-linear``: the static mean mapped to 384-d by ridge regression onto MiniLM;
 * ``tuned[...]``: tokenlearn-style: a per-word-piece 384-d table, initialised by the linear map
   and trained so that the mean of a prompt's pieces has the highest cosine to its MiniLM
-  embedding (training prompts only); ``+tfidf@w`` adds TF-IDF as above.
+  embedding (training prompts only); ``+tfidf@w`` adds TF-IDF as above;
+* ``featurizer[NAME]``: a registered fitted featurizer end to end (fit on the split's training
+  prompts, encode both parts), e.g. ``featurizer[minilm-static-tuned+tfidf]``, the
+  implementation of ``tuned[epochs=5]+tfidf@2``.
 
 Encode cost is the CPU time (``time.thread_time``) of one short prompt, in-process, p50 of the
 best of three rounds. Writes ``benchmarks/results/cheap_featurizers.{json,md}``; each run merges
@@ -62,6 +65,8 @@ from polyroute.evaluation import aiq_of, paired_bootstrap  # noqa: E402
 from polyroute.evaluation.runner import _stack, fit_and_estimate  # noqa: E402
 from polyroute.features import TfidfFeaturizer, make_featurizer, with_cache  # noqa: E402
 from polyroute.features.text import focus_text  # noqa: E402
+from polyroute.features.tuned import mean_rows, ridge_map, train_table  # noqa: E402
+from polyroute.features.tuned import unit_rows as unit  # noqa: E402
 
 NAME = "cheap_featurizers"
 
@@ -132,10 +137,6 @@ def score(outcomes, cv, lto, base, features: Features, label: str,
 
 
 # -- building blocks --------------------------------------------------------------------------
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 class Static:
     """The distilled model2vec table and every prompt's word-piece ids (focus text, ≤512)."""
 
@@ -149,47 +150,7 @@ class Static:
         out = self.model.tokenize([focus_text(t) for t in texts])
         return [np.asarray(i[:512], dtype=np.int64) for i in out]
 
-    @staticmethod
-    def mean(table: np.ndarray, ids: list[np.ndarray]) -> np.ndarray:
-        return np.stack([table[i].mean(axis=0) if len(i) else np.zeros(table.shape[1],
-                                                                       np.float32)
-                         for i in ids]).astype(np.float32)
-
-
-def ridge_map(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """W minimising |xW − y|² + alpha |W|² (with a bias column appended to x)."""
-    x1 = np.hstack([x, np.ones((len(x), 1), np.float32)]).astype(np.float64)
-    a = x1.T @ x1 + alpha * np.eye(x1.shape[1])
-    return np.linalg.solve(a, x1.T @ y.astype(np.float64)).astype(np.float32)
-
-
-def train_table(init: np.ndarray, ids: list[np.ndarray], target: np.ndarray, *, epochs: int,
-                lr: float, batch: int = 128, seed: int = 0) -> np.ndarray:
-    """Tokenlearn-style: fit the rows of ``init`` so that each prompt's mean row has the highest
-    cosine to its ``target`` (the prompts given here only; rows of pieces they do not contain
-    keep their ``init`` value), with sparse Adam (only the rows a batch touches move)."""
-    import torch
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    bag = torch.nn.EmbeddingBag.from_pretrained(torch.from_numpy(init.copy()), freeze=False,
-                                                mode="mean", sparse=True)
-    y = torch.nn.functional.normalize(torch.from_numpy(target.astype(np.float32)), dim=1)
-    opt = torch.optim.SparseAdam(list(bag.parameters()), lr=lr)
-    rng = np.random.default_rng(seed)
-    keep = [i for i in range(len(ids)) if len(ids[i])]
-    for _ in range(epochs):
-        order = rng.permutation(keep)
-        for start in range(0, len(order), batch):
-            rows = order[start:start + batch]
-            flat = torch.from_numpy(np.concatenate([ids[r] for r in rows]))
-            offsets = torch.from_numpy(np.cumsum([0] + [len(ids[r]) for r in rows[:-1]]))
-            out = torch.nn.functional.normalize(bag(flat, offsets), dim=1)
-            loss = (1 - (out * y[rows]).sum(dim=1)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return bag.weight.detach().numpy().astype(np.float32)
+    mean = staticmethod(mean_rows)
 
 
 # -- candidates -------------------------------------------------------------------------------
@@ -238,9 +199,14 @@ class Candidates:
         base, _, w = spec.partition("+tfidf@")
         weight = float(w) if w else 0.0
         name, _, arg = base.partition("[")
-        opts = {k: float(v) for k, v in (p.split("=") for p in arg.rstrip("]").split(",") if p)}
+        opts = ({} if name == "featurizer" else
+                {k: float(v) for k, v in (p.split("=") for p in arg.rstrip("]").split(",") if p)})
 
         def own(s: Split) -> tuple[np.ndarray, np.ndarray, float]:
+            if name == "featurizer":  # a registered fitted featurizer, end to end
+                f = make_featurizer(arg.rstrip("]"))
+                f.fit(self.texts(s.train_rows))
+                return f.encode(self.texts(s.train_rows)), f.encode(self.texts(s.test_rows)), 0.0
             if name == "static":
                 return self.static_x[s.train_rows], self.static_x[s.test_rows], 0.0
             if name == "tfidf":
@@ -267,7 +233,9 @@ class Candidates:
         depend on the fitted values): tokenize, look up, mean, normalise (+ TF-IDF)."""
         base, _, w = spec.partition("+tfidf@")
         weight = float(w) if w else 0.0
-        name = base.partition("[")[0]
+        name, _, arg = base.partition("[")
+        if name == "featurizer":
+            return make_featurizer(arg.rstrip("]")).fit(self.prompts).encode
         tf = TfidfFeaturizer().fit(self.prompts) if (weight or name == "tfidf") else None
         if name == "tfidf":
             return tf.encode
