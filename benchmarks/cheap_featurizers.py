@@ -249,6 +249,31 @@ class Candidates:
         return encode
 
 
+def decision_cost(outcomes, specs: list[str], n: int = 200) -> dict[str, Any]:
+    """CPU time of one routing decision in-process (featurize + kNN estimate + trade-off
+    policy, the router trained on all prompts), as ``featurizer_speed_quality.py`` times it: a
+    wider vector makes the kNN search dearer, which an encode time alone does not show."""
+    from polyroute.pipeline import Pipeline
+    from polyroute.policies import TradeoffPolicy
+    from polyroute.policies.base import decisions
+
+    policy = TradeoffPolicy(0.5)
+    out = {}
+    for spec in specs:
+        print(f"[decision] {spec}", flush=True)
+        pipe = Pipeline(ROUTER, featurizer=spec, cache=False)
+        inner = pipe.featurizer
+        if getattr(inner, "needs_fit", False):
+            pipe.fit(outcomes)
+        else:
+            pipe.fit(outcomes, features=with_cache(inner, None).encode(list(outcomes.prompts)))
+        out[spec] = best_round_percentiles(
+            lambda p=pipe: decisions(p.estimate([SHORT_PROMPT]), policy), n, rounds=3, warm=5,
+            clock=time.thread_time)
+        out[spec]["dim"] = int(pipe.featurizer.encode([SHORT_PROMPT]).shape[1])
+    return out
+
+
 def encode_cost(encode: Callable[[list[str]], np.ndarray], n: int = 300) -> dict[str, Any]:
     return best_round_percentiles(lambda: encode([SHORT_PROMPT]), n, rounds=3, warm=5,
                                   clock=time.thread_time)
@@ -286,6 +311,16 @@ def markdown(res: dict[str, Any]) -> str:
             f"{cv['wins']}/5 | {fmt(r['lto_pooled_aiq'])} | {lto['difference']:+.4f} | "
             f"{fmt(lto['std'])} | {'**yes**' if r['vs_minilm']['within_spread'] else 'no'} | "
             f"{enc['p50_ms']:.3f} ms | {r['features_cpu_seconds_per_split']['mean']:.1f} |")
+    if res.get("decision"):
+        dm = res["decision_machine"]
+        lines += ["", "## A routing decision in-process, CPU time", "",
+                  f"Featurize + kNN estimate + trade-off policy for the short prompt, the router "
+                  f"trained on all {res['data'].split('(')[1].split(' ')[0]} prompts; p50 / p99 "
+                  f"of the best of 3 rounds. Measured {dm['date']}, load "
+                  f"{dm['load_average_1min_at_start']:.1f} at the start.", "",
+                  "| featurizer | width | decision p50 / p99 |", "|---|---:|---:|"]
+        for name, d in res["decision"].items():
+            lines.append(f"| `{name}` | {d['dim']} | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} ms |")
     other = res.get("cv_other_seeds")
     if other:
         seeds = sorted({k for row in other.values() for k in row}, key=int)
@@ -334,6 +369,8 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=200)
     parser.add_argument("--cv-seeds", default="",
                         help="instead: CV only, on the folds of these seeds (robustness)")
+    parser.add_argument("--decision", default="",
+                        help="instead: time a routing decision with these registered featurizers")
     parser.add_argument("--markdown-only", action="store_true")
     parser.add_argument("--conclusion")
     args = parser.parse_args()
@@ -350,6 +387,12 @@ def main() -> None:
         raise SystemExit(f"saved results used {res['resamples']} resamples")
     res.update({"data": repr(outcomes), "router": ROUTER, "resamples": args.resamples})
     res.setdefault("candidates", {})
+    if args.decision:
+        res.setdefault("decision", {}).update(decision_cost(outcomes, args.decision.split(",")))
+        res["decision_machine"] = machine()
+        write_json(f"{NAME}.json", res)
+        (RESULTS / f"{NAME}.md").write_text(markdown(res))
+        return
     cands = Candidates(outcomes)
     specs = [c for c in re.split(r",(?![^\[]*\])", args.candidates) if c]  # not in [...]
     if args.cv_seeds:
