@@ -128,8 +128,9 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
                              "layers pooled: better in-distribution), minilm-onnx-int8 (the same "
                              "model on ONNX Runtime, int8; minilm-onnx-int8:tail64 etc. keep a "
                              "token window), minilm-onnx (fp32), minilm-static (distilled static "
-                             "embeddings), tfidf (no model), or a sentence-transformers model "
-                             "name or local path")
+                             "embeddings), minilm-static-tuned+tfidf (those tuned towards MiniLM "
+                             "on the training prompts, beside TF-IDF), tfidf (no model), or a "
+                             "sentence-transformers model name or local path")
     parser.add_argument("--cache", type=Path, metavar="PATH",
                         help="embedding cache file (default: $POLYROUTE_CACHE_DIR or "
                              "~/.cache/polyroute/embeddings.sqlite)")

@@ -17,6 +17,7 @@ from polyroute.features.static import StaticMiniLMFeaturizer
 from polyroute.features.text import chat_to_text, focus_text
 from polyroute.features.tfidf import TfidfFeaturizer
 from polyroute.features.tokens import TokenWindow
+from polyroute.features.tuned import TunedStaticTfidfFeaturizer
 
 #: The featurizer used wherever none is named (training, evaluation, the CLI, the gateway's
 #: ``router.train``): the one place to change it.
@@ -29,6 +30,8 @@ MINILM_LAYERS = (1, 2, 3, 4, 5, 6)
 #: The same MiniLM on ONNX Runtime: name → quantised to int8 or not. Either takes a token
 #: window after a colon (``minilm-onnx-int8:tail64``, see :class:`TokenWindow`).
 ONNX_FEATURIZERS = {"minilm-onnx": False, "minilm-onnx-int8": True}
+#: Static embeddings tuned towards MiniLM on the training prompts, beside TF-IDF (fitted).
+TUNED_STATIC = "minilm-static-tuned+tfidf"
 
 
 def make_featurizer(spec: str = DEFAULT_FEATURIZER) -> Featurizer:
@@ -36,9 +39,13 @@ def make_featurizer(spec: str = DEFAULT_FEATURIZER) -> Featurizer:
     (MiniLM's six layers pooled; see :class:`SentenceTransformerFeaturizer`), ``minilm-onnx`` /
     ``minilm-onnx-int8`` (the same model on ONNX Runtime, optionally with a token window:
     ``minilm-onnx-int8:tail64``), ``minilm-static`` (static embeddings distilled from it),
-    ``tfidf``, or a sentence-transformers model name or local path."""
+    ``minilm-static-tuned+tfidf`` (those tuned towards MiniLM on the training prompts, beside
+    TF-IDF; fitted, see :class:`TunedStaticTfidfFeaturizer`), ``tfidf``, or a
+    sentence-transformers model name or local path."""
     if spec == "tfidf":
         return TfidfFeaturizer()
+    if spec == TUNED_STATIC:
+        return TunedStaticTfidfFeaturizer()
     if spec == "minilm-layers":
         return SentenceTransformerFeaturizer(DEFAULT_MODEL, layers=MINILM_LAYERS)
     if spec == "minilm-static":
@@ -54,6 +61,8 @@ def load_saved_featurizer(spec: str, directory: Path) -> Featurizer:
     """The featurizer a saved router was trained with (fitted state read from ``directory``)."""
     if spec == "tfidf":
         return TfidfFeaturizer.load(directory)
+    if spec == TUNED_STATIC:
+        return TunedStaticTfidfFeaturizer.load(directory)
     return make_featurizer(spec)
 
 
@@ -67,6 +76,7 @@ __all__ = [
     "StaticMiniLMFeaturizer",
     "TfidfFeaturizer",
     "TokenWindow",
+    "TunedStaticTfidfFeaturizer",
     "chat_to_text",
     "default_cache_path",
     "encode_in_batches",
