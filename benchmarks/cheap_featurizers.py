@@ -93,6 +93,8 @@ def make_splits(outcomes, seed: int = 0) -> tuple[list[Split], list[Split]]:
 
 
 # -- evaluation -------------------------------------------------------------------------------
+#: minilm's LTO estimates per held-out task, once the baseline has run (see ``score``).
+BASE_LTO_PARTS: list = []
 #: A candidate's features of one split: (train, test, CPU seconds spent earlier on a cached
 #: part of them, e.g. the split's TF-IDF fit reused by several candidates).
 Features = Callable[[Split], tuple[np.ndarray, np.ndarray, float]]
@@ -116,21 +118,31 @@ def run(outcomes, cv: list[Split], lto: list[Split], features: Features, label: 
         return cv_folds, None, None, seconds
     pooled = _stack([e for e, _ in parts])
     held = outcomes.subset(np.concatenate([s.test_rows for _, s in parts]))
+    #: Per held-out task (its estimates and outcomes), for the per-task mean of LTO.
+    run.lto_parts = [(e, s.test) for e, s in parts]  # type: ignore[attr-defined]
     return cv_folds, pooled, held, seconds
 
 
 def score(outcomes, cv, lto, base, features: Features, label: str,
           resamples: int) -> dict[str, Any]:
     folds, pooled, held, seconds = run(outcomes, cv, lto, features, label)
+    parts = run.lto_parts  # type: ignore[attr-defined]
     base_folds, base_pooled, _ = base
     cvd = cv_paired(folds, base_folds, resamples)
     ltod = paired_bootstrap(pooled, base_pooled, held.quality, held.cost, n_resamples=resamples)
+    # Per-task LTO: each held-out task scored on its own (its own budget range), the mean over
+    # tasks; spread as for CV, each task's prompts resampled (the same rows for both).
+    per_task = cv_paired(parts, BASE_LTO_PARTS, resamples) if BASE_LTO_PARTS else None
     return {
         "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in folds])),
         "lto_pooled_aiq": aiq_of(pooled, held.quality, held.cost),
-        "vs_minilm": {"cv5": cvd, "lto_pooled": ltod,
+        "lto_per_task_mean_aiq": float(np.mean([aiq_of(e, t.quality, t.cost)
+                                                for e, t in parts])),
+        "vs_minilm": {"cv5": cvd, "lto_pooled": ltod, "lto_per_task": per_task,
                       "within_spread": bool(abs(cvd["difference"]) <= cvd["std"]
-                                            and abs(ltod["difference"]) <= ltod["std"])},
+                                            and abs(ltod["difference"]) <= ltod["std"]),
+                      "within_spread_per_task": None if per_task is None else
+                      bool(abs(per_task["difference"]) <= per_task["std"])},
         "features_cpu_seconds_per_split": {"mean": float(np.mean(seconds)),
                                            "max": float(np.max(seconds))},
     }
@@ -311,6 +323,22 @@ def markdown(res: dict[str, Any]) -> str:
             f"{cv['wins']}/5 | {fmt(r['lto_pooled_aiq'])} | {lto['difference']:+.4f} | "
             f"{fmt(lto['std'])} | {'**yes**' if r['vs_minilm']['within_spread'] else 'no'} | "
             f"{enc['p50_ms']:.3f} ms | {r['features_cpu_seconds_per_split']['mean']:.1f} |")
+    with_task = {n: r for n, r in res["candidates"].items()
+                 if r["vs_minilm"].get("lto_per_task")}
+    if with_task:
+        lines += ["", "## Leave-task-out, per task", "",
+                  "Each held-out task scored on its own prompts (its own budget range), the mean "
+                  "over the 14 tasks; spread = std of that mean when every task's prompts are "
+                  "resampled (the same rows for both). minilm: "
+                  f"{fmt(res['baseline'].get('lto_per_task_mean_aiq', float('nan')))}.", "",
+                  "| candidate | per-task mean AIQ | Δ | ± std | tasks won | within spread |",
+                  "|---|---:|---:|---:|---:|:---:|"]
+        for name, r in with_task.items():
+            t = r["vs_minilm"]["lto_per_task"]
+            lines.append(f"| `{name}` | {fmt(r['lto_per_task_mean_aiq'])} | "
+                         f"{t['difference']:+.4f} | {fmt(t['std'])} | "
+                         f"{t['wins']}/{len(t['per_fold'])} | "
+                         f"{'**yes**' if r['vs_minilm']['within_spread_per_task'] else 'no'} |")
     if res.get("decision"):
         dm = res["decision_machine"]
         lines += ["", "## A routing decision in-process, CPU time", "",
@@ -404,9 +432,12 @@ def main() -> None:
     print("[minilm] baseline", flush=True)
     base_folds, base_pooled, held, _ = run(outcomes, cv, lto, lambda s: (
         cands.teacher[s.train_rows], cands.teacher[s.test_rows], 0.0), "minilm")
+    BASE_LTO_PARTS[:] = run.lto_parts  # type: ignore[attr-defined]
     res["baseline"] = {
         "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in base_folds])),
-        "lto_pooled_aiq": aiq_of(base_pooled, held.quality, held.cost)}
+        "lto_pooled_aiq": aiq_of(base_pooled, held.quality, held.cost),
+        "lto_per_task_mean_aiq": float(np.mean([aiq_of(e, t.quality, t.cost)
+                                                for e, t in BASE_LTO_PARTS]))}
     for spec in specs:
         print(f"[{spec}]", flush=True)
         t0 = time.time()

@@ -10,8 +10,10 @@ every target:
 * ``pinned``          — polyroute naming a backend (no routing: the proxy's own cost);
 * ``pinned-httpx``    — the same with httpx as the client of its upstream calls (the one before
   aiohttp became the default, ``server.upstream_client``);
-* ``routed-minilm``   — polyroute ``polyroute-auto`` with today's default featurizer (MiniLM + kNN);
-* ``routed-<name>``   — the same with each featurizer of ``--featurizers`` (e.g. tfidf).
+* ``routed-minilm``   — polyroute ``polyroute-auto`` with the MiniLM encoder + kNN (the exact path,
+  the default featurizer until ``minilm-static-tuned+tfidf``);
+* ``routed-<name>``   — the same with each featurizer of ``--featurizers`` (e.g. the default
+  ``minilm-static-tuned+tfidf``, tfidf).
 
 Each proxy runs alone on CPU 0 (``taskset``); the stand-in and this load generator share CPU 1.
 For each of plain / streaming × concurrency 1 / 32, the targets are measured in turn and the whole
