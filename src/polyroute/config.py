@@ -394,8 +394,7 @@ class RouterConfig(_Section):
 
     path: Path | None = None
     train: TrainConfig | None = None
-    #: Featurizer for ``train`` (default ``minilm-static-tuned+tfidf``); with ``path`` it must
-    #: match the saved one.
+    #: Featurizer for ``train`` (default minilm); with ``path`` it must match the saved one.
     featurizer: str | None = None
     #: Embedding cache: false (default: none, prompts are not written to disk), true (the default
     #: cache file) or a path.

@@ -20,12 +20,11 @@ from polyroute.features.tokens import TokenWindow
 from polyroute.features.tuned import TunedStaticTfidfFeaturizer
 
 #: The featurizer used wherever none is named (training, evaluation, the CLI, the gateway's
-#: ``router.train``): the one place to change it. MiniLM's static table tuned on the training
-#: prompts, beside TF-IDF: kNN routes within MiniLM's bootstrap spread in 5-fold CV, pooled and
-#: per-task leave-task-out (``benchmarks/results/cheap_featurizers.md``) while a decision costs
-#: about 1 ms instead of 15-25 ms, so a routed request costs little more than a pinned one.
-#: ``minilm`` (the torch encoder) stays the exact path.
-DEFAULT_FEATURIZER = "minilm-static-tuned+tfidf"
+#: ``router.train``): the one place to change it. MiniLM on torch, the exact path. The fast
+#: ``minilm-static-tuned+tfidf`` (a decision in ~1.5 ms instead of 15-25) routes as well in
+#: 5-fold CV and pooled leave-task-out but loses ~0.012 AIQ per held-out task
+#: (``benchmarks/results/cheap_featurizers.md``); the protocols disagree, so the default stays.
+DEFAULT_FEATURIZER = "minilm"
 #: Names accepted wherever a featurizer is chosen; anything else is a sentence-transformers model.
 FEATURIZER_ALIASES = {"minilm": DEFAULT_MODEL, "default": DEFAULT_MODEL}
 #: Layers pooled by ``minilm-layers``: all six of MiniLM's transformer layers (not the word
@@ -40,7 +39,7 @@ TUNED_STATIC = "minilm-static-tuned+tfidf"
 
 def make_featurizer(spec: str = DEFAULT_FEATURIZER) -> Featurizer:
     """Build a featurizer by name (default :data:`DEFAULT_FEATURIZER`): ``minilm`` (the exact
-    torch path), ``minilm-layers``
+    torch path, the default), ``minilm-layers``
     (MiniLM's six layers pooled; see :class:`SentenceTransformerFeaturizer`), ``minilm-onnx`` /
     ``minilm-onnx-int8`` (the same model on ONNX Runtime, optionally with a token window:
     ``minilm-onnx-int8:tail64``), ``minilm-static`` (static embeddings distilled from it),
