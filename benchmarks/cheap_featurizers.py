@@ -175,6 +175,7 @@ class Candidates:
         self.static = Static(self.prompts)
         self.static_x = unit(Static.mean(self.static.table, self.static.ids))
         self._tfidf: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._fixed: dict[str, np.ndarray] = {}
 
     def texts(self, rows: np.ndarray) -> list[str]:
         return [self.prompts[i] for i in rows]
@@ -207,6 +208,12 @@ class Candidates:
         return (unit(Static.mean(table, [ids[i] for i in s.train_rows])),
                 unit(Static.mean(table, [ids[i] for i in s.test_rows])))
 
+    def fixed(self, spec: str) -> np.ndarray:
+        """Every prompt's embedding by a featurizer that is not fitted (through the cache)."""
+        if spec not in self._fixed:
+            self._fixed[spec] = with_cache(make_featurizer(spec), None).encode(self.prompts)
+        return self._fixed[spec]
+
     def features(self, spec: str) -> Features:
         base, _, w = spec.partition("+tfidf@")
         weight = float(w) if w else 0.0
@@ -215,8 +222,11 @@ class Candidates:
                 {k: float(v) for k, v in (p.split("=") for p in arg.rstrip("]").split(",") if p)})
 
         def own(s: Split) -> tuple[np.ndarray, np.ndarray, float]:
-            if name == "featurizer":  # a registered fitted featurizer, end to end
+            if name == "featurizer":  # a registered featurizer, end to end
                 f = make_featurizer(arg.rstrip("]"))
+                if not getattr(f, "needs_fit", False):  # one embedding of every prompt, cached
+                    x = self.fixed(arg.rstrip("]"))
+                    return x[s.train_rows], x[s.test_rows], 0.0
                 f.fit(self.texts(s.train_rows))
                 return f.encode(self.texts(s.train_rows)), f.encode(self.texts(s.test_rows)), 0.0
             if name == "static":
@@ -247,7 +257,8 @@ class Candidates:
         weight = float(w) if w else 0.0
         name, _, arg = base.partition("[")
         if name == "featurizer":
-            return make_featurizer(arg.rstrip("]")).fit(self.prompts).encode
+            f = make_featurizer(arg.rstrip("]"))
+            return (f.fit(self.prompts) if getattr(f, "needs_fit", False) else f).encode
         tf = TfidfFeaturizer().fit(self.prompts) if (weight or name == "tfidf") else None
         if name == "tfidf":
             return tf.encode
