@@ -316,12 +316,13 @@ def main() -> int:
             if f == "minilm":
                 targets.append(Target("pinned", url, models[0], proc))
                 # The same gateway with httpx for its upstream calls (the client before aiohttp).
-                port = free_port()
-                proc = start_gateway(routers[f], backend_url, models, port, tmp, env, "httpx")
-                procs.append(proc)
-                wait_http(f"http://127.0.0.1:{port}/healthz", proc, "the gateway (httpx)")
-                targets.append(Target("pinned-httpx", f"http://127.0.0.1:{port}", models[0],
-                                      proc))
+                h_port = free_port()
+                h_proc = start_gateway(routers[f], backend_url, models, h_port, tmp, env,
+                                       "httpx")
+                procs.append(h_proc)
+                wait_http(f"http://127.0.0.1:{h_port}/healthz", h_proc, "the gateway (httpx)")
+                targets.append(Target("pinned-httpx", f"http://127.0.0.1:{h_port}", models[0],
+                                      h_proc))
             targets.append(Target(f"routed-{f}", url, "polyroute-auto", proc))
         if args.targets:
             targets = [t for t in targets if t.name in args.targets.split(",")]
