@@ -171,3 +171,24 @@ def test_load_from_an_empty_directory_is_a_router_error(tmp_path: Path) -> None:
 def test_make_featurizer_knows_it() -> None:
     f = make_featurizer(SPEC)
     assert isinstance(f, TunedStaticTfidfFeaturizer) and f.tfidf_weight == 2.0
+
+
+def test_a_narrower_width_projects_both_parts_and_keeps_dot_products_roughly(
+        tmp_path: Path, static, two_cluster) -> None:
+    """``width`` below the parts' width: the training features' top singular directions, saved
+    with the router; neighbours by cosine mostly survive the projection."""
+    texts = list(two_cluster.outcomes.prompts)
+    wide = make(static, width=None).fit(texts)
+    narrow = make(static, width=10).fit(texts)
+    x, y = wide.encode(texts), narrow.encode(texts)
+    assert y.shape == (len(texts), 10) == (len(texts), narrow.dim) and y.dtype == np.float32
+    assert narrow.id != wide.id
+    # Projected onto its top directions, a training vector keeps most of its length.
+    assert np.mean(np.linalg.norm(y, axis=1) / np.linalg.norm(x, axis=1)) > 0.8
+    near = lambda z: np.argsort(-(unit_rows(z) @ unit_rows(z).T), axis=1)[:, 1]  # noqa: E731
+    assert np.mean(near(x) == near(y)) > 0.5
+    (tmp_path / "r").mkdir()
+    narrow.save(tmp_path / "r")
+    back = TunedStaticTfidfFeaturizer.load(tmp_path / "r")
+    assert back.id == narrow.id and back.dim == 10
+    np.testing.assert_allclose(back.encode(texts[:5]), narrow.encode(texts[:5]), atol=1e-6)

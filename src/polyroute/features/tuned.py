@@ -114,7 +114,8 @@ class TunedStaticTfidfFeaturizer:
     pads_batches = False
 
     def __init__(self, *, tfidf_weight: float = 2.0, epochs: int = 5, lr: float = 3e-3,
-                 alpha: float = 1.0, tfidf_dim: int = 256, seed: int = 0,
+                 alpha: float = 1.0, tfidf_dim: int = 256, width: int | None = 256,
+                 seed: int = 0,
                  max_chars: int = DEFAULT_MAX_CHARS,
                  static: StaticMiniLMFeaturizer | None = None,
                  teacher: Featurizer | None = None) -> None:
@@ -123,12 +124,20 @@ class TunedStaticTfidfFeaturizer:
         self.lr = lr
         self.alpha = alpha
         self.tfidf_dim = tfidf_dim
+        #: Width of the features: the two parts' principal directions on the training prompts
+        #: (None: both parts side by side, 384 + ``tfidf_dim``). Why: a kNN decision reads every
+        #: training vector, so its cost grows with the width — at 640 floats a single query
+        #: streams 14 MB for 5,489 prompts.
+        self.width = width
         self.seed = seed
         self.max_chars = max_chars
         self.static = static
         self.teacher = teacher
         self.table_: np.ndarray | None = None
         self.tfidf_: TfidfFeaturizer | None = None
+        #: (384 + tfidf_dim) × dim projection onto the training features' top right singular
+        #: vectors, or None (see ``width``).
+        self.projection_: np.ndarray | None = None
         self._tokenizer = None
         self._tokenizer_json: str | None = None
         self._unk: int | None = None
@@ -144,6 +153,8 @@ class TunedStaticTfidfFeaturizer:
         if self._id is None:
             digest = hashlib.sha256(self.table_.tobytes())
             digest.update((self._tokenizer_json or "").encode())
+            if self.projection_ is not None:
+                digest.update(self.projection_.tobytes())
             self._id = (f"static-tuned+tfidf@{self.tfidf_weight:g}:"
                         f"{digest.hexdigest()[:12]}:{self.tfidf_.id}:focus{self.max_chars}")
         return self._id
@@ -152,6 +163,8 @@ class TunedStaticTfidfFeaturizer:
     def dim(self) -> int:
         if self.table_ is None or self.tfidf_ is None or self.tfidf_.components_ is None:
             raise NotFittedError("TunedStaticTfidfFeaturizer must be fitted first")
+        if self.projection_ is not None:
+            return int(self.projection_.shape[1])
         return int(self.table_.shape[1] + self.tfidf_.components_.shape[0])
 
     # -- fitting -----------------------------------------------------------------------------
@@ -179,6 +192,13 @@ class TunedStaticTfidfFeaturizer:
         # loaded featurizer are the same (and share an id).
         self.table_ = table.astype(np.float16)
         self.tfidf_ = tfidf
+        self.projection_ = None
+        raw = self._side_by_side(texts)
+        if self.width is not None and self.width < raw.shape[1]:
+            # Uncentred (like TruncatedSVD): the projection keeps dot products, which the
+            # kNN router's cosine reads, as far as ``width`` directions can.
+            _, _, vt = np.linalg.svd(raw.astype(np.float64), full_matrices=False)
+            self.projection_ = np.ascontiguousarray(vt[:self.width].T, dtype=np.float32)
         self._id = None
         return self
 
@@ -210,6 +230,12 @@ class TunedStaticTfidfFeaturizer:
                                  "prompts first")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        raw = self._side_by_side(texts)
+        return raw if self.projection_ is None else raw @ self.projection_
+
+    def _side_by_side(self, texts: Sequence[str]) -> np.ndarray:
+        """The unit mean row beside ``tfidf_weight`` × the unit TF-IDF row."""
+        assert self.table_ is not None and self.tfidf_ is not None
         static = unit_rows(mean_rows(self.table_, self._ids(texts)))
         lexical = self.tfidf_.encode(texts)
         return np.hstack([static, self.tfidf_weight * lexical]).astype(np.float32)
@@ -222,10 +248,14 @@ class TunedStaticTfidfFeaturizer:
             raise NotFittedError("cannot save an unfitted TunedStaticTfidfFeaturizer")
         meta = {"kind": "static-tuned+tfidf", "tfidf_weight": self.tfidf_weight,
                 "epochs": self.epochs, "lr": self.lr, "alpha": self.alpha,
-                "tfidf_dim": self.tfidf_dim, "seed": self.seed, "max_chars": self.max_chars}
+                "tfidf_dim": self.tfidf_dim, "width": self.width, "seed": self.seed,
+                "max_chars": self.max_chars}
         (directory / _STATE_JSON).write_text(json.dumps(meta))
         (directory / _TOKENIZER).write_text(self._tokenizer_json)
-        np.savez(directory / _STATE_NPZ, table=self.table_)
+        arrays = {"table": self.table_}
+        if self.projection_ is not None:
+            arrays["projection"] = self.projection_
+        np.savez(directory / _STATE_NPZ, **arrays)
         self.tfidf_.save(directory)
 
     @classmethod
@@ -235,13 +265,16 @@ class TunedStaticTfidfFeaturizer:
             tokenizer_json = (directory / _TOKENIZER).read_text()
             with np.load(directory / _STATE_NPZ, allow_pickle=False) as arrays:
                 table = arrays["table"]
+                projection = arrays["projection"] if "projection" in arrays.files else None
             self = cls(tfidf_weight=meta["tfidf_weight"], epochs=meta["epochs"], lr=meta["lr"],
-                       alpha=meta["alpha"], tfidf_dim=meta["tfidf_dim"], seed=meta["seed"],
+                       alpha=meta["alpha"], tfidf_dim=meta["tfidf_dim"],
+                       width=meta.get("width"), seed=meta["seed"],
                        max_chars=meta["max_chars"])
             self._set_tokenizer(tokenizer_json)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise RouterError(f"{directory}: cannot read the saved tuned static featurizer "
                               f"({exc})") from None
         self.table_ = table
+        self.projection_ = projection
         self.tfidf_ = TfidfFeaturizer.load(directory)
         return self
