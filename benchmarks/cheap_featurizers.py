@@ -93,16 +93,14 @@ def make_splits(outcomes, seed: int = 0) -> tuple[list[Split], list[Split]]:
 
 
 # -- evaluation -------------------------------------------------------------------------------
-#: minilm's LTO estimates per held-out task, once the baseline has run (see ``score``).
-BASE_LTO_PARTS: list = []
 #: A candidate's features of one split: (train, test, CPU seconds spent earlier on a cached
 #: part of them, e.g. the split's TF-IDF fit reused by several candidates).
 Features = Callable[[Split], tuple[np.ndarray, np.ndarray, float]]
 
 
 def run(outcomes, cv: list[Split], lto: list[Split], features: Features, label: str):
-    """kNN estimates per CV fold and pooled over LTO splits, and the seconds each split's
-    features took (a fit, for a fitted candidate)."""
+    """kNN estimates per CV fold, pooled over LTO splits and per held-out task (estimates and
+    outcomes), and the seconds each split's features took (a fit, for a fitted candidate)."""
     folds, parts, seconds = [], [], []
     for protocol, splits in (("cv", cv), ("lto", lto)):
         for s in splits:
@@ -115,24 +113,21 @@ def run(outcomes, cv: list[Split], lto: list[Split], features: Features, label: 
             print(f"  [{label}] {protocol} {s.label}: {seconds[-1]:.1f} s", flush=True)
     cv_folds = [(e, s.test) for e, s in folds]
     if not parts:
-        return cv_folds, None, None, seconds
+        return cv_folds, None, None, [], seconds
     pooled = _stack([e for e, _ in parts])
     held = outcomes.subset(np.concatenate([s.test_rows for _, s in parts]))
-    #: Per held-out task (its estimates and outcomes), for the per-task mean of LTO.
-    run.lto_parts = [(e, s.test) for e, s in parts]  # type: ignore[attr-defined]
-    return cv_folds, pooled, held, seconds
+    return cv_folds, pooled, held, [(e, s.test) for e, s in parts], seconds
 
 
 def score(outcomes, cv, lto, base, features: Features, label: str,
           resamples: int) -> dict[str, Any]:
-    folds, pooled, held, seconds = run(outcomes, cv, lto, features, label)
-    parts = run.lto_parts  # type: ignore[attr-defined]
-    base_folds, base_pooled, _ = base
+    folds, pooled, held, parts, seconds = run(outcomes, cv, lto, features, label)
+    base_folds, base_pooled, _, base_parts = base
     cvd = cv_paired(folds, base_folds, resamples)
     ltod = paired_bootstrap(pooled, base_pooled, held.quality, held.cost, n_resamples=resamples)
     # Per-task LTO: each held-out task scored on its own (its own budget range), the mean over
     # tasks; spread as for CV, each task's prompts resampled (the same rows for both).
-    per_task = cv_paired(parts, BASE_LTO_PARTS, resamples) if BASE_LTO_PARTS else None
+    per_task = cv_paired(parts, base_parts, resamples)
     return {
         "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in folds])),
         "lto_pooled_aiq": aiq_of(pooled, held.quality, held.cost),
@@ -388,10 +383,10 @@ def robustness(outcomes, cands: Candidates, specs: list[str], seeds: list[int],
     table = res.setdefault("cv_other_seeds", {})
     for seed in seeds:
         cv, _ = make_splits(outcomes, seed)
-        base, _, _, _ = run(outcomes, cv, [], lambda s: (
+        base, _, _, _, _ = run(outcomes, cv, [], lambda s: (
             cands.teacher[s.train_rows], cands.teacher[s.test_rows], 0.0), "minilm")
         for spec in specs:
-            folds, _, _, _ = run(outcomes, cv, [], cands.features(spec), spec)
+            folds, _, _, _, _ = run(outcomes, cv, [], cands.features(spec), spec)
             d = cv_paired(folds, base, resamples)
             table.setdefault(spec, {})[str(seed)] = {
                 "difference": d["difference"], "std": d["std"], "wins": d["wins"],
@@ -441,18 +436,18 @@ def main() -> None:
     res["machine"] = machine()
     cv, lto = make_splits(outcomes)
     print("[minilm] baseline", flush=True)
-    base_folds, base_pooled, held, _ = run(outcomes, cv, lto, lambda s: (
+    base_folds, base_pooled, held, base_parts, _ = run(outcomes, cv, lto, lambda s: (
         cands.teacher[s.train_rows], cands.teacher[s.test_rows], 0.0), "minilm")
-    BASE_LTO_PARTS[:] = run.lto_parts  # type: ignore[attr-defined]
     res["baseline"] = {
         "cv5_aiq": float(np.mean([aiq_of(e, t.quality, t.cost) for e, t in base_folds])),
         "lto_pooled_aiq": aiq_of(base_pooled, held.quality, held.cost),
         "lto_per_task_mean_aiq": float(np.mean([aiq_of(e, t.quality, t.cost)
-                                                for e, t in BASE_LTO_PARTS]))}
+                                                for e, t in base_parts]))}
     for spec in specs:
         print(f"[{spec}]", flush=True)
         t0 = time.time()
-        row = score(outcomes, cv, lto, (base_folds, base_pooled, held), cands.features(spec),
+        row = score(outcomes, cv, lto, (base_folds, base_pooled, held, base_parts),
+                    cands.features(spec),
                     spec, args.resamples)
         row["encode_short_cpu"] = encode_cost(cands.encoder(spec))
         row["wall_seconds"] = round(time.time() - t0, 1)
