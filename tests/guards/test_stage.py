@@ -90,3 +90,26 @@ def test_stream_restorer_without_mapping_is_passthrough() -> None:
     req = guards.check_request(["a@b.io"], "a@b.io", None)
     restorer = guards.stream_restorer(req)
     assert restorer.feed("<EMA") == "<EMA" and restorer.flush() == ""
+
+
+def test_only_encoders_of_the_classifiers_kind_are_built_to_match_it(monkeypatch) -> None:
+    """Finding the classifier's encoder must not build (export) an ONNX model for a
+    classifier on sentence-transformers embeddings."""
+    import dataclasses
+
+    import polyroute.features as features
+
+    built: list[str] = []
+    real = features.make_featurizer
+
+    def spy(spec: str = "minilm"):
+        built.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(features, "make_featurizer", spy)
+    base = RequestGuards(GuardsConfig(jailbreak=JailbreakConfig()))
+    custom = dataclasses.replace(base.jailbreak.model, featurizer_id="st:my-own-model")
+    guards = RequestGuards(GuardsConfig(jailbreak=JailbreakConfig()), jailbreak_model=custom)
+    with pytest.raises(ConfigError):
+        guards.own_featurizer("tfidf:v1:abc")
+    assert built and "minilm-onnx-int8" not in built

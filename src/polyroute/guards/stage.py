@@ -34,8 +34,9 @@ from polyroute.plugins import GUARDS_GROUP, instantiate
 #: Longest placeholder a stream restorer holds back while waiting for its closing ``>``.
 _MAX_PLACEHOLDER = 40
 #: Featurizers a jailbreak classifier may have been trained on that the gateway can build
-#: itself when the router uses another (by name; matched on the built featurizer's id).
-_CLASSIFIER_FEATURIZERS = ("minilm", "minilm-onnx-int8", "minilm-layers")
+#: itself when the router uses another: name → the start of its id. Matched on the built
+#: featurizer's id, built only when the start matches (an ONNX id means exporting the model).
+_CLASSIFIER_FEATURIZERS = {"minilm": "st:", "minilm-layers": "st:", "minilm-onnx-int8": "onnx:"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ class RequestGuards:
             return None
         from polyroute.features import make_featurizer
 
-        for spec in _CLASSIFIER_FEATURIZERS:
+        for spec, family in _CLASSIFIER_FEATURIZERS.items():
+            if not needed.startswith(family):
+                continue
             featurizer = make_featurizer(spec)
             if featurizer.id == needed:
                 return featurizer
