@@ -107,5 +107,7 @@ class VectorIndex:
     def _build_graph(self) -> None:
         graph = new_graph(self.dim)
         keys = np.fromiter(self._vectors, dtype=np.uint64, count=len(self._vectors))
-        graph.add(keys, np.stack(list(self._vectors.values())))
+        # One thread, as the routers' graphs (polyroute.neighbours): usearch's multi-threaded
+        # batch insert built graphs that lost true neighbours and differed run to run.
+        graph.add(keys, np.stack(list(self._vectors.values())), threads=1)
         self._graph = graph
