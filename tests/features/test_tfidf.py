@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from polyroute.errors import DataError, NotFittedError, RouterError
 from polyroute.features import FittableFeaturizer, TfidfFeaturizer, make_featurizer
@@ -99,3 +101,60 @@ def test_encoding_reuses_the_projection_and_identity_once_fitted() -> None:
     old = np.asarray(sparse @ f.components_.T, dtype=np.float32)
     old /= np.maximum(np.linalg.norm(old, axis=1, keepdims=True), 1e-12)
     np.testing.assert_allclose(first, old, rtol=1e-5, atol=1e-6)
+
+
+def _standard_counts(v, docs):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counts = CountVectorizer.transform(v, docs).astype(np.float64)
+    counts.sort_indices()
+    return counts
+
+
+def _same_csr(a, b) -> bool:
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr)
+            and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data))
+
+
+@pytest.fixture(scope="module")
+def bundled_tfidf():
+    from polyroute.data import load_bundled
+    from polyroute.features.text import focus_text
+
+    docs = [focus_text(t) for t in load_bundled().prompts]
+    return TfidfFeaturizer(dim=32).fit(docs[:3000]), docs
+
+
+def test_term_counts_match_scikit_learns_on_every_bundled_prompt(bundled_tfidf) -> None:
+    from polyroute.features.tfidf import _count_terms, _plain_words
+
+    f, docs = bundled_tfidf
+    v = f._vectorizer
+    assert _plain_words(v)
+    assert _same_csr(_count_terms(v, docs), _standard_counts(v, docs))
+    assert _count_terms(v, []).shape == (0, len(v.vocabulary_))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(list("ab AB 12 _-.'\t\néÉß中😀\x00İ") +
+                                         ["the", "of the", "what is", "x" * 30]),
+                         max_size=60).map("".join), max_size=5))
+def test_term_counts_match_scikit_learns_on_fuzzed_text(bundled_tfidf, docs) -> None:
+    from polyroute.features.tfidf import _count_terms
+
+    v = bundled_tfidf[0]._vectorizer
+    assert _same_csr(_count_terms(v, docs), _standard_counts(v, docs))
+
+
+def test_a_vectorizer_configured_otherwise_is_counted_the_standard_way(bundled_tfidf) -> None:
+    from polyroute.features.tfidf import _plain_words
+
+    f, docs = bundled_tfidf
+    before = f.encode(docs[:20])
+    f._vectorizer.set_params(stop_words="english")
+    try:
+        assert not _plain_words(f._vectorizer)
+        after = f.encode(docs[:20])  # scikit-learn's own count drops the stop words
+        assert not np.allclose(before, after)
+    finally:
+        f._vectorizer.set_params(stop_words=None)

@@ -84,15 +84,16 @@ class TfidfFeaturizer:
         Why not ``TfidfVectorizer.transform``: for the one or few prompts of a routing decision,
         its input checks cost three times the counting itself (about 0.7 of 1 ms per prompt);
         and its row norm is redundant, since :meth:`encode` normalises the projected rows (the
-        result differs by float32 rounding only). A vectorizer not configured as :meth:`fit`
-        makes it (sublinear tf, idf) goes the standard way.
+        result differs by float32 rounding only). The counting itself is :func:`_count_terms`
+        for the vectorizer :meth:`fit` makes; one configured otherwise goes the standard way.
         """
         from sklearn.feature_extraction.text import CountVectorizer
 
         v = self._vectorizer
         if not (v.sublinear_tf and v.use_idf):
             return v.transform(docs)
-        counts = CountVectorizer.transform(v, docs).astype(np.float64)
+        counts = _count_terms(v, docs) if _plain_words(v) else \
+            CountVectorizer.transform(v, docs).astype(np.float64)
         np.log(counts.data, out=counts.data)
         counts.data += 1.0
         counts.data *= v.idf_[counts.indices]
@@ -139,3 +140,43 @@ class TfidfFeaturizer:
         self._vectorizer = vectorizer
         self.components_ = components
         return self
+
+
+def _plain_words(v) -> bool:
+    """Whether ``v`` counts lowercased words and word pairs of its token pattern and nothing
+    else — the configuration :func:`_count_terms` reproduces."""
+    return (v.analyzer == "word" and tuple(v.ngram_range) == (1, 2) and v.lowercase
+            and v.preprocessor is None and v.tokenizer is None and v.stop_words is None
+            and v.strip_accents is None and not v.binary and v.input == "content")
+
+
+def _count_terms(v, docs: Sequence[str]):
+    """Term counts of ``docs`` over ``v``'s vocabulary, as ``CountVectorizer.transform`` gives
+    them (float64 CSR, sorted indices) for a :func:`_plain_words` vectorizer.
+
+    Why: scikit-learn counts in a Python loop over every word and pair with per-document dicts,
+    ~0.08 ms of a 220-character prompt's 0.12 ms; here the lookups run in C (``map`` over the
+    vocabulary's ``get``) and the counting in one ``np.unique`` for the whole batch. The tests
+    compare both on every bundled prompt.
+    """
+    import re
+    from itertools import chain, repeat
+
+    import scipy.sparse as sp
+
+    pattern = getattr(v, "_polyroute_pattern", None)
+    if pattern is None or pattern.pattern != v.token_pattern:
+        pattern = re.compile(v.token_pattern)
+        v._polyroute_pattern = pattern
+    vocab, width = v.vocabulary_, len(v.vocabulary_)
+    keys = []
+    for row, doc in enumerate(docs):
+        words = pattern.findall(doc.lower())
+        terms = chain(words, map(" ".join, zip(words, words[1:], strict=False)))
+        ids = np.fromiter(map(vocab.get, terms, repeat(-1)), dtype=np.int64)
+        keys.append(ids[ids >= 0] + row * width)
+    flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    unique, counts = np.unique(flat, return_counts=True)
+    rows, cols = np.divmod(unique, width)
+    indptr = np.searchsorted(rows, np.arange(len(docs) + 1))
+    return sp.csr_matrix((counts.astype(np.float64), cols, indptr), shape=(len(docs), width))

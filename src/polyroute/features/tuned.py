@@ -35,6 +35,7 @@ from polyroute.features.base import Featurizer
 from polyroute.features.static import StaticMiniLMFeaturizer
 from polyroute.features.text import DEFAULT_MAX_CHARS, focus_text
 from polyroute.features.tfidf import TfidfFeaturizer
+from polyroute.features.wordpiece import WordPieces
 
 #: Word pieces a prompt is cut to (model2vec's default, which the distilled table was made for).
 MAX_PIECES = 512
@@ -51,12 +52,20 @@ def ridge_map(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def mean_rows(table: np.ndarray, ids: Sequence[np.ndarray]) -> np.ndarray:
-    """Each id list's mean row of ``table`` (float32; zeros for an empty list)."""
-    out = np.zeros((len(ids), table.shape[1]), dtype=np.float32)
-    for i, row in enumerate(ids):
-        if len(row):
-            out[i] = table[row].mean(axis=0, dtype=np.float32)
-    return out
+    """Each id list's mean row of ``table`` (float32; zeros for an empty list).
+
+    As one sparse (texts × pieces) matrix of 1/length weights times the table: scipy's loop reads
+    only the rows named, in C. A numpy mean per text cost 0.16 ms per prompt in call overhead and
+    float16 conversion; this costs ~0.02 ms. Pass a float32 ``table``: any other dtype is
+    converted whole on every call."""
+    import scipy.sparse as sp
+
+    counts = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
+    weights = np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32)
+    pick = sp.csr_matrix((weights, flat, indptr), shape=(len(ids), table.shape[0]))
+    return np.asarray(pick @ table, dtype=np.float32)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -138,9 +147,10 @@ class TunedStaticTfidfFeaturizer:
         #: (384 + tfidf_dim) × dim projection onto the training features' top right singular
         #: vectors, or None (see ``width``).
         self.projection_: np.ndarray | None = None
-        self._tokenizer = None
+        self._pieces: WordPieces | None = None
+        #: ``table_`` as float32 (it is float16 at rest), and the array it was made from.
+        self._table32: tuple[np.ndarray, np.ndarray] | None = None
         self._tokenizer_json: str | None = None
-        self._unk: int | None = None
         self._id: str | None = None
 
     # -- identity ----------------------------------------------------------------------------
@@ -203,25 +213,21 @@ class TunedStaticTfidfFeaturizer:
         return self
 
     def _set_tokenizer(self, tokenizer_json: str) -> None:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_str(tokenizer_json)
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(MAX_PIECES)
-        unk = getattr(tokenizer.model, "unk_token", None)
-        self._unk = tokenizer.token_to_id(unk) if unk else None
-        self._tokenizer, self._tokenizer_json = tokenizer, tokenizer_json
+        self._pieces = WordPieces(tokenizer_json, MAX_PIECES)
+        self._tokenizer_json = tokenizer_json
 
     def _ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Word-piece ids of each text's focus (no special pieces; unknown pieces dropped)."""
-        assert self._tokenizer is not None
-        encodings = self._tokenizer.encode_batch_fast(
-            [focus_text(t, self.max_chars) for t in texts], add_special_tokens=False)
-        out = []
-        for enc in encodings:
-            ids = np.asarray(enc.ids, dtype=np.int64)
-            out.append(ids[ids != self._unk] if self._unk is not None else ids)
-        return out
+        assert self._pieces is not None
+        return self._pieces.ids([focus_text(t, self.max_chars) for t in texts])
+
+    def _working_table(self) -> np.ndarray:
+        """``table_`` in float32, converted once (~45 MB): converting the rows a batch reads
+        on every call cost more than the lookup itself."""
+        assert self.table_ is not None
+        if self._table32 is None or self._table32[0] is not self.table_:
+            self._table32 = (self.table_, np.ascontiguousarray(self.table_, dtype=np.float32))
+        return self._table32[1]
 
     # -- encoding ----------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -236,7 +242,7 @@ class TunedStaticTfidfFeaturizer:
     def _side_by_side(self, texts: Sequence[str]) -> np.ndarray:
         """The unit mean row beside ``tfidf_weight`` × the unit TF-IDF row."""
         assert self.table_ is not None and self.tfidf_ is not None
-        static = unit_rows(mean_rows(self.table_, self._ids(texts)))
+        static = unit_rows(mean_rows(self._working_table(), self._ids(texts)))
         lexical = self.tfidf_.encode(texts)
         return np.hstack([static, self.tfidf_weight * lexical]).astype(np.float32)
 
