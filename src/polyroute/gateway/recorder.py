@@ -11,12 +11,12 @@ writes.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from polyroute.data.outcomes import ModelInfo, rule_cost
 from polyroute.gateway.explain import compact_headers
 from polyroute.gateway.forward import Answer
+from polyroute.gateway.ids import request_id
 from polyroute.gateway.shared.base import RateCharge
 from polyroute.gateway.spend import Reservation
 from polyroute.gateway.tracing import StageTimes
@@ -39,7 +39,7 @@ class Recorder:
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
-        self.id = uuid.uuid4().hex
+        self.id = request_id()
         self.ts = time.time()
         self.t0 = time.perf_counter()
         self.key_id: str | None = None
