@@ -66,7 +66,10 @@ def exact_top_k(matrix: np.ndarray, queries: np.ndarray, k: int, *, metric: str 
     rows = np.empty((queries.shape[0], k), dtype=np.int64)
     scores = np.empty((queries.shape[0], k), dtype=np.float64)
     for start in range(0, queries.shape[0], block):
-        sims = queries[start:start + block] @ matrix.T
+        # (rows × dim) @ (dim × queries), not queries @ matrix.T: OpenBLAS packs the transposed
+        # operand of the latter on every call, which made 2-32 queries cost 2× (measured,
+        # 5,489 × 256: 1.36 against 0.68 ms for 4 queries, 3.0 against 1.8 ms for 32).
+        sims = np.ascontiguousarray((matrix @ queries[start:start + block].T).T)
         if metric == "l2sq":
             sims = 2.0 * sims - sq_norms[None, :]
         rows[start:start + block], scores[start:start + block] = top_k_of_scores(sims, k)
