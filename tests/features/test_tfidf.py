@@ -158,3 +158,14 @@ def test_a_vectorizer_configured_otherwise_is_counted_the_standard_way(bundled_t
         assert not np.allclose(before, after)
     finally:
         f._vectorizer.set_params(stop_words=None)
+
+
+def test_a_few_prompts_encode_as_a_large_batch_encodes_them(bundled_tfidf) -> None:
+    from polyroute.features.tfidf import _EACH_UP_TO
+
+    f, docs = bundled_tfidf
+    batch = f.encode(docs[:64])  # the batched sparse product
+    few = np.concatenate([f.encode(docs[i:i + _EACH_UP_TO]) for i in range(0, 64, _EACH_UP_TO)])
+    np.testing.assert_allclose(few, batch, atol=1e-6)
+    lone = f.encode(["zzzz qqqq"])  # no known term: a zero row, not a division by zero
+    assert np.all(np.isfinite(lone)) and not lone.any()

@@ -18,6 +18,8 @@ from polyroute.features.text import DEFAULT_MAX_CHARS, focus_text
 
 _STATE_JSON = "featurizer.json"
 _STATE_NPZ = "featurizer.npz"
+#: Batches of up to this many prompts are projected one prompt at a time (see ``_project_each``).
+_EACH_UP_TO = 8
 
 
 class TfidfFeaturizer:
@@ -73,10 +75,28 @@ class TfidfFeaturizer:
             raise NotFittedError("TfidfFeaturizer must be fitted on training prompts first")
         if not texts:
             return np.zeros((0, self.components_.shape[0]), dtype=np.float32)
-        sparse = self._weighted_counts([focus_text(t, self.max_chars) for t in texts])
-        dense = np.asarray(sparse @ self._projection(), dtype=np.float32)
+        docs = [focus_text(t, self.max_chars) for t in texts]
+        v = self._vectorizer
+        if len(docs) <= _EACH_UP_TO and v.sublinear_tf and v.use_idf and _plain_words(v):
+            dense = self._project_each(docs)
+        else:
+            dense = np.asarray(self._weighted_counts(docs) @ self._projection(),
+                               dtype=np.float32)
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         return dense / np.maximum(norms, 1e-12)
+
+    def _project_each(self, docs: list[str]) -> np.ndarray:
+        """The projected TF-IDF rows of a few ``docs``, one document at a time, without a sparse
+        matrix: building one cost scipy ~0.1 ms of checks per call, more than a lone prompt's
+        counting and projection together (0.30 against 0.15 ms; from 8 documents on the
+        batched sparse product is cheaper, 0.09 against 0.11 ms each at 32)."""
+        v, projection = self._vectorizer, self._projection()
+        out = np.empty((len(docs), projection.shape[1]), dtype=np.float32)
+        for row, doc in enumerate(docs):
+            ids = _term_ids(v, doc)
+            cols, counts = np.unique(ids[ids >= 0], return_counts=True)
+            out[row] = ((1.0 + np.log(counts)) * v.idf_[cols]) @ projection[cols]
+        return out
 
     def _weighted_counts(self, docs: list[str]):
         """The TF-IDF rows of ``docs`` before their L2 norm: ``1 + log(tf)`` times the idf.
@@ -150,6 +170,22 @@ def _plain_words(v) -> bool:
             and v.strip_accents is None and not v.binary and v.input == "content")
 
 
+def _term_ids(v, doc: str) -> np.ndarray:
+    """Vocabulary ids of ``doc``'s words and word pairs in a :func:`_plain_words` vectorizer
+    ``v`` (-1 for those it does not know), one per occurrence."""
+    from itertools import chain, repeat
+
+    pattern = getattr(v, "_polyroute_pattern", None)
+    if pattern is None or pattern.pattern != v.token_pattern:
+        import re
+
+        pattern = re.compile(v.token_pattern)
+        v._polyroute_pattern = pattern
+    words = pattern.findall(doc.lower())
+    terms = chain(words, map(" ".join, zip(words, words[1:], strict=False)))
+    return np.fromiter(map(v.vocabulary_.get, terms, repeat(-1)), dtype=np.int64)
+
+
 def _count_terms(v, docs: Sequence[str]):
     """Term counts of ``docs`` over ``v``'s vocabulary, as ``CountVectorizer.transform`` gives
     them (float64 CSR, sorted indices) for a :func:`_plain_words` vectorizer.
@@ -159,21 +195,12 @@ def _count_terms(v, docs: Sequence[str]):
     vocabulary's ``get``) and the counting in one ``np.unique`` for the whole batch. The tests
     compare both on every bundled prompt.
     """
-    import re
-    from itertools import chain, repeat
-
     import scipy.sparse as sp
 
-    pattern = getattr(v, "_polyroute_pattern", None)
-    if pattern is None or pattern.pattern != v.token_pattern:
-        pattern = re.compile(v.token_pattern)
-        v._polyroute_pattern = pattern
-    vocab, width = v.vocabulary_, len(v.vocabulary_)
+    width = len(v.vocabulary_)
     keys = []
     for row, doc in enumerate(docs):
-        words = pattern.findall(doc.lower())
-        terms = chain(words, map(" ".join, zip(words, words[1:], strict=False)))
-        ids = np.fromiter(map(vocab.get, terms, repeat(-1)), dtype=np.int64)
+        ids = _term_ids(v, doc)
         keys.append(ids[ids >= 0] + row * width)
     flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
     unique, counts = np.unique(flat, return_counts=True)

@@ -52,20 +52,14 @@ def ridge_map(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def mean_rows(table: np.ndarray, ids: Sequence[np.ndarray]) -> np.ndarray:
-    """Each id list's mean row of ``table`` (float32; zeros for an empty list).
-
-    As one sparse (texts × pieces) matrix of 1/length weights times the table: scipy's loop reads
-    only the rows named, in C. A numpy mean per text cost 0.16 ms per prompt in call overhead and
-    float16 conversion; this costs ~0.02 ms. Pass a float32 ``table``: any other dtype is
-    converted whole on every call."""
-    import scipy.sparse as sp
-
-    counts = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
-    weights = np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32)
-    pick = sp.csr_matrix((weights, flat, indptr), shape=(len(ids), table.shape[0]))
-    return np.asarray(pick @ table, dtype=np.float32)
+    """Each id list's mean row of ``table`` (float32; zeros for an empty list). Pass a float32
+    ``table``: rows of another dtype are converted on every call, which cost more than the
+    lookup (float16 rows: 0.16 against 0.03 ms for a prompt's ~100 pieces)."""
+    out = np.zeros((len(ids), table.shape[1]), dtype=np.float32)
+    for i, row in enumerate(ids):
+        if len(row):
+            out[i] = table[row].mean(axis=0, dtype=np.float32)
+    return out
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
