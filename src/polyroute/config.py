@@ -408,6 +408,11 @@ class RouterConfig(_Section):
     #: two cores beyond the first (at least 1, at most 4) if unset. A router that learns online
     #: always gets one.
     workers: int | None = Field(None, ge=1, le=64)
+    #: Where decisions run: ``thread`` (worker threads, as above), ``loop`` (on the event loop,
+    #: the requests that reached their decision in one loop turn as one batch) or ``auto``:
+    #: the loop for a featurizer that runs no model (TF-IDF, static embeddings), threads for a
+    #: transformer, whose batch would hold every other request for tens of milliseconds.
+    decide_on: Literal["auto", "loop", "thread"] = "auto"
 
     @model_validator(mode="after")
     def _one_source(self) -> RouterConfig:

@@ -66,6 +66,9 @@ class StaticMiniLMFeaturizer:
     #: A batch costs the sum of its rows (a lookup and a mean, nothing padded): the gateway's
     #: decision thread embeds a batch of any lengths in one call.
     pads_batches = False
+    #: No model runs: a batch costs well under a millisecond a prompt, so the gateway may
+    #: decide on its event loop (``router.decide_on: auto``).
+    light = True
 
     def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS, directory: Path | None = None,
                  build: Callable[[Path], None] = distill_minilm) -> None:

@@ -29,6 +29,9 @@ class TfidfFeaturizer:
     #: A batch costs the sum of its rows (sparse, nothing padded): the gateway's decision
     #: thread embeds a batch of any lengths in one call.
     pads_batches = False
+    #: No model runs: a batch costs well under a millisecond a prompt, so the gateway may
+    #: decide on its event loop (``router.decide_on: auto``).
+    light = True
 
     def __init__(self, dim: int = 256, *, max_features: int = 50_000,
                  max_chars: int = DEFAULT_MAX_CHARS, random_state: int = 0) -> None:

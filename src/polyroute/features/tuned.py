@@ -115,6 +115,9 @@ class TunedStaticTfidfFeaturizer:
     needs_fit = True
     #: A batch costs the sum of its rows (lookups and sparse rows, nothing padded).
     pads_batches = False
+    #: No model runs: a batch costs well under a millisecond a prompt, so the gateway may
+    #: decide on its event loop (``router.decide_on: auto``).
+    light = True
 
     def __init__(self, *, tfidf_weight: float = 2.0, epochs: int = 5, lr: float = 3e-3,
                  alpha: float = 1.0, tfidf_dim: int = 256, width: int | None = 256,

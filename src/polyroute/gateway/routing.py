@@ -269,7 +269,8 @@ class Decider:
     """Turns (text, policy) into ranked candidates among the servable models."""
 
     def __init__(self, pipeline: Pipeline, backends: Sequence[BackendConfig],
-                 max_batch: int = 32, threads: int | None = None, workers: int = 1) -> None:
+                 max_batch: int = 32, threads: int | None = None, workers: int = 1,
+                 decide_on: str = "thread") -> None:
         self.pipeline = pipeline
         by_name = {b.name: b for b in backends}
         router_models = list(pipeline.models)
@@ -303,10 +304,15 @@ class Decider:
         self._pads = bool(getattr(pipeline.featurizer, "pads_batches", True))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        #: Whether decisions run on the event loop (see ``router.decide_on``), batched per loop
+        #: turn in ``_waiting``, instead of on worker threads.
+        self.on_loop = decide_on == "loop" or (
+            decide_on == "auto" and bool(getattr(pipeline.featurizer, "light", False)))
+        self._waiting: list[_Decide] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        if not self._threads:
+        if not self._threads and not self.on_loop:
             self._threads = [threading.Thread(target=self._run, name=f"polyroute-decider-{i}",
                                               daemon=True) for i in range(self.workers)]
             for thread in self._threads:
@@ -463,7 +469,7 @@ class Decider:
                                  (time.perf_counter() - started) * 1000, plan, analysis)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Decide(text, policy, allowed, loop, future, started, multi_call))
+        self._submit(_Decide(text, policy, allowed, loop, future, started, multi_call))
         analysis, (candidates, plan) = await future
         ms = (time.perf_counter() - started) * 1000
         return RoutingResult(candidates, policy.name, ms, plan,
@@ -475,7 +481,7 @@ class Decider:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         started = time.perf_counter()
-        self._queue.put(_Decide(text, None, None, loop, future, started))
+        self._submit(_Decide(text, None, None, loop, future, started))
         analysis, _ = await future
         return dataclasses.replace(analysis, elapsed_ms=(time.perf_counter() - started) * 1000)
 
@@ -485,9 +491,37 @@ class Decider:
             return False
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Learn(text, model, quality, loop, future))
+        job = _Learn(text, model, quality, loop, future)
+        if self.on_loop:
+            self._process([*self._take_waiting(), job])  # in order after decisions asked first
+        else:
+            self._queue.put(job)
         await future
         return True
+
+    def _submit(self, job: _Decide) -> None:
+        """Hand a decision to the worker threads, or (on the loop) to this loop turn's batch.
+
+        Why batch per turn: the requests whose handlers reached their decision while the loop
+        ran its ready callbacks are decided together in the next turn, one encoder and one
+        neighbour search for all of them; nothing waits for a timer. Why on the loop at all,
+        for a light featurizer: a worker thread on the same cores made every decision a GIL
+        hand-off and cost twice its CPU (measured with ``benchmarks/proxy_speed.py``)."""
+        if not self.on_loop:
+            self._queue.put(job)
+            return
+        self._waiting.append(job)
+        if len(self._waiting) == 1:
+            job.loop.call_soon(self._decide_waiting)
+
+    def _take_waiting(self) -> list[_Decide]:
+        batch, self._waiting = self._waiting, []
+        return batch
+
+    def _decide_waiting(self) -> None:
+        batch = self._take_waiting()
+        for start in range(0, len(batch), self.max_batch):
+            self._decide_batch(batch[start:start + self.max_batch])
 
     def _run(self) -> None:
         while True:
@@ -529,7 +563,7 @@ class Decider:
             features, est = self.embed_and_estimate([j.text for j in jobs])
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request, which raises
             for j in jobs:
-                j.loop.call_soon_threadsafe(_resolve, j.future, None, exc)
+                self._hand_back(j, None, exc)
             return
         for i, j in enumerate(jobs):
             try:
@@ -539,13 +573,21 @@ class Decider:
                 result, error = (analysis, ranked), None
             except Exception as exc:  # noqa: BLE001 - raised again in the request's task
                 result, error = None, exc
-            j.loop.call_soon_threadsafe(_resolve, j.future, result, error)
+            self._hand_back(j, result, error)
+
+    def _hand_back(self, job: _Decide | _Learn, result: object,
+                   exc: BaseException | None) -> None:
+        """Resolve ``job``'s future: directly on the loop, thread-safely from a worker."""
+        if self.on_loop:
+            _resolve(job.future, result, exc)
+        else:
+            job.loop.call_soon_threadsafe(_resolve, job.future, result, exc)
 
     def _learn(self, job: _Learn) -> None:
         try:
             row = self.pipeline.featurizer.encode([job.text])[0]
             self.pipeline.router.learn_one(row, job.model, job.quality)
         except Exception as exc:  # noqa: BLE001 - raised again in the feedback request's task
-            job.loop.call_soon_threadsafe(_resolve, job.future, None, exc)
+            self._hand_back(job, None, exc)
             return
-        job.loop.call_soon_threadsafe(_resolve, job.future, True, None)
+        self._hand_back(job, True, None)

@@ -156,7 +156,8 @@ class Gateway:
         config = self.config
         warnings = check_backends(pipeline.models, config)
         decider = Decider(pipeline, config.backends, config.router.max_batch,
-                          config.router.threads, config.router.workers or 1)
+                          config.router.threads, config.router.workers or 1,
+                          config.router.decide_on)
         if warm_up:
             decider.warm_up()
         routes: dict[str, Route] = {}
