@@ -157,14 +157,17 @@ def start_litellm(exe: Path, backend_url: str, model: str, port: int, tmp: Path,
 
 
 def start_gateway(router: Path, backend_url: str, models: list[str], port: int, tmp: Path,
-                  env: dict[str, str], upstream_client: str | None = None) -> subprocess.Popen:
+                  env: dict[str, str], upstream_client: str | None = None,
+                  decide_on: str | None = None) -> subprocess.Popen:
     """``polyroute serve`` on the proxy's CPU; ``upstream_client`` overrides the config's
-    default HTTP client of upstream calls (aiohttp)."""
+    default HTTP client of upstream calls (aiohttp), ``decide_on`` where decisions run."""
     import yaml
 
     cfg = gateway_config(router, backend_url, models, tmp / f"state-{port}.sqlite", port)
     if upstream_client is not None:
         cfg["server"]["upstream_client"] = upstream_client
+    if decide_on is not None:
+        cfg["router"]["decide_on"] = decide_on
     path = tmp / f"gateway-{port}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return subprocess.Popen(pinned(PROXY_CPU, [sys.executable, "-m", "polyroute", "serve",
@@ -324,6 +327,16 @@ def main() -> int:
                 targets.append(Target("pinned-httpx", f"http://127.0.0.1:{h_port}", models[0],
                                       h_proc))
             targets.append(Target(f"routed-{f}", url, "polyroute-auto", proc))
+            if f != "minilm":
+                # The same router deciding on a worker thread, as before decisions moved onto
+                # the event loop for featurizers that run no model (router.decide_on).
+                d_port = free_port()
+                d_proc = start_gateway(routers[f], backend_url, models, d_port, tmp, env,
+                                       decide_on="thread")
+                procs.append(d_proc)
+                wait_http(f"http://127.0.0.1:{d_port}/healthz", d_proc, f"the gateway ({f})")
+                targets.append(Target(f"routed-{f}-thread", f"http://127.0.0.1:{d_port}",
+                                      "polyroute-auto", d_proc))
         if args.targets:
             targets = [t for t in targets if t.name in args.targets.split(",")]
         scenarios = [(s, c) for s, c in SCENARIOS if not args.scenarios or
