@@ -176,15 +176,10 @@ def _plain_words(v) -> bool:
 def _term_ids(v, doc: str) -> np.ndarray:
     """Vocabulary ids of ``doc``'s words and word pairs in a :func:`_plain_words` vectorizer
     ``v`` (-1 for those it does not know), one per occurrence."""
+    import re  # its cache of compiled patterns keeps this compile a lookup
     from itertools import chain, repeat
 
-    pattern = getattr(v, "_polyroute_pattern", None)
-    if pattern is None or pattern.pattern != v.token_pattern:
-        import re
-
-        pattern = re.compile(v.token_pattern)
-        v._polyroute_pattern = pattern
-    words = pattern.findall(doc.lower())
+    words = re.compile(v.token_pattern).findall(doc.lower())
     terms = chain(words, map(" ".join, zip(words, words[1:], strict=False)))
     return np.fromiter(map(v.vocabulary_.get, terms, repeat(-1)), dtype=np.int64)
 
