@@ -6,10 +6,14 @@ means no ``database is locked`` retries, writes never block the event loop (enqu
 its final record or any feedback on it). Each job commits whole or not at all.
 
 Group commit: the jobs already waiting when the writer wakes (at most :data:`MAX_GROUP`) run in
-one transaction, each inside its own savepoint — a job that fails is rolled back alone, the
-others commit — so a busy gateway pays one commit per group instead of two per request (the
+one transaction, so a busy gateway pays one commit per group instead of two per request (the
 commits were a fifth of a proxied request's CPU). A job's waiter hears of its result only after
-the group committed.
+the group committed. If a job fails, the group's transaction is rolled back and its jobs run
+again one per transaction, so only the failing job is lost — as :mod:`polyroute.store.pg_writer`
+does, and for the same reason every job is harmless when run twice (``ON CONFLICT``, updates
+guarded by status). Not a savepoint per job: the four statements of a request's two savepoints
+were 12-30% of the writer's CPU for it (``benchmarks/results/store_writer.md``), paid on every
+job for a failure that almost never happens.
 """
 
 from __future__ import annotations
@@ -92,34 +96,30 @@ class Writer:
                 return
 
     def _commit(self, jobs: list[tuple[Job, Future | None]]) -> None:
-        """Run ``jobs`` in one transaction, one savepoint each; then tell their waiters."""
+        """Run ``jobs`` in one transaction; then tell their waiters. A job's error sends the
+        whole group to :meth:`_one_by_one`."""
         conn = self._conn
-        outcomes: list[tuple[bool, Any]] = []
+        results: list[Any] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job, _ in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = job(conn)
-                except Exception as exc:  # noqa: BLE001 - reported below, never lost
-                    if not conn.in_transaction:  # the error ended the whole transaction
-                        raise _GroupLost from exc
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((False, exc))
-                    continue
-                conn.execute("RELEASE job")
-                outcomes.append((True, result))
-            conn.execute("COMMIT")
-        except _GroupLost:
-            self._one_by_one(jobs)
+        except Exception as exc:  # noqa: BLE001 - the writer cannot begin: every job fails with it
+            for _, future in jobs:
+                self._report(future, False, exc)
             return
-        except Exception as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: every job with it
+        try:
+            for job, _ in jobs:
+                results.append(job(conn))
+            conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - a job or COMMIT failed: each job alone
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [(False, exc)] * len(jobs)
-        for (_, future), (ok, value) in zip(jobs, outcomes, strict=True):
-            self._report(future, ok, value)
+            if len(jobs) == 1:  # alone already: no need to run it again
+                self._report(jobs[0][1], False, exc)
+            else:
+                self._one_by_one(jobs)
+            return
+        for (_, future), result in zip(jobs, results, strict=True):
+            self._report(future, True, result)
 
     def _one_by_one(self, jobs: list[tuple[Job, Future | None]]) -> None:
         """A group whose transaction a job's error rolled back: each job in its own."""
@@ -129,11 +129,11 @@ class Writer:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = job(conn)
+                    conn.execute("COMMIT")  # may fail too (a deferred constraint)
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
             except Exception as exc:  # noqa: BLE001 - reported to the waiter or logged
                 self._report(future, False, exc)
                 continue
@@ -149,6 +149,3 @@ class Writer:
             self.failed_writes += 1
             logger.error("store write failed and was rolled back", exc_info=value)
 
-
-class _GroupLost(Exception):
-    """A job's error rolled back the group's whole transaction (not only its savepoint)."""
