@@ -118,7 +118,8 @@ def test_a_failing_commit_fails_only_the_jobs_that_cannot_commit(tmp_path):
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.executescript(
         "PRAGMA foreign_keys = ON; CREATE TABLE t (v TEXT);"
-        " CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);")
+        " CREATE TABLE p (id INTEGER PRIMARY KEY);"
+        " CREATE TABLE c (pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);")
     w = Writer(conn, name="test-writer")
     try:
         release = _held(w)
