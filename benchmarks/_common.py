@@ -73,6 +73,20 @@ def machine() -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def machine_at_end(m: dict[str, Any]) -> dict[str, Any]:
+    """``m`` (from :func:`machine`) with the load average at the end of the run added."""
+    return {**m, "load_average_1min_at_end": os.getloadavg()[0]}
+
+
+def machine_sentence(m: dict[str, Any]) -> str:
+    """The results file's opening words on where and when: CPUs, load at start and end, Python,
+    commit and date (``m`` from :func:`machine_at_end`)."""
+    return (f"Machine: {m['cpus']} CPUs shared with other work, load average "
+            f"{m['load_average_1min_at_start']:.2f} at start and "
+            f"{m['load_average_1min_at_end']:.2f} at the end; Python {m['python']}, commit "
+            f"{m['commit']}, {m['date']}.")
+
+
 def best_round_percentiles(fn, n: int, rounds: int = 3, warm: int = 5,
                            clock=time.perf_counter) -> dict[str, Any]:
     """p50/p99 ms of ``fn()`` in the best of ``rounds`` rounds of ``n`` calls (by p50), after

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, machine, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    machine,
+    machine_at_end,
+    machine_sentence,
+    write_json,
+)
 from gateway_latency import free_port, wait_http  # noqa: E402
 from proxy_speed import CLIENT_CPU, Target, measure, pinned, setup, start_gateway, stop  # noqa: E402
 
@@ -115,11 +122,10 @@ def main() -> int:
             stop(p)
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT)
         shutil.rmtree(tmp, ignore_errors=True)
-    head["load_average_1min_at_end"] = os.getloadavg()[0]
-    result = {"machine": head, "base": base_commit, "head_src_uncommitted": bool(dirty),
-              "featurizer": args.featurizer, "requests_per_scenario": args.requests,
-              "repetitions": args.reps, "runs": {t.name: t.runs for t in targets},
-              "rows": rows(targets, scenarios)}
+    result = {"machine": machine_at_end(head), "base": base_commit,
+              "head_src_uncommitted": bool(dirty), "featurizer": args.featurizer,
+              "requests_per_scenario": args.requests, "repetitions": args.reps,
+              "runs": {t.name: t.runs for t in targets}, "rows": rows(targets, scenarios)}
     write_json("gateway_ab.json", result)
     write_markdown(result, RESULTS / "gateway_ab.md")
     return 0
@@ -154,9 +160,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         f"# The gateway at {m['commit']} against {result['base']}, side by side",
         "",
-        f"Machine: {m['cpus']} CPUs shared with other work, load average "
-        f"{m['load_average_1min_at_start']:.2f} at start and {m['load_average_1min_at_end']:.2f}"
-        f" at the end; Python {m['python']}, {m['date']}. Head: commit {m['commit']}"
+        machine_sentence(m) + " Head: that commit"
         + (" with uncommitted changes under src" if result["head_src_uncommitted"] else "")
         + f"; base: {result['base']} (a worktree). Router: kNN on `{result['featurizer']}`, "
         f"{result['requests_per_scenario']:,} requests per scenario at concurrency 32 (half at "

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, seeded_prompts, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    machine,
+    machine_at_end,
+    machine_sentence,
+    seeded_prompts,
+    write_json,
+)
 
 from polyroute.data import load_bundled  # noqa: E402
 from polyroute.gateway.ids import request_id  # noqa: E402
@@ -101,7 +108,7 @@ def main() -> int:
                     result["runs"].append(r)
                     print(f"rep {rep} {pacing:5s} {mode:10s} "
                           f"{r['writer_cpu_ms_per_request']:.4f} ms/request", flush=True)
-    result["machine"]["load_average_1min_at_end"] = __import__("os").getloadavg()[0]
+    result["machine"] = machine_at_end(result["machine"])
     write_json("store_writer.json", result)
     write_markdown(result, RESULTS / "store_writer.md")
     return 0
@@ -112,9 +119,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         "# The store writer's CPU per routed request: a savepoint per job or not",
         "",
-        f"Machine: {m['cpus']} CPUs shared with other work, load average "
-        f"{m['load_average_1min_at_start']:.2f} at start and {m['load_average_1min_at_end']:.2f}"
-        f" at the end; Python {m['python']}, commit {m['commit']}, {m['date']}. SQLite store "
+        machine_sentence(m) + " SQLite store "
         f"(WAL, synchronous NORMAL) as the gateway opens it; {result['requests']:,} requests "
         f"per cell, each a start row and a record with {result['models']} candidates, one "
         f"attempt and its spend, prompts drawn from the bundled data; {result['repetitions']} "
