@@ -143,8 +143,9 @@ def rows(targets: list[Target], scenarios: list[tuple[bool, int]]) -> list[dict[
         for stream, conc in scenarios:
             base = runs(f"base {kind}", stream, conc)
             head = runs(f"head {kind}", stream, conc)
-            ratios = [h["throughput_rps"] / b["throughput_rps"] for b, h in zip(base, head,
-                                                                                strict=True)]
+            base_of_round = {r["rep"]: r for r in base}  # a round's ratio pairs by round
+            ratios = [h["throughput_rps"] / base_of_round[h["rep"]]["throughput_rps"]
+                      for h in head]
             out.append({
                 "target": kind, "stream": stream, "concurrency": conc,
                 **{f"{side}_{key}": statistics.median(r[key] for r in rs)
